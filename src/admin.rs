@@ -1,0 +1,121 @@
+//! The admin listener: what an operator and a supervisor ask the sidecar.
+//!
+//! Endpoints:
+//! - `GET /healthz` — 200 while the process serves.
+//! - `GET /readyz` — 200 while a valid token is held, else 503; the body is a
+//!   JSON summary (account, seconds to expiry, last login and refresh, last
+//!   error, failures in a row) with no token or password in it.
+//! - `GET /metrics` — Prometheus text format (see [`crate::metrics`]).
+//!
+//! It listens on its own address (loopback by default) so that it can be
+//! scraped without reaching the proxy.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::auth::AuthHandle;
+use crate::envelope;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct Admin {
+    auth: AuthHandle,
+    metrics: Arc<Metrics>,
+}
+
+fn rfc3339(t: Option<SystemTime>) -> Value {
+    t.map(|t| Value::String(humantime::format_rfc3339_seconds(t).to_string()))
+        .unwrap_or(Value::Null)
+}
+
+impl Admin {
+    pub fn new(auth: AuthHandle, metrics: Arc<Metrics>) -> Admin {
+        Admin { auth, metrics }
+    }
+
+    /// The readiness summary, and whether the sidecar is ready.
+    pub fn readiness(&self) -> (bool, Value) {
+        let now = Instant::now();
+        let status = self.auth.status();
+        let session = self.auth.current();
+        let valid = session.as_ref().filter(|s| s.is_valid(now));
+        let ready = valid.is_some() && !status.stopped;
+        let state = if status.stopped {
+            "stopped"
+        } else if valid.is_some() {
+            "logged_in"
+        } else if status.credentials_rejected {
+            "credentials_rejected"
+        } else if status.consecutive_failures > 0 {
+            "login_failing"
+        } else {
+            "logging_in"
+        };
+        let secs = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
+        let summary = json!({
+            "ready": ready,
+            "state": state,
+            "username": status.username,
+            "token_expires_in_seconds": valid.map(|s| secs(s.expires_in(now))),
+            "next_refresh_in_seconds": status.next_attempt.map(|t| secs(t.saturating_duration_since(now))),
+            "last_login": rfc3339(status.last_login),
+            "last_refresh": rfc3339(status.last_refresh),
+            "logins": status.logins,
+            "refreshes": status.refreshes,
+            "consecutive_failures": status.consecutive_failures,
+            "last_error": status.last_error,
+            "last_error_at": rfc3339(status.last_error_at),
+        });
+        (ready, summary)
+    }
+
+    /// Brings the gauges that depend on time up to date; called per scrape.
+    fn refresh_gauges(&self) {
+        let now = Instant::now();
+        let valid = self.auth.current().filter(|s| s.is_valid(now));
+        self.metrics
+            .token_expires_in
+            .set(valid.as_ref().map_or(0.0, |s| s.expires_in(now).as_secs_f64().floor()));
+        self.metrics.ready.set(i64::from(valid.is_some()));
+    }
+
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut resp = envelope::error(StatusCode::METHOD_NOT_ALLOWED, "ethgas-sidecar admin: use GET");
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        let mut resp = match req.uri().path() {
+            "/healthz" | "/livez" => envelope::ok(json!({ "status": "serving" })),
+            "/readyz" => {
+                let (ready, summary) = self.readiness();
+                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let message = if ready { "ready" } else { "not ready" };
+                envelope::response(status, status.as_u16(), message, summary)
+            }
+            "/metrics" => {
+                self.refresh_gauges();
+                let mut resp = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                resp
+            }
+            _ => envelope::error(
+                StatusCode::NOT_FOUND,
+                "ethgas-sidecar admin: no such endpoint; try /healthz, /readyz or /metrics",
+            ),
+        };
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}

@@ -1,0 +1,346 @@
+//! Request framing guard: refuses requests whose length is ambiguous.
+//!
+//! hyper reads a request that carries both `Content-Length` and
+//! `Transfer-Encoding` as chunked and silently drops the length, and merges
+//! repeated identical `Content-Length` lines. Both are the raw material of
+//! request smuggling, and a proxy should refuse them outright rather than pick
+//! one reading. hyper no longer shows the original lines to the service, so
+//! this module watches the raw bytes of a connection as hyper reads them,
+//! follows the HTTP/1 message framing (heads, fixed-length and chunked bodies)
+//! with `httparse`, and records the index of the first request whose head is
+//! ambiguous. The proxy answers that request with 400 and closes.
+//!
+//! The common case (a whole head in one read) parses in place, without
+//! copying. After an `Upgrade` or `CONNECT` head, or anything it cannot
+//! parse (which hyper rejects anyway), the guard stops following.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Heads longer than this are left to hyper's own limit.
+const MAX_HEAD: usize = 1024 * 1024;
+const MAX_HEADERS: usize = 256;
+
+/// What the guard found on one connection, shared with the service.
+#[derive(Debug)]
+pub struct Verdicts {
+    /// Index (0-based, in arrival order) of the first request with ambiguous
+    /// framing; `u64::MAX` while there is none.
+    first_bad: AtomicU64,
+    /// Index of the next request the service will see.
+    next: AtomicU64,
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Verdicts {
+            first_bad: AtomicU64::new(u64::MAX),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Verdicts {
+    /// Whether the next request the service sees may be served. hyper hands
+    /// requests of one connection to the service in order, one at a time.
+    pub fn next_request_ok(&self) -> bool {
+        let index = self.next.fetch_add(1, Ordering::AcqRel);
+        self.is_ok(index)
+    }
+
+    /// Whether the `index`-th request of the connection may be served.
+    pub fn is_ok(&self, index: u64) -> bool {
+        index < self.first_bad.load(Ordering::Acquire)
+    }
+
+    fn mark(&self, index: u64) {
+        self.first_bad.fetch_min(index, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Head,
+    Fixed(u64),
+    ChunkSize,
+    ChunkData(u64),
+    /// The CRLF after a chunk's data: bytes still to skip.
+    ChunkEnd(u8),
+    Trailers,
+    /// Not following any more.
+    Off,
+}
+
+/// Follows the framing of the requests on one connection.
+#[derive(Debug)]
+pub struct Tracker {
+    phase: Phase,
+    /// A head (or a chunk-size or trailer line) split across reads.
+    pending: Vec<u8>,
+    index: u64,
+    verdicts: Arc<Verdicts>,
+}
+
+impl Tracker {
+    pub fn new(verdicts: Arc<Verdicts>) -> Tracker {
+        Tracker {
+            phase: Phase::Head,
+            pending: Vec::new(),
+            index: 0,
+            verdicts,
+        }
+    }
+
+    /// Feeds bytes as they are read from the client.
+    pub fn feed(&mut self, data: &[u8]) {
+        let mut data = data;
+        while !data.is_empty() {
+            match self.phase {
+                Phase::Off => return,
+                Phase::Head => {
+                    if self.pending.is_empty() {
+                        match self.head(data) {
+                            Some(used) => data = &data[used..],
+                            None => {
+                                self.stash(data);
+                                return;
+                            }
+                        }
+                    } else {
+                        self.stash(data);
+                        let buf = std::mem::take(&mut self.pending);
+                        match self.head(&buf) {
+                            Some(used) => {
+                                // Whatever followed the head goes round again.
+                                let rest = buf[used..].to_vec();
+                                self.feed(&rest);
+                            }
+                            None => {
+                                if self.phase == Phase::Head {
+                                    self.pending = buf;
+                                }
+                            }
+                        }
+                        return;
+                    }
+                }
+                Phase::Fixed(n) => {
+                    let k = (data.len() as u64).min(n);
+                    data = &data[k as usize..];
+                    self.phase = if n == k { Phase::Head } else { Phase::Fixed(n - k) };
+                }
+                Phase::ChunkData(n) => {
+                    let k = (data.len() as u64).min(n);
+                    data = &data[k as usize..];
+                    self.phase = if n == k { Phase::ChunkEnd(2) } else { Phase::ChunkData(n - k) };
+                }
+                Phase::ChunkEnd(n) => {
+                    // CRLF; a bare LF ends it too.
+                    if data[0] == b'\n' {
+                        self.phase = Phase::ChunkSize;
+                    } else {
+                        self.phase = if n <= 1 { Phase::ChunkSize } else { Phase::ChunkEnd(n - 1) };
+                    }
+                    data = &data[1..];
+                }
+                Phase::ChunkSize | Phase::Trailers => match data.iter().position(|b| *b == b'\n') {
+                    None => {
+                        self.stash(data);
+                        return;
+                    }
+                    Some(nl) => {
+                        let mut line = std::mem::take(&mut self.pending);
+                        line.extend_from_slice(&data[..nl]);
+                        data = &data[nl + 1..];
+                        self.line(&line);
+                    }
+                },
+            }
+        }
+    }
+
+    fn stash(&mut self, data: &[u8]) {
+        if self.pending.len() + data.len() > MAX_HEAD {
+            self.phase = Phase::Off;
+            self.pending = Vec::new();
+        } else {
+            self.pending.extend_from_slice(data);
+        }
+    }
+
+    /// A chunk-size line or a trailer line (without its LF).
+    fn line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if self.phase == Phase::Trailers {
+            if line.is_empty() {
+                self.phase = Phase::Head;
+            }
+            return;
+        }
+        let digits = line.split(|b| *b == b';').next().unwrap_or(b"");
+        let text = std::str::from_utf8(digits).unwrap_or("").trim();
+        self.phase = match u64::from_str_radix(text, 16) {
+            Ok(0) => Phase::Trailers,
+            Ok(n) => Phase::ChunkData(n),
+            Err(_) => Phase::Off,
+        };
+    }
+
+    /// Parses a head at the start of `buf`; returns the bytes it used, or
+    /// `None` if it is incomplete (or unparseable, which turns the guard off).
+    fn head(&mut self, buf: &[u8]) -> Option<usize> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let used = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return None,
+            Err(_) => {
+                self.phase = Phase::Off;
+                return None;
+            }
+        };
+        let index = self.index;
+        self.index += 1;
+        let mut lengths = 0usize;
+        let mut length: Option<u64> = None;
+        let mut encodings = 0usize;
+        let mut chunked = false;
+        let mut upgrade = req.method == Some("CONNECT");
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                lengths += 1;
+                length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok());
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                encodings += 1;
+                chunked = h
+                    .value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        if lengths > 1 || (lengths > 0 && encodings > 0) {
+            self.verdicts.mark(index);
+            self.phase = Phase::Off;
+            return Some(used);
+        }
+        self.phase = if upgrade {
+            Phase::Off
+        } else if encodings > 0 {
+            if chunked { Phase::ChunkSize } else { Phase::Off }
+        } else {
+            match (lengths, length) {
+                (0, _) | (_, Some(0)) => Phase::Head,
+                (_, Some(n)) => Phase::Fixed(n),
+                (_, None) => Phase::Off,
+            }
+        };
+        Some(used)
+    }
+}
+
+/// A client connection whose reads pass through a [`Tracker`].
+pub struct Guarded<S> {
+    inner: S,
+    tracker: Tracker,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, verdicts: Arc<Verdicts>) -> Guarded<S> {
+        Guarded {
+            inner,
+            tracker: Tracker::new(verdicts),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            this.tracker.feed(&buf.filled()[before..]);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes; returns which of the first
+    /// `n` requests are refused.
+    fn verdicts(input: &[u8], step: usize, n: u64) -> Vec<bool> {
+        let v = Arc::new(Verdicts::default());
+        let mut t = Tracker::new(v.clone());
+        for piece in input.chunks(step) {
+            t.feed(piece);
+        }
+        (0..n).map(|i| !v.is_ok(i)).collect()
+    }
+
+    #[test]
+    fn pipelined_requests_with_bodies_are_followed() {
+        let input = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n\
+GET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for step in [1, 2, 3, 7, 64, input.len()] {
+            assert_eq!(verdicts(input, step, 3), vec![false, false, true], "step {step}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_heads_are_marked() {
+        let both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n";
+        assert_eq!(verdicts(both, 5, 1), vec![true]);
+        let twice = b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd";
+        assert_eq!(verdicts(twice, 100, 1), vec![true]);
+        let fine = b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
+        assert_eq!(verdicts(fine, 100, 1), vec![false]);
+    }
+
+    #[test]
+    fn a_head_inside_a_body_is_not_a_head() {
+        // The body of the first request looks like an ambiguous request; it
+        // is data, not a second request.
+        let inner = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut input = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", inner.len()).into_bytes();
+        input.extend_from_slice(inner);
+        assert_eq!(verdicts(&input, 9, 2), vec![false, false]);
+    }
+}

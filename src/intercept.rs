@@ -1,0 +1,142 @@
+//! Login interception: the sidecar answers a legacy program's own login,
+//! refresh and logout calls, so the program keeps working unchanged while the
+//! account's real session stays with the sidecar.
+//!
+//! The program gets placeholder tokens: JWT-shaped (some programs read the
+//! `exp` claim to time their own refresh), with the real session's expiry, an
+//! `alg` of `none` and a random id, so they are unique, unguessable and
+//! worthless anywhere but at this sidecar — which replaces any
+//! `Authorization` with the real token anyway. Placeholders are not
+//! credentials: who may use the account is decided by who can reach the
+//! listener. The signature segment is a per-process random value, which lets
+//! the proxy tell a placeholder from a token the program brought itself.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+/// Placeholder refresh tokens outlive any real session; the program may
+/// "refresh" with them whenever it likes.
+const REFRESH_PLACEHOLDER_LIFETIME: u64 = 30 * 86400;
+
+/// Which of the account calls a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Login,
+    Refresh,
+    Logout,
+}
+
+/// Issues and recognises placeholder tokens.
+pub struct Placeholders {
+    /// Per-process random signature segment.
+    mark: String,
+    header: String,
+}
+
+impl Default for Placeholders {
+    fn default() -> Self {
+        Placeholders::new()
+    }
+}
+
+impl Placeholders {
+    pub fn new() -> Placeholders {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        Placeholders {
+            mark: B64.encode(key),
+            header: B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        }
+    }
+
+    fn token(&self, kind: &str, username: &str, now_unix: u64, exp_unix: u64) -> String {
+        let mut jti = [0u8; 16];
+        rand::fill(&mut jti);
+        let claims = json!({
+            "iss": "ethgas-sidecar",
+            "sub": username,
+            "typ": kind,
+            "iat": now_unix,
+            "exp": exp_unix,
+            "jti": B64.encode(jti),
+        });
+        format!("{}.{}.{}", self.header, B64.encode(claims.to_string()), self.mark)
+    }
+
+    /// Whether an `Authorization` value carries one of this process's
+    /// placeholders.
+    pub fn is_placeholder(&self, authorization: &[u8]) -> bool {
+        let token = authorization
+            .strip_prefix(b"Bearer ")
+            .or_else(|| authorization.strip_prefix(b"bearer "))
+            .unwrap_or(authorization);
+        token.len() > self.mark.len() + 1
+            && token.ends_with(self.mark.as_bytes())
+            && token[token.len() - self.mark.len() - 1] == b'.'
+    }
+
+    /// The `data` of a login or refresh answer: placeholders that expire
+    /// with the real session.
+    pub fn grant(&self, username: &str, now_unix: u64, expires_in: u64) -> Value {
+        json!({
+            "accessToken": self.token("access", username, now_unix, now_unix + expires_in),
+            "refreshToken": self.token("refresh", username, now_unix, now_unix + REFRESH_PLACEHOLDER_LIFETIME),
+            "expiresIn": expires_in,
+        })
+    }
+
+    /// Rewrites a WebSocket `login` command to carry `token`. Returns `None`
+    /// if `text` is not a login command.
+    pub fn rewrite_ws_login(text: &str, token: &str) -> Option<String> {
+        let mut v: Value = serde_json::from_str(text).ok()?;
+        if v.get("cmd").and_then(Value::as_str) != Some("login") {
+            return None;
+        }
+        let obj = v.as_object_mut()?;
+        let data = obj.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        data.as_object_mut()?.insert("accessToken".into(), Value::String(token.to_string()));
+        Some(v.to_string())
+    }
+}
+
+/// The username a program's login body names, if any. Errors say what is
+/// wrong with the body.
+pub fn login_username(body: &[u8]) -> Result<Option<String>, &'static str> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the login body is not JSON")?;
+    Ok(v.get("username").and_then(Value::as_str).map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_unique_recognised_and_carry_the_expiry() {
+        let p = Placeholders::new();
+        let a = p.grant("alice", 1000, 60);
+        let b = p.grant("alice", 1000, 60);
+        let ta = a["accessToken"].as_str().unwrap();
+        assert_ne!(ta, b["accessToken"].as_str().unwrap());
+        assert!(p.is_placeholder(format!("Bearer {ta}").as_bytes()));
+        assert!(!p.is_placeholder(b"Bearer some.real.jwt"));
+        assert!(!Placeholders::new().is_placeholder(format!("Bearer {ta}").as_bytes()));
+        assert_eq!(crate::auth::jwt_exp(ta), Some(1060));
+        assert_eq!(a["expiresIn"], 60);
+    }
+
+    #[test]
+    fn websocket_login_is_rewritten() {
+        let out = Placeholders::rewrite_ws_login(r#"{"cmd":"login","data":{"accessToken":"ph"}}"#, "real").unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["data"]["accessToken"], "real");
+        assert!(Placeholders::rewrite_ws_login(r#"{"cmd":"subscribe"}"#, "real").is_none());
+        assert!(Placeholders::rewrite_ws_login("not json", "real").is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! The way to the API: one pooled HTTP client, shared by the proxy and by the
+//! auth task.
+//!
+//! HTTPS goes through rustls (the system's roots, or the bundled Mozilla roots
+//! when the system has none, plus `upstream.ca_file`), and HTTP/1.1 or HTTP/2
+//! is chosen by ALPN. [`Target`] holds the upstream origin in pre-parsed form,
+//! so that building each forwarded request's URI costs no parsing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::Uri;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::config::UpstreamSettings;
+
+/// A request body on its way upstream: kept whole (small, replayable, or
+/// made by the sidecar) or streamed from the client.
+pub type Body = Either<Full<Bytes>, Incoming>;
+
+pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
+
+/// A body the sidecar made itself.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
+
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("upstream.ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("no trusted root certificates: the system store is empty and upstream.ca_file is not set")]
+    NoRoots,
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The root store: the system's certificates (or the bundled Mozilla set when
+/// the system has none, e.g. in a minimal container), plus `ca_file`.
+pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = &settings.ca_file {
+        let shown = path.display().to_string();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?;
+        if certs.is_empty() {
+            return Err(TlsError::CaFile {
+                path: shown,
+                message: "no PEM certificate found".into(),
+            });
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoRoots);
+    }
+    Ok(roots)
+}
+
+/// A rustls client configuration over `roots` with the given ALPN protocols.
+pub fn tls_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The pooled client used for every upstream request.
+pub fn build_client(settings: &UpstreamSettings, roots: RootCertStore) -> Result<Client, TlsError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    // Requests are small and latency-bound: never wait for Nagle.
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    // ALPN is set by the connector builder from the enabled versions.
+    let tls = tls_config(roots, &[])?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .http2_keep_alive_while_idle(false)
+        .build(https);
+    Ok(client)
+}
+
+/// The upstream origin, pre-parsed for the request path.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path prefix of `base_url`, without a trailing slash.
+    pub base_path: String,
+    /// Host name (lower case, no brackets) and effective port, for matching
+    /// absolute-form requests.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn new(settings: &UpstreamSettings) -> Target {
+        let scheme = if settings.is_https() { Scheme::HTTPS } else { Scheme::HTTP };
+        let authority = settings
+            .base_url
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("localhost"));
+        Target {
+            scheme,
+            authority,
+            base_path: settings.base_path.clone(),
+            host: settings.host(),
+            port: settings.port(),
+        }
+    }
+
+    /// The upstream URI for a request's path and query.
+    pub fn uri(&self, path_and_query: Option<PathAndQuery>) -> Uri {
+        let pq = path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let pq = if self.base_path.is_empty() {
+            pq
+        } else {
+            let joined = format!("{}{}", self.base_path, pq.as_str());
+            PathAndQuery::try_from(joined).unwrap_or(pq)
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(pq);
+        // Scheme, authority and path are all present and individually valid,
+        // so this cannot fail; fall back to the origin root regardless.
+        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The upstream URI of an API path given in the configuration.
+    pub fn api_uri(&self, path: &str) -> Uri {
+        self.uri(PathAndQuery::try_from(path).ok())
+    }
+
+    /// `scheme://authority`, for messages.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn settings(base: &str) -> UpstreamSettings {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "x").unwrap();
+        let text = format!("[upstream]\nbase_url = {base:?}\n[auth]\nusername = \"u\"\npassword_file = \"pw\"\n");
+        Config::from_toml(&text, &dir.path().join("c.toml")).unwrap().upstream
+    }
+
+    #[test]
+    fn joins_path_and_query_to_the_base() {
+        let t = Target::new(&settings("https://api.ethgas.com"));
+        let uri = t.uri(Some(PathAndQuery::from_static("/api/v1/user/info?x=1")));
+        assert_eq!(uri.to_string(), "https://api.ethgas.com/api/v1/user/info?x=1");
+        assert_eq!((t.host.as_str(), t.port), ("api.ethgas.com", 443));
+
+        let t = Target::new(&settings("http://127.0.0.1:7000/gw/"));
+        let uri = t.uri(Some(PathAndQuery::from_static("/api/v1/p/x")));
+        assert_eq!(uri.to_string(), "http://127.0.0.1:7000/gw/api/v1/p/x");
+        assert_eq!(t.port, 7000);
+    }
+}

@@ -1,0 +1,320 @@
+//! WebSocket relay: a program's socket to the API's, with the account's token.
+//!
+//! An upgrade request is answered only once the upstream socket is open (so
+//! the program sees the API's refusal, not a socket that dies at once). The
+//! upstream handshake carries the bearer header. Inside the socket, ETHGas
+//! authenticates with a `{"cmd":"login","data":{"accessToken":…}}` command:
+//! the relay rewrites the program's login to carry the real token, sends a
+//! fresh login by itself whenever the sidecar's token changes, and answers a
+//! server `token_expired` push the same way — the program never sees it, and
+//! the replies to the sidecar's own logins are kept from it too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE};
+use crate::envelope;
+use crate::intercept::Placeholders;
+use crate::metrics::Metrics;
+use crate::proxy::Body;
+use crate::upstream::Target;
+
+/// Replies to the sidecar's own logins are withheld from the program for at
+/// most this long (in case the API does not answer logins at all).
+const OWN_LOGIN_REPLY_WINDOW: Duration = Duration::from_secs(10);
+
+/// Whether a request asks for a WebSocket.
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Opens upstream sockets and relays them.
+#[derive(Clone)]
+pub struct WsRelay {
+    url: Uri,
+    tls: Option<tokio_rustls::TlsConnector>,
+    connect_timeout: Duration,
+    auth: AuthHandle,
+    metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl WsRelay {
+    /// `tls` is used for `wss://` URLs. Relays are spawned on `tasks` and
+    /// closed with a Going Away frame when `shutdown` is cancelled.
+    pub fn new(
+        url: Uri,
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+        auth: AuthHandle,
+        metrics: Arc<Metrics>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> WsRelay {
+        let tls = (url.scheme_str() == Some("wss")).then(|| tokio_rustls::TlsConnector::from(tls));
+        WsRelay {
+            url,
+            tls,
+            connect_timeout,
+            auth,
+            metrics,
+            tasks,
+            shutdown,
+        }
+    }
+
+    /// The upstream URL for a request's path and query.
+    fn upstream_url(&self, req_uri: &Uri) -> String {
+        let base = self.url.to_string();
+        let base = base.trim_end_matches('/');
+        let pq = req_uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        // A websocket_url with a path of its own is the endpoint itself.
+        if self.url.path() != "/" && (pq == "/" || pq.is_empty()) {
+            return base.to_string();
+        }
+        format!("{base}{pq}")
+    }
+
+    async fn connect(&self, url: &str) -> Result<Box<dyn Io>, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("bad upstream URL {url}: {e}"))?;
+        let host = uri.host().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']').to_string();
+        let tls = uri.scheme_str() == Some("wss");
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| format!("connecting to {host}:{port} timed out"))?
+            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        if !tls {
+            return Ok(Box::new(tcp));
+        }
+        let connector = self.tls.clone().ok_or("no TLS configuration for wss://")?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("bad server name {host}: {e}"))?;
+        let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
+            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
+        Ok(Box::new(stream))
+    }
+
+    /// Opens the upstream socket and, if that works, answers 101 and starts
+    /// relaying; otherwise answers with the reason in an envelope.
+    pub async fn upgrade(&self, mut req: Request<Incoming>, session: Arc<Session>, _target: &Target) -> Response<Body> {
+        let reply = |status: StatusCode, msg: String| envelope::error(status, &format!("ethgas-sidecar: {msg}")).map(Either::Right);
+        let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+            return reply(StatusCode::BAD_REQUEST, "WebSocket upgrade without Sec-WebSocket-Key".into());
+        };
+        if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+            let mut resp = reply(StatusCode::UPGRADE_REQUIRED, "only WebSocket version 13 is supported".into());
+            resp.headers_mut()
+                .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return resp;
+        }
+        let url = self.upstream_url(req.uri());
+        let mut up_req = match url.as_str().into_client_request() {
+            Ok(r) => r,
+            Err(e) => return reply(StatusCode::BAD_GATEWAY, format!("bad upstream WebSocket URL {url}: {e}")),
+        };
+        {
+            let h = up_req.headers_mut();
+            h.insert(header::AUTHORIZATION, session.authorization().clone());
+            h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            for name in [header::SEC_WEBSOCKET_PROTOCOL, header::ORIGIN, header::COOKIE] {
+                if let Some(v) = req.headers().get(&name) {
+                    h.insert(name, v.clone());
+                }
+            }
+        }
+        let io = match self.connect(&url).await {
+            Ok(io) => io,
+            Err(e) => {
+                self.metrics.local(crate::metrics::LocalReason::Unreachable);
+                return reply(StatusCode::BAD_GATEWAY, format!("the WebSocket API is unreachable: {e}"));
+            }
+        };
+        let (upstream, up_resp) = match tokio_tungstenite::client_async(up_req, io).await {
+            Ok(pair) => pair,
+            Err(tungstenite::Error::Http(resp)) => {
+                let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                return reply(status, format!("the WebSocket API refused the upgrade with HTTP {}", resp.status()));
+            }
+            Err(e) => return reply(StatusCode::BAD_GATEWAY, format!("WebSocket handshake with the API failed: {e}")),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let mut resp = Response::new(Either::Right(Full::default()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(p) = up_resp.headers().get(header::SEC_WEBSOCKET_PROTOCOL) {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, p.clone());
+        }
+        let relay = self.clone();
+        self.tasks.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let client = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                    relay.metrics.websocket_open.inc();
+                    relay.relay(client, upstream).await;
+                    relay.metrics.websocket_open.dec();
+                }
+                Err(e) => debug!(error = %e, "client WebSocket upgrade failed"),
+            }
+        });
+        resp
+    }
+
+    async fn send_login<S>(&self, upstream: &mut WebSocketStream<S>, session: &Session) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let cmd = serde_json::json!({ "cmd": "login", "data": { "accessToken": session.access_token().expose() } });
+        self.metrics.websocket_logins.inc();
+        upstream.send(Message::text(cmd.to_string())).await.is_ok()
+    }
+
+    async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>)
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut changes = self.auth.subscribe();
+        // The generation of the token this socket is logged in with, once the
+        // program has logged in.
+        let mut logged_in: Option<u64> = None;
+        let mut own_logins: Vec<Instant> = Vec::new();
+        info!("WebSocket relay open");
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    let frame = CloseFrame { code: CloseCode::Away, reason: "ethgas-sidecar is shutting down".into() };
+                    let _ = client.close(Some(frame.clone())).await;
+                    let _ = upstream.close(Some(frame)).await;
+                    break;
+                }
+                msg = client.next() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let out = match Placeholders::rewrite_ws_login(text.as_str(), "") {
+                            Some(_) => match self.auth.valid() {
+                                Some(session) => {
+                                    logged_in = Some(session.generation);
+                                    self.metrics.websocket_logins.inc();
+                                    let rewritten = Placeholders::rewrite_ws_login(text.as_str(), session.access_token().expose());
+                                    Message::text(rewritten.unwrap_or_default())
+                                }
+                                None => {
+                                    warn!("WebSocket login while no valid token is held; passing it on unchanged");
+                                    Message::Text(text)
+                                }
+                            },
+                            None => Message::Text(text),
+                        };
+                        if upstream.send(out).await.is_err() { break; }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let _ = upstream.close(frame).await;
+                        break;
+                    }
+                    Some(Ok(msg @ Message::Binary(_))) => {
+                        if upstream.send(msg).await.is_err() { break; }
+                    }
+                    // Pings are answered by each side's own socket.
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => { debug!(error = %e, "client WebSocket error"); let _ = upstream.close(None).await; break; }
+                    None => { let _ = upstream.close(None).await; break; }
+                },
+                msg = upstream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let cmd = command_of(text.as_str());
+                        if cmd.as_deref() == Some("token_expired") {
+                            match self.auth.valid() {
+                                Some(session) => {
+                                    debug!("the API pushed token_expired; logging the socket in again");
+                                    if !self.send_login(&mut upstream, &session).await { break; }
+                                    logged_in = Some(session.generation);
+                                    own_logins.push(Instant::now());
+                                    continue;
+                                }
+                                None => {
+                                    if client.send(Message::Text(text)).await.is_err() { break; }
+                                    continue;
+                                }
+                            }
+                        }
+                        if cmd.as_deref() == Some("login") {
+                            own_logins.retain(|t| t.elapsed() < OWN_LOGIN_REPLY_WINDOW);
+                            if !own_logins.is_empty() {
+                                own_logins.remove(0);
+                                continue;
+                            }
+                        }
+                        if client.send(Message::Text(text)).await.is_err() { break; }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let _ = client.close(frame).await;
+                        break;
+                    }
+                    Some(Ok(msg @ Message::Binary(_))) => {
+                        if client.send(msg).await.is_err() { break; }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => { debug!(error = %e, "upstream WebSocket error"); let _ = client.close(None).await; break; }
+                    None => { let _ = client.close(None).await; break; }
+                },
+                changed = changes.changed() => {
+                    if changed.is_err() { break; }
+                    let Some(generation) = logged_in else { continue };
+                    if let Some(session) = self.auth.valid().filter(|s| s.generation != generation) {
+                        debug!("token renewed; logging the WebSocket in with it");
+                        if !self.send_login(&mut upstream, &session).await { break; }
+                        logged_in = Some(session.generation);
+                        own_logins.push(Instant::now());
+                    }
+                }
+            }
+        }
+        info!("WebSocket relay closed");
+    }
+}
+
+/// The `cmd` (or `event`/`type`) of a JSON message.
+fn command_of(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let v: Value = serde_json::from_str(text).ok()?;
+    ["cmd", "event", "type"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+}
