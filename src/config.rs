@@ -635,7 +635,8 @@ impl Validator<'_> {
         let admin = AdminSettings {
             listen: self.listen("admin.listen", raw.admin.listen.as_deref().unwrap_or("127.0.0.1:9090"))?,
         };
-        if admin.listen == proxy.listen {
+        let port_zero = matches!(&admin.listen, Listen::Tcp(a) if a.port() == 0);
+        if admin.listen == proxy.listen && !port_zero {
             return Err(self.err("admin.listen", "must differ from proxy.listen"));
         }
 

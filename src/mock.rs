@@ -277,6 +277,16 @@ impl Mock {
         }
     }
 
+    /// Every token (access and refresh) issued so far, for tests that check
+    /// no token leaked into a log.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state
+            .tokens
+            .lock()
+            .map(|t| t.access.keys().chain(t.refresh.keys()).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether `token` is an access token this mock issued (any state).
     pub fn issued(&self, token: &str) -> bool {
         self.state.tokens.lock().map(|t| t.access.contains_key(token)).unwrap_or(false)
@@ -749,6 +759,8 @@ pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToke
             }
         });
     }
+    // Refuse new connections at once, then let the open ones finish.
+    drop(listener);
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
 }

@@ -1,0 +1,348 @@
+//! Shared helpers for the integration tests: the in-process mock API, a
+//! sidecar started with `app::run` on `127.0.0.1:0`, a small HTTP client, and
+//! the binary for process-level tests (signals, systemd, logs).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ethgas_sidecar::app::{self, Control, Listeners};
+use ethgas_sidecar::config::Config;
+use ethgas_sidecar::mock::{self, Mock, MockConfig};
+use ethgas_sidecar::server::Listener;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The mock ETHGas API, running in this process.
+pub struct Api {
+    pub mock: Mock,
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Api {
+    /// Stops the API: the port refuses connections from now on.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn start_api(token_lifetime: Duration) -> Api {
+    start_api_with(MockConfig {
+        username: USER.into(),
+        password: PASSWORD.into(),
+        token_lifetime,
+        ..MockConfig::default()
+    })
+    .await
+}
+
+pub async fn start_api_with(config: MockConfig) -> Api {
+    let mock = Mock::new(config);
+    let stop = CancellationToken::new();
+    let addr = mock::spawn("127.0.0.1:0".parse().unwrap(), mock.clone(), stop.clone())
+        .await
+        .expect("mock binds");
+    Api { mock, addr, stop }
+}
+
+/// Lines added under each section of the generated config.
+#[derive(Default, Clone)]
+pub struct Extra {
+    pub proxy: String,
+    pub upstream: String,
+    pub auth: String,
+}
+
+/// A config file (and password file) in a temp dir for a sidecar in front of
+/// `api_addr`, listening on port 0.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub password: PathBuf,
+}
+
+pub fn write_config(api_addr: SocketAddr, password: &str, extra: &Extra) -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let password_path = dir.path().join("password");
+    write_private(&password_path, &format!("{password}\n"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, config_text(api_addr, &password_path, extra)).unwrap();
+    Files {
+        dir,
+        config,
+        password: password_path,
+    }
+}
+
+pub fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+pub fn config_text(api_addr: SocketAddr, password_file: &Path, extra: &Extra) -> String {
+    format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n{}\n\
+         [upstream]\nbase_url = \"http://{api_addr}\"\nrequest_timeout = \"10s\"\n{}\n\
+         [auth]\nusername = \"{USER}\"\npassword_file = {:?}\n{}\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n",
+        extra.proxy,
+        extra.upstream,
+        password_file.display().to_string(),
+        extra.auth
+    )
+}
+
+/// A sidecar running in this process.
+pub struct Sidecar {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub stop: CancellationToken,
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub files: Files,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Sidecar {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+}
+
+pub async fn start_sidecar(api: &Api, extra: Extra) -> Sidecar {
+    start_sidecar_with_password(api.addr, PASSWORD, extra).await
+}
+
+pub async fn start_sidecar_with_password(api_addr: SocketAddr, password: &str, extra: Extra) -> Sidecar {
+    let files = write_config(api_addr, password, &extra);
+    let config = Config::load(&files.config).expect("valid config");
+    let proxy_l = Listener::bind(&config.proxy.listen, 0o660).await.unwrap();
+    let admin_l = Listener::bind(&config.admin.listen, 0o660).await.unwrap();
+    let proxy = proxy_l.tcp_addr().unwrap();
+    let admin = admin_l.tcp_addr().unwrap();
+    let stop = CancellationToken::new();
+    let listeners = Listeners {
+        proxy: proxy_l,
+        admin: Some(admin_l),
+    };
+    let done = tokio::spawn(app::run(config, listeners, Control::new(stop.clone())));
+    Sidecar {
+        proxy,
+        admin,
+        stop,
+        done,
+        files,
+    }
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Reply {
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("answer within 30 s")
+        .expect("request succeeds at the HTTP level");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(client: &TestClient, url: &str) -> Reply {
+    send(client, Request::get(url).body(Full::default()).unwrap()).await
+}
+
+pub async fn post_json(client: &TestClient, url: &str, body: &str) -> Reply {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(client, req).await
+}
+
+/// Polls until `cond` holds, failing after `limit`. For waiting on state the
+/// test cannot be told about (another process, a counter).
+pub async fn eventually<F: FnMut() -> bool>(limit: Duration, what: &str, mut cond: F) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `/readyz` answers 200.
+pub async fn wait_ready(client: &TestClient, admin: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Ok(resp)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(Request::get(format!("http://{admin}/readyz")).body(Full::default()).unwrap()),
+        )
+        .await
+        {
+            if resp.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sidecar not ready within 15 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The sidecar binary built for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ethgas-sidecar")
+}
+
+/// The sidecar binary running as a child process, its stderr collected.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `ethgas-sidecar run --config <config>` with extra environment,
+    /// and waits for both listeners (their port-0 addresses are read from
+    /// the log).
+    pub fn spawn(config: &Path, envs: &[(&str, &str)]) -> Proc {
+        Proc::spawn_command(std::process::Command::new(binary()).arg("run").arg("--config").arg(config), envs)
+    }
+
+    pub fn spawn_command(cmd: &mut std::process::Command, envs: &[(&str, &str)]) -> Proc {
+        use std::io::BufRead;
+        cmd.env_remove("RUST_LOG").env_remove("NOTIFY_SOCKET").env_remove("LISTEN_FDS");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let (mut proxy, mut admin) = (None, None);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while proxy.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("sidecar did not report its listeners; log:\n{}", log.lock().unwrap());
+                }
+            };
+            let addr = line
+                .split("listen=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.trim_matches('"').parse::<SocketAddr>().ok());
+            if line.contains("proxy listening") || line.contains("proxy (socket-activated)") {
+                proxy = addr.or(proxy);
+            } else if line.contains("admin listening") {
+                admin = addr;
+            }
+        }
+        Proc {
+            child,
+            proxy: proxy.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg("-s")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -s {sig} failed");
+    }
+
+    /// Waits for the process to exit (polling; it is a child process).
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "process did not exit within {limit:?}; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
