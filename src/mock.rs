@@ -161,6 +161,8 @@ struct State {
     down: AtomicBool,
     counters: Counters,
     serial: AtomicU64,
+    /// Wakes every open socket to push `token_expired` now.
+    expire_sockets: tokio::sync::Notify,
 }
 
 /// A handle on a running (or about to run) mock. Cheap to clone.
@@ -208,6 +210,7 @@ impl Mock {
                 down: AtomicBool::new(false),
                 counters: Counters::default(),
                 serial: AtomicU64::new(0),
+                expire_sockets: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -268,6 +271,12 @@ impl Mock {
         if let Ok(mut t) = self.state.tokens.lock() {
             t.access.values_mut().for_each(|a| a.revoked = true);
         }
+    }
+
+    /// Makes every open WebSocket push `token_expired` now, as the API does
+    /// when a socket's token runs out.
+    pub fn push_token_expired(&self) {
+        self.state.expire_sockets.notify_waiters();
     }
 
     /// Spends every refresh token issued so far.
@@ -650,8 +659,15 @@ impl Mock {
         loop {
             let wake = expiry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let reply = tokio::select! {
+                _ = self.state.expire_sockets.notified() => {
+                    expiry = None;
+                    token = None;
+                    c.ws_token_expired_pushes.fetch_add(1, Ordering::SeqCst);
+                    json!({ "cmd": "token_expired", "message": "access token expired; send login again" })
+                }
                 _ = tokio::time::sleep_until(wake), if expiry.is_some() => {
                     expiry = None;
+                    token = None;
                     c.ws_token_expired_pushes.fetch_add(1, Ordering::SeqCst);
                     json!({ "cmd": "token_expired", "message": "access token expired; send login again" })
                 }
