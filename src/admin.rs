@@ -89,14 +89,19 @@ impl Admin {
     pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut resp = envelope::error(StatusCode::METHOD_NOT_ALLOWED, "ethgas-sidecar admin: use GET");
-            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
         let mut resp = match req.uri().path() {
             "/healthz" | "/livez" => envelope::ok(json!({ "status": "serving" })),
             "/readyz" => {
                 let (ready, summary) = self.readiness();
-                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 let message = if ready { "ready" } else { "not ready" };
                 envelope::response(status, status.as_u16(), message, summary)
             }

@@ -103,7 +103,11 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         allowed_clients: config.proxy.allowed_clients.clone(),
     }));
 
-    tokio::spawn(notify::supervise(control.notifier.clone(), auth.clone(), shutdown.clone()));
+    tokio::spawn(notify::supervise(
+        control.notifier.clone(),
+        auth.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(notify::watchdog(control.notifier.clone()));
     if let Some(reloads) = control.reload {
         let reloader = Reloader {

@@ -106,8 +106,14 @@ pub struct Status {
 }
 
 enum Command {
-    Reauth { stale: u64, reply: oneshot::Sender<bool> },
-    Reload { settings: Box<AuthSettings>, reply: oneshot::Sender<()> },
+    Reauth {
+        stale: u64,
+        reply: oneshot::Sender<bool>,
+    },
+    Reload {
+        settings: Box<AuthSettings>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 struct Shared {
@@ -322,7 +328,9 @@ pub fn jwt_claim(token: &str, name: &str) -> Option<Value> {
 /// The `exp` claim of a JWT, decoded but not verified.
 pub fn jwt_exp(token: &str) -> Option<u64> {
     match jwt_claim(token, "exp")? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
@@ -540,7 +548,12 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(settings: AuthSettings, client: Client, target: Target, metrics: Arc<Metrics>) -> (Authenticator, AuthHandle) {
+    pub fn new(
+        settings: AuthSettings,
+        client: Client,
+        target: Target,
+        metrics: Arc<Metrics>,
+    ) -> (Authenticator, AuthHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Status {
             username: settings.username.clone(),
@@ -622,13 +635,19 @@ impl Authenticator {
                 } else {
                     // Back off while the API keeps rejecting fresh tokens.
                     self.reauth_cooldown = match self.last_reauth {
-                        Some(t) if now < t + self.reauth_cooldown * 4 => (self.reauth_cooldown * 2).min(REAUTH_COOLDOWN_MAX),
+                        Some(t) if now < t + self.reauth_cooldown * 4 => {
+                            (self.reauth_cooldown * 2).min(REAUTH_COOLDOWN_MAX)
+                        }
                         _ => REAUTH_COOLDOWN,
                     };
                     self.last_reauth = Some(now);
                     self.metrics.reauthentications.inc();
                     info!("the API rejected the current token; re-authenticating now");
-                    self.step = if self.refresh_token.is_some() { Step::Refresh } else { Step::Login };
+                    self.step = if self.refresh_token.is_some() {
+                        Step::Refresh
+                    } else {
+                        Step::Login
+                    };
                     self.at = now;
                     true
                 };
@@ -703,7 +722,9 @@ impl Authenticator {
         let result = self
             .call(uri, None, Some(Bytes::from(body.to_string())))
             .await
-            .and_then(|(status, headers, body)| parse_grant(status, &headers, &body, unix_now(), self.settings.default_lifetime));
+            .and_then(|(status, headers, body)| {
+                parse_grant(status, &headers, &body, unix_now(), self.settings.default_lifetime)
+            });
         match result {
             Ok(grant) => {
                 self.metrics.auth(AuthKind::Login, AuthResult::Success);
@@ -711,7 +732,11 @@ impl Authenticator {
                 Ok(())
             }
             Err(e) => {
-                let result = if e.is_rejection() { AuthResult::Rejected } else { AuthResult::Error };
+                let result = if e.is_rejection() {
+                    AuthResult::Rejected
+                } else {
+                    AuthResult::Error
+                };
                 self.metrics.auth(AuthKind::Login, result);
                 Err(e)
             }
@@ -731,7 +756,9 @@ impl Authenticator {
         let result = self
             .call(uri, Some(&token), None)
             .await
-            .and_then(|(status, headers, body)| parse_grant(status, &headers, &body, unix_now(), self.settings.default_lifetime));
+            .and_then(|(status, headers, body)| {
+                parse_grant(status, &headers, &body, unix_now(), self.settings.default_lifetime)
+            });
         match result {
             Ok(mut grant) => {
                 self.metrics.auth(AuthKind::Refresh, AuthResult::Success);
@@ -744,7 +771,11 @@ impl Authenticator {
                 Ok(())
             }
             Err(e) => {
-                let result = if e.is_rejection() { AuthResult::Rejected } else { AuthResult::Error };
+                let result = if e.is_rejection() {
+                    AuthResult::Rejected
+                } else {
+                    AuthResult::Error
+                };
                 self.metrics.auth(AuthKind::Refresh, result);
                 Err(e)
             }
@@ -791,7 +822,11 @@ impl Authenticator {
             warn!("{note}");
         }
         let next = refresh_at.saturating_duration_since(Instant::now());
-        let what = if how == Step::Login { "logged in" } else { "token refreshed" };
+        let what = if how == Step::Login {
+            "logged in"
+        } else {
+            "token refreshed"
+        };
         info!(
             username = %self.settings.username,
             expires_in_s = lifetime.as_secs(),
@@ -830,7 +865,12 @@ impl Authenticator {
             )
         } else {
             self.transient_failures += 1;
-            let w = backoff(TRANSIENT_BASE, self.settings.retry_max, self.transient_failures - 1, rand::random());
+            let w = backoff(
+                TRANSIENT_BASE,
+                self.settings.retry_max,
+                self.transient_failures - 1,
+                rand::random(),
+            );
             match e.retry_after() {
                 Some(ra) => w.max(ra.min(self.settings.retry_max)),
                 None => w,
@@ -899,7 +939,10 @@ impl Authenticator {
             }
             Ok(Ok((status, _, _))) => {
                 self.metrics.auth(AuthKind::Logout, AuthResult::Rejected);
-                warn!(status = status.as_u16(), "logout answered with an error status; the token expires on its own");
+                warn!(
+                    status = status.as_u16(),
+                    "logout answered with an error status; the token expires on its own"
+                );
             }
             Ok(Err(e)) => {
                 self.metrics.auth(AuthKind::Logout, AuthResult::Error);
@@ -907,13 +950,21 @@ impl Authenticator {
             }
             Err(_) => {
                 self.metrics.auth(AuthKind::Logout, AuthResult::Error);
-                warn!("logout did not finish within {}; the token expires on its own", humantime::format_duration(limit));
+                warn!(
+                    "logout did not finish within {}; the token expires on its own",
+                    humantime::format_duration(limit)
+                );
             }
         }
     }
 
     /// One POST to the API, bounded by `auth.timeout`, body read whole (capped).
-    async fn call(&self, uri: Uri, bearer: Option<&Secret>, body: Option<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), AuthError> {
+    async fn call(
+        &self,
+        uri: Uri,
+        bearer: Option<&Secret>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), AuthError> {
         let url = format!("{}{}", self.target.origin(), uri.path());
         let mut req = Request::post(uri);
         if let Some(headers) = req.headers_mut() {
@@ -1017,12 +1068,18 @@ mod tests {
 
     #[test]
     fn rejections_and_garbage_are_told_apart() {
-        let e = grant(401, r#"{"code":401,"message":"Unauthorized","data":null}"#).err().unwrap();
+        let e = grant(401, r#"{"code":401,"message":"Unauthorized","data":null}"#)
+            .err()
+            .unwrap();
         assert!(e.is_rejection());
         assert!(e.to_string().contains("Unauthorized"));
-        let e = grant(200, r#"{"code":1001,"message":"bad password","data":null}"#).err().unwrap();
+        let e = grant(200, r#"{"code":1001,"message":"bad password","data":null}"#)
+            .err()
+            .unwrap();
         assert!(e.is_rejection(), "success status with an error code is a rejection");
-        let e = grant(200, r#"{"success":false,"data":{"errorCode":7,"errorMsg":"nope"}}"#).err().unwrap();
+        let e = grant(200, r#"{"success":false,"data":{"errorCode":7,"errorMsg":"nope"}}"#)
+            .err()
+            .unwrap();
         assert!(e.is_rejection());
         assert!(e.to_string().contains("nope"));
         for (status, body) in [(200, "<html>"), (200, "[1]"), (503, "down"), (500, "{}")] {
@@ -1031,7 +1088,9 @@ mod tests {
         }
         let e = grant(200, r#"{"code":200,"data":{"accessToken":""}}"#).err().unwrap();
         assert!(e.to_string().contains("data.accessToken"), "{e}");
-        let e = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":-5}}"#).err().unwrap();
+        let e = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":-5}}"#)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("data.expiresIn"), "{e}");
     }
 
@@ -1039,7 +1098,9 @@ mod tests {
     fn retry_after_is_read_from_server_errors() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        let e = parse_grant(StatusCode::SERVICE_UNAVAILABLE, &h, b"", 0, Duration::from_secs(1)).err().unwrap();
+        let e = parse_grant(StatusCode::SERVICE_UNAVAILABLE, &h, b"", 0, Duration::from_secs(1))
+            .err()
+            .unwrap();
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
     }
 

@@ -24,10 +24,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("{}: `{key}`: {message}", path.display())]
@@ -318,7 +315,11 @@ impl Config {
         let _ = writeln!(out, "worker_threads = {}", p.worker_threads);
         let u = &self.upstream;
         let _ = writeln!(out, "\n[upstream]");
-        let _ = writeln!(out, "base_url = {:?}", format!("{}{}", origin(&u.base_url), u.base_path));
+        let _ = writeln!(
+            out,
+            "base_url = {:?}",
+            format!("{}{}", origin(&u.base_url), u.base_path)
+        );
         let _ = writeln!(out, "websocket_url = {:?}", u.websocket_url.to_string());
         if let Some(ca) = &u.ca_file {
             let _ = writeln!(out, "ca_file = {:?}", ca.display().to_string());
@@ -435,7 +436,10 @@ impl Validator<'_> {
         match value {
             None => Ok(default),
             Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                self.err(key, format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"30s\" or \"5m\""))
+                self.err(
+                    key,
+                    format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"30s\" or \"5m\""),
+                )
             }),
         }
     }
@@ -448,8 +452,17 @@ impl Validator<'_> {
         Ok(d)
     }
 
-    fn size(&self, key: &str, value: Option<u64>, default: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
-        let v = value.map(|v| usize::try_from(v).unwrap_or(usize::MAX)).unwrap_or(default);
+    fn size(
+        &self,
+        key: &str,
+        value: Option<u64>,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        let v = value
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+            .unwrap_or(default);
         if v < min || v > max {
             return Err(self.err(key, format!("{v} is out of range; use a value from {min} to {max}")));
         }
@@ -471,7 +484,12 @@ impl Validator<'_> {
         let value = value.trim();
         if let Some(path) = value.strip_prefix("unix:") {
             if path.is_empty() || !path.starts_with('/') {
-                return Err(self.err(key, format!("{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\"")));
+                return Err(self.err(
+                    key,
+                    format!(
+                        "{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\""
+                    ),
+                ));
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
@@ -493,9 +511,12 @@ impl Validator<'_> {
 
         // [upstream]
         let ru = raw.upstream.unwrap_or_default();
-        let base_text = ru
-            .base_url
-            .ok_or_else(|| self.missing("upstream.base_url", "set it to the API, e.g. \"https://api.ethgas.com\""))?;
+        let base_text = ru.base_url.ok_or_else(|| {
+            self.missing(
+                "upstream.base_url",
+                "set it to the API, e.g. \"https://api.ethgas.com\"",
+            )
+        })?;
         let (base_url, base_path) = self.base_url(&base_text)?;
         let websocket_url = match ru.websocket_url {
             Some(text) => self.websocket_url(&text)?,
@@ -506,7 +527,7 @@ impl Validator<'_> {
             if let Err(e) = std::fs::metadata(ca) {
                 return Err(self.err("upstream.ca_file", format!("cannot read {}: {e}", ca.display())));
             }
-            if !base_url.scheme_str().is_some_and(|s| s == "https") {
+            if base_url.scheme_str() != Some("https") {
                 warnings.push("upstream.ca_file is set but upstream.base_url is not https://; it is only used for wss:// WebSockets".into());
             }
         }
@@ -515,10 +536,28 @@ impl Validator<'_> {
             base_path,
             websocket_url,
             ca_file,
-            connect_timeout: self.positive_duration("upstream.connect_timeout", ru.connect_timeout, Duration::from_secs(5))?,
-            request_timeout: self.positive_duration("upstream.request_timeout", ru.request_timeout, Duration::from_secs(60))?,
-            pool_idle_timeout: self.positive_duration("upstream.pool_idle_timeout", ru.pool_idle_timeout, Duration::from_secs(90))?,
-            pool_max_idle_per_host: self.size("upstream.pool_max_idle_per_host", ru.pool_max_idle_per_host, 1024, 0, 1 << 20)?,
+            connect_timeout: self.positive_duration(
+                "upstream.connect_timeout",
+                ru.connect_timeout,
+                Duration::from_secs(5),
+            )?,
+            request_timeout: self.positive_duration(
+                "upstream.request_timeout",
+                ru.request_timeout,
+                Duration::from_secs(60),
+            )?,
+            pool_idle_timeout: self.positive_duration(
+                "upstream.pool_idle_timeout",
+                ru.pool_idle_timeout,
+                Duration::from_secs(90),
+            )?,
+            pool_max_idle_per_host: self.size(
+                "upstream.pool_max_idle_per_host",
+                ru.pool_max_idle_per_host,
+                1024,
+                0,
+                1 << 20,
+            )?,
         };
 
         // [auth]
@@ -560,11 +599,19 @@ impl Validator<'_> {
         let password = load_password(&password_source, &mut warnings).map_err(|(key, msg)| self.err(key, msg))?;
         let refresh_ratio = ra.refresh_ratio.unwrap_or(0.75);
         if !(0.1..=0.95).contains(&refresh_ratio) {
-            return Err(self.err("auth.refresh_ratio", format!("{refresh_ratio} is out of range; use a share of the token lifetime from 0.1 to 0.95 (default 0.75)")));
+            return Err(self.err(
+                "auth.refresh_ratio",
+                format!(
+                    "{refresh_ratio} is out of range; use a share of the token lifetime from 0.1 to 0.95 (default 0.75)"
+                ),
+            ));
         }
         let retry_max = self.positive_duration("auth.retry_max", ra.retry_max, Duration::from_secs(30))?;
-        let credential_retry_max =
-            self.positive_duration("auth.credential_retry_max", ra.credential_retry_max, Duration::from_secs(300))?;
+        let credential_retry_max = self.positive_duration(
+            "auth.credential_retry_max",
+            ra.credential_retry_max,
+            Duration::from_secs(300),
+        )?;
         let auth = AuthSettings {
             username,
             password_source,
@@ -574,7 +621,11 @@ impl Validator<'_> {
             refresh_path: self.api_path("auth.refresh_path", ra.refresh_path, "/api/v1/user/login/refresh")?,
             verify_path: self.api_path("auth.verify_path", ra.verify_path, "/api/v1/user/login/verify")?,
             logout_path: self.api_path("auth.logout_path", ra.logout_path, "/api/v1/user/logout")?,
-            default_lifetime: self.positive_duration("auth.default_lifetime", ra.default_lifetime, Duration::from_secs(3600))?,
+            default_lifetime: self.positive_duration(
+                "auth.default_lifetime",
+                ra.default_lifetime,
+                Duration::from_secs(3600),
+            )?,
             timeout: self.positive_duration("auth.timeout", ra.timeout, Duration::from_secs(10))?,
             retry_max,
             credential_retry_max,
@@ -589,7 +640,12 @@ impl Validator<'_> {
             Some(text) => u32::from_str_radix(text.trim().trim_start_matches("0o"), 8)
                 .ok()
                 .filter(|m| *m <= 0o777)
-                .ok_or_else(|| self.err("proxy.unix_mode", format!("{text:?} is not an octal file mode such as \"0660\"")))?,
+                .ok_or_else(|| {
+                    self.err(
+                        "proxy.unix_mode",
+                        format!("{text:?} is not an octal file mode such as \"0660\""),
+                    )
+                })?,
         };
         let allowed_clients = match rp.allowed_clients {
             None => vec![
@@ -598,7 +654,14 @@ impl Validator<'_> {
             ],
             Some(list) => list
                 .iter()
-                .map(|s| parse_net(s).ok_or_else(|| self.err("proxy.allowed_clients", format!("{s:?} is not an address or network such as \"10.0.0.0/8\""))))
+                .map(|s| {
+                    parse_net(s).ok_or_else(|| {
+                        self.err(
+                            "proxy.allowed_clients",
+                            format!("{s:?} is not an address or network such as \"10.0.0.0/8\""),
+                        )
+                    })
+                })
                 .collect::<Result<_, _>>()?,
         };
         if let Listen::Tcp(addr) = &listen {
@@ -624,7 +687,13 @@ impl Validator<'_> {
             intercept_login: rp.intercept_login.unwrap_or(true),
             host_aliases,
             token_wait: self.duration("proxy.token_wait", rp.token_wait, Duration::from_secs(5))?,
-            replay_buffer: self.size("proxy.replay_buffer_bytes", rp.replay_buffer_bytes, 64 * 1024, 0, 16 << 20)?,
+            replay_buffer: self.size(
+                "proxy.replay_buffer_bytes",
+                rp.replay_buffer_bytes,
+                64 * 1024,
+                0,
+                16 << 20,
+            )?,
             max_header_bytes: self.size("proxy.max_header_bytes", rp.max_header_bytes, 32 * 1024, 1024, 1 << 20)?,
             max_uri_bytes: self.size("proxy.max_uri_bytes", rp.max_uri_bytes, 8 * 1024, 256, 1 << 20)?,
             shutdown_grace: self.duration("proxy.shutdown_grace", rp.shutdown_grace, Duration::from_secs(30))?,
@@ -644,13 +713,21 @@ impl Validator<'_> {
         let level = raw.log.level.map(|l| l.trim().to_string());
         if let Some(l) = &level {
             if tracing_subscriber::EnvFilter::try_new(l).is_err() {
-                return Err(self.err("log.level", format!("{l:?} is not a level or filter; use error, warn, info, debug or trace")));
+                return Err(self.err(
+                    "log.level",
+                    format!("{l:?} is not a level or filter; use error, warn, info, debug or trace"),
+                ));
             }
         }
         let format = match raw.log.format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(self.err("log.format", format!("{other:?} is not a format; use \"text\" or \"json\""))),
+            Some(other) => {
+                return Err(self.err(
+                    "log.format",
+                    format!("{other:?} is not a format; use \"text\" or \"json\""),
+                ));
+            }
         };
 
         Ok(Config {
@@ -666,7 +743,12 @@ impl Validator<'_> {
 
     fn base_url(&self, text: &str) -> Result<(Uri, String), ConfigError> {
         let key = "upstream.base_url";
-        let bad = || self.err(key, format!("{text:?} is not an absolute http:// or https:// URL such as \"https://api.ethgas.com\""));
+        let bad = || {
+            self.err(
+                key,
+                format!("{text:?} is not an absolute http:// or https:// URL such as \"https://api.ethgas.com\""),
+            )
+        };
         let uri: Uri = text.trim().parse().map_err(|_| bad())?;
         match uri.scheme_str() {
             Some("http") | Some("https") => {}
@@ -686,7 +768,12 @@ impl Validator<'_> {
 
     fn websocket_url(&self, text: &str) -> Result<Uri, ConfigError> {
         let key = "upstream.websocket_url";
-        let bad = || self.err(key, format!("{text:?} is not a ws:// or wss:// URL such as \"wss://ws.ethgas.com\""));
+        let bad = || {
+            self.err(
+                key,
+                format!("{text:?} is not a ws:// or wss:// URL such as \"wss://ws.ethgas.com\""),
+            )
+        };
         let uri: Uri = text.trim().parse().map_err(|_| bad())?;
         match uri.scheme_str() {
             Some("ws") | Some("wss") => {}
@@ -712,9 +799,15 @@ fn derive_websocket_url(base: &Uri) -> Uri {
     if let Some(url) = known {
         return Uri::from_static(url);
     }
-    let scheme = if base.scheme_str() == Some("https") { "wss" } else { "ws" };
+    let scheme = if base.scheme_str() == Some("https") {
+        "wss"
+    } else {
+        "ws"
+    };
     let authority = base.authority().map(|a| a.as_str()).unwrap_or("localhost");
-    format!("{scheme}://{authority}/").parse().unwrap_or_else(|_| Uri::from_static("ws://localhost/"))
+    format!("{scheme}://{authority}/")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("ws://localhost/"))
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {
@@ -769,7 +862,10 @@ pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Res
             (key, text)
         }
     };
-    let trimmed = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    let trimmed = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
     if trimmed.is_empty() {
         return Err((key, "the password is empty".to_string()));
     }
@@ -831,7 +927,10 @@ mod tests {
     fn two_password_sources_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let text = minimal(dir.path()) + "password_env = \"X\"\n";
-        let err = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap_err().to_string();
+        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("more than one password source"), "{err}");
     }
 
@@ -842,7 +941,10 @@ mod tests {
         let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
         assert_eq!(cfg.upstream.connect_timeout, Duration::from_millis(250));
         let text = minimal(dir.path()).replace("[auth]", "connect_timeout = \"soon\"\n[auth]");
-        let err = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap_err().to_string();
+        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("upstream.connect_timeout"), "{err}");
     }
 
@@ -855,7 +957,11 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path().join("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
             let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-            assert!(cfg.warnings.iter().any(|w| w.contains("chmod 0600")), "{:?}", cfg.warnings);
+            assert!(
+                cfg.warnings.iter().any(|w| w.contains("chmod 0600")),
+                "{:?}",
+                cfg.warnings
+            );
         }
     }
 

@@ -137,14 +137,22 @@ impl Tracker {
                 Phase::ChunkData(n) => {
                     let k = (data.len() as u64).min(n);
                     data = &data[k as usize..];
-                    self.phase = if n == k { Phase::ChunkEnd(2) } else { Phase::ChunkData(n - k) };
+                    self.phase = if n == k {
+                        Phase::ChunkEnd(2)
+                    } else {
+                        Phase::ChunkData(n - k)
+                    };
                 }
                 Phase::ChunkEnd(n) => {
                     // CRLF; a bare LF ends it too.
                     if data[0] == b'\n' {
                         self.phase = Phase::ChunkSize;
                     } else {
-                        self.phase = if n <= 1 { Phase::ChunkSize } else { Phase::ChunkEnd(n - 1) };
+                        self.phase = if n <= 1 {
+                            Phase::ChunkSize
+                        } else {
+                            Phase::ChunkEnd(n - 1)
+                        };
                     }
                     data = &data[1..];
                 }

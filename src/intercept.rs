@@ -98,7 +98,8 @@ impl Placeholders {
         if !data.is_object() {
             *data = json!({});
         }
-        data.as_object_mut()?.insert("accessToken".into(), Value::String(token.to_string()));
+        data.as_object_mut()?
+            .insert("accessToken".into(), Value::String(token.to_string()));
         Some(v.to_string())
     }
 }

@@ -14,7 +14,7 @@ use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::{self, Config, Listen, LogFormat, LogSettings};
 use ethgas_sidecar::mock::{self, Mock, MockConfig};
 use ethgas_sidecar::notify::Notifier;
-use ethgas_sidecar::server::Listener;
+use ethgas_sidecar::server::{Inherited, Listener};
 use ethgas_sidecar::signal::{Signal, Signals};
 use ethgas_sidecar::telemetry;
 
@@ -111,7 +111,7 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Listeners handed over by systemd (socket activation), by name (`proxy`,
 /// `admin`) or else by position. Must run before any thread starts: it
 /// clears `LISTEN_FDS` from the environment.
-fn inherited_listeners() -> Result<Option<(Listener, Option<Listener>)>, String> {
+fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, String> {
     let mut fds = listenfd::ListenFd::from_env();
     let count = fds.len();
     if count == 0 {
@@ -120,12 +120,12 @@ fn inherited_listeners() -> Result<Option<(Listener, Option<Listener>)>, String>
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .map(|v| v.split(':').map(str::to_string).collect())
         .unwrap_or_default();
-    let mut take = |idx: usize| -> Result<Option<Listener>, String> {
+    let mut take = |idx: usize| -> Result<Option<Inherited>, String> {
         if let Ok(Some(l)) = fds.take_tcp_listener(idx) {
-            return Listener::from_std_tcp(l).map(Some).map_err(|e| e.to_string());
+            return Ok(Some(Inherited::Tcp(l)));
         }
         match fds.take_unix_listener(idx) {
-            Ok(Some(l)) => Listener::from_std_unix(l).map(Some).map_err(|e| e.to_string()),
+            Ok(Some(l)) => Ok(Some(Inherited::Unix(l))),
             Ok(None) => Ok(None),
             Err(e) => Err(format!("socket-activation fd {}: {e}", idx + 3)),
         }
@@ -168,9 +168,15 @@ fn run(path: &Path) -> ExitCode {
         };
         let listeners = match inherited {
             Some((proxy, admin)) => {
+                let adopt = |l| Listener::adopt(l).map_err(|e| format!("cannot use the socket passed by systemd: {e}"));
+                let proxy = match adopt(proxy) {
+                    Ok(l) => l,
+                    Err(e) => return fail(e),
+                };
                 info!(proxy = %proxy.describe(), "using sockets passed by systemd");
-                let admin = match admin {
-                    Some(a) => Some(a),
+                let admin = match admin.map(adopt) {
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(e)) => return fail(e),
                     None => match Listener::bind(&config.admin.listen, 0o660).await {
                         Ok(a) => Some(a),
                         Err(e) => return fail(format!("cannot listen on admin.listen = {}: {e}", config.admin.listen)),

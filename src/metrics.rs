@@ -107,7 +107,10 @@ impl Metrics {
         let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
 
         let requests_vec = IntCounterVec::new(
-            opts("requests_total", "Requests answered, by method and status class (sidecar-made answers included)."),
+            opts(
+                "requests_total",
+                "Requests answered, by method and status class (sidecar-made answers included).",
+            ),
             &["method", "code"],
         )?;
         reg(Box::new(requests_vec.clone()))?;
@@ -131,7 +134,10 @@ impl Metrics {
         reg(Box::new(upstream_latency.clone()))?;
 
         let auth_vec = IntCounterVec::new(
-            opts("auth_operations_total", "Logins, refreshes and logouts against the API, by result."),
+            opts(
+                "auth_operations_total",
+                "Logins, refreshes and logouts against the API, by result.",
+            ),
             &["kind", "result"],
         )?;
         reg(Box::new(auth_vec.clone()))?;
@@ -154,8 +160,10 @@ impl Metrics {
         let ready = IntGauge::with_opts(opts("ready", "1 while a valid access token is held, else 0."))?;
         reg(Box::new(ready.clone()))?;
 
-        let tokens_injected =
-            IntCounter::with_opts(opts("tokens_injected_total", "Requests forwarded with the account's bearer token."))?;
+        let tokens_injected = IntCounter::with_opts(opts(
+            "tokens_injected_total",
+            "Requests forwarded with the account's bearer token.",
+        ))?;
         reg(Box::new(tokens_injected.clone()))?;
         let client_authorization_overwritten = IntCounter::with_opts(opts(
             "client_authorization_overwritten_total",
@@ -172,18 +180,27 @@ impl Metrics {
             "Re-authentications triggered by an upstream 401 (single-flight: one per stale token).",
         ))?;
         reg(Box::new(reauthentications.clone()))?;
-        let replays = IntCounter::with_opts(opts("replays_total", "Requests replayed once with a fresh token after a 401."))?;
+        let replays = IntCounter::with_opts(opts(
+            "replays_total",
+            "Requests replayed once with a fresh token after a 401.",
+        ))?;
         reg(Box::new(replays.clone()))?;
 
         let local_vec = IntCounterVec::new(
-            opts("local_responses_total", "Requests the sidecar answered itself instead of the API, by reason."),
+            opts(
+                "local_responses_total",
+                "Requests the sidecar answered itself instead of the API, by reason.",
+            ),
             &["reason"],
         )?;
         reg(Box::new(local_vec.clone()))?;
         let local = LOCAL_LABELS.iter().map(|r| local_vec.with_label_values(&[r])).collect();
 
         let intercepted_vec = IntCounterVec::new(
-            opts("intercepted_total", "Login, refresh and logout calls answered by the sidecar with placeholders."),
+            opts(
+                "intercepted_total",
+                "Login, refresh and logout calls answered by the sidecar with placeholders.",
+            ),
             &["endpoint"],
         )?;
         reg(Box::new(intercepted_vec.clone()))?;
@@ -192,19 +209,24 @@ impl Metrics {
             .map(|e| intercepted_vec.with_label_values(&[e]))
             .collect();
 
-        let websocket_open = IntGauge::with_opts(opts("websocket_connections", "WebSocket connections being relayed now."))?;
+        let websocket_open = IntGauge::with_opts(opts(
+            "websocket_connections",
+            "WebSocket connections being relayed now.",
+        ))?;
         reg(Box::new(websocket_open.clone()))?;
         let websocket_logins = IntCounter::with_opts(opts(
             "websocket_logins_total",
             "Login commands sent upstream on relayed WebSockets with the account's token.",
         ))?;
         reg(Box::new(websocket_logins.clone()))?;
-        let reloads = IntCounterVec::new(opts("reloads_total", "Configuration reloads (SIGHUP), by result."), &["result"])?;
+        let reloads = IntCounterVec::new(
+            opts("reloads_total", "Configuration reloads (SIGHUP), by result."),
+            &["result"],
+        )?;
         reg(Box::new(reloads.clone()))?;
 
         let build = IntGauge::with_opts(
-            opts("build_info", "Build information; always 1.")
-                .const_label("version", env!("CARGO_PKG_VERSION")),
+            opts("build_info", "Build information; always 1.").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
         build.set(1);
         reg(Box::new(build))?;
@@ -300,8 +322,14 @@ mod tests {
         m.auth(AuthKind::Refresh, AuthResult::Rejected);
         m.local(LocalReason::NoToken);
         let text = m.render();
-        assert!(text.contains("ethgas_sidecar_requests_total{code=\"2xx\",method=\"GET\"} 2"), "{text}");
-        assert!(text.contains("ethgas_sidecar_requests_total{code=\"5xx\",method=\"other\"} 1"), "{text}");
+        assert!(
+            text.contains("ethgas_sidecar_requests_total{code=\"2xx\",method=\"GET\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ethgas_sidecar_requests_total{code=\"5xx\",method=\"other\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("ethgas_sidecar_auth_operations_total{kind=\"refresh\",result=\"rejected\"} 1"));
         assert!(text.contains("ethgas_sidecar_local_responses_total{reason=\"no_token\"} 1"));
         assert!(text.contains("ethgas_sidecar_build_info{version=\""));

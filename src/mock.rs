@@ -298,7 +298,11 @@ impl Mock {
 
     /// Whether `token` is an access token this mock issued (any state).
     pub fn issued(&self, token: &str) -> bool {
-        self.state.tokens.lock().map(|t| t.access.contains_key(token)).unwrap_or(false)
+        self.state
+            .tokens
+            .lock()
+            .map(|t| t.access.contains_key(token))
+            .unwrap_or(false)
     }
 
     /// Whether `token` is an access token that is valid right now.
@@ -323,16 +327,37 @@ impl Mock {
     fn grant(&self) -> Response<Body> {
         let config = match self.state.config.lock() {
             Ok(c) => c.clone(),
-            Err(_) => return full(envelope::error(StatusCode::INTERNAL_SERVER_ERROR, "mock state poisoned")),
+            Err(_) => {
+                return full(envelope::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "mock state poisoned",
+                ));
+            }
         };
         let lifetime = config.token_lifetime;
         let exp = unix_now() + lifetime.as_secs().max(1);
         let access = self.new_token("access", &config.username, exp);
-        let refresh = self.new_token("refresh", &config.username, unix_now() + config.refresh_lifetime.as_secs());
+        let refresh = self.new_token(
+            "refresh",
+            &config.username,
+            unix_now() + config.refresh_lifetime.as_secs(),
+        );
         let now = Instant::now();
         if let Ok(mut t) = self.state.tokens.lock() {
-            t.access.insert(access.clone(), AccessToken { expires: now + lifetime, revoked: false });
-            t.refresh.insert(refresh.clone(), RefreshToken { expires: now + config.refresh_lifetime, used: false });
+            t.access.insert(
+                access.clone(),
+                AccessToken {
+                    expires: now + lifetime,
+                    revoked: false,
+                },
+            );
+            t.refresh.insert(
+                refresh.clone(),
+                RefreshToken {
+                    expires: now + config.refresh_lifetime,
+                    used: false,
+                },
+            );
         }
         let secs = lifetime.as_secs_f64();
         let expires_in = if config.expires_in_as_string {
@@ -342,12 +367,16 @@ impl Mock {
         } else {
             json!(secs)
         };
-        full(envelope::ok(json!({ "accessToken": access, "refreshToken": refresh, "expiresIn": expires_in })))
+        full(envelope::ok(
+            json!({ "accessToken": access, "refreshToken": refresh, "expiresIn": expires_in }),
+        ))
     }
 
     fn check(&self, token: Option<&str>) -> Check {
         let Some(token) = token else { return Check::Missing };
-        let Ok(t) = self.state.tokens.lock() else { return Check::Unknown };
+        let Ok(t) = self.state.tokens.lock() else {
+            return Check::Unknown;
+        };
         match t.access.get(token) {
             None => Check::Unknown,
             Some(a) if a.revoked => Check::Revoked,
@@ -357,7 +386,7 @@ impl Mock {
     }
 
     /// Checks the bearer token of a private request; `Err` is the 401.
-    fn guard(&self, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    fn guard(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
         let c = &self.state.counters;
         let token = bearer(req);
         let refusal = match self.check(token.as_deref()) {
@@ -374,7 +403,7 @@ impl Mock {
             }
         };
         c.private_unauthorized.fetch_add(1, Ordering::SeqCst);
-        Err(unauthorized(refusal))
+        Err(Box::new(unauthorized(refusal)))
     }
 
     /// Applies a fault; `Some` is the faulty answer (or `Err` for a reset).
@@ -391,13 +420,23 @@ impl Mock {
                 Ok(full(envelope::response(status, code, "injected fault", Value::Null)))
             }
             Fault::Garbage => {
-                let mut r = Response::new(Full::new(Bytes::from_static(b"<html><body>502 Bad Gateway</body></html>")));
+                let mut r = Response::new(Full::new(Bytes::from_static(
+                    b"<html><body>502 Bad Gateway</body></html>",
+                )));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
                 Ok(full(r))
             }
-            Fault::ErrorCode => Ok(full(envelope::response(StatusCode::OK, 1002, "operation failed", Value::Null))),
-            Fault::Reset => Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
+            Fault::ErrorCode => Ok(full(envelope::response(
+                StatusCode::OK,
+                1002,
+                "operation failed",
+                Value::Null,
+            ))),
+            Fault::Reset => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            )),
         };
         c.faults_served.fetch_add(1, Ordering::SeqCst);
         Some(answer)
@@ -415,7 +454,10 @@ impl Mock {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (user, pass) = (v.get("username").and_then(Value::as_str), v.get("password").and_then(Value::as_str));
+        let (user, pass) = (
+            v.get("username").and_then(Value::as_str),
+            v.get("password").and_then(Value::as_str),
+        );
         let ok = self
             .state
             .config
@@ -462,7 +504,9 @@ impl Mock {
         match self.check(token.as_deref()) {
             Check::Ok => {
                 let exp = token.as_deref().and_then(crate::auth::jwt_exp).unwrap_or(0);
-                full(envelope::ok(json!({ "valid": true, "userId": "user_123", "expiresAt": exp })))
+                full(envelope::ok(
+                    json!({ "valid": true, "userId": "user_123", "expiresAt": exp }),
+                ))
             }
             _ => unauthorized("Unauthorized"),
         }
@@ -502,10 +546,12 @@ impl Mock {
             (Method::POST, "/api/v1/user/login/refresh") => self.refresh(req).await,
             (Method::POST, "/api/v1/user/login/verify") => Ok(self.verify(&req)),
             (Method::POST, "/api/v1/user/logout") => Ok(self.logout(&req)),
-            (_, p) if p.starts_with("/api/v1/p/") => Ok(full(envelope::ok(json!({ "symbol": "ETH", "price": "3500.00", "public": true })))),
+            (_, p) if p.starts_with("/api/v1/p/") => Ok(full(envelope::ok(
+                json!({ "symbol": "ETH", "price": "3500.00", "public": true }),
+            ))),
             (_, p) if p.starts_with("/api/v1/") => {
                 if let Err(refusal) = self.guard(&req) {
-                    return Ok(refusal);
+                    return Ok(*refusal);
                 }
                 Ok(self.private(req, &path, param).await)
             }
@@ -516,7 +562,9 @@ impl Mock {
     /// Private endpoints, after the token check.
     async fn private(&self, req: Request<Incoming>, path: &str, param: impl Fn(&str) -> Option<u64>) -> Response<Body> {
         match path {
-            "/api/v1/user/info" => full(envelope::ok(json!({ "userId": "user_123", "username": self.username() }))),
+            "/api/v1/user/info" => full(envelope::ok(
+                json!({ "userId": "user_123", "username": self.username() }),
+            )),
             // Echoes what arrived: method, path, query, headers, body.
             "/api/v1/mock/echo" => {
                 let method = req.method().to_string();
@@ -577,7 +625,9 @@ impl Mock {
                         Err(_) => return full(envelope::error(StatusCode::BAD_REQUEST, "upload broken")),
                     }
                 }
-                full(envelope::ok(json!({ "bytes": n, "fnv1a64": format!("{:016x}", sum.0) })))
+                full(envelope::ok(
+                    json!({ "bytes": n, "fnv1a64": format!("{:016x}", sum.0) }),
+                ))
             }
             // `bytes` of a deterministic pattern, streamed in 64 KiB chunks.
             "/api/v1/mock/download" => {
@@ -591,9 +641,12 @@ impl Mock {
                     Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))), sent + n))
                 });
                 let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
                 resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
                 resp
             }
             // `chunks` lines, one every `interval_ms`.
@@ -789,4 +842,3 @@ pub async fn spawn(addr: SocketAddr, mock: Mock, shutdown: CancellationToken) ->
     tokio::spawn(serve(listener, mock, shutdown));
     Ok(bound)
 }
-

@@ -57,13 +57,20 @@ impl Notifier {
 
     pub fn reloading(&self) {
         match NotifyState::monotonic_usec_now() {
-            Ok(now) => self.send(&[NotifyState::Reloading, now, NotifyState::Status("reloading configuration")]),
+            Ok(now) => self.send(&[
+                NotifyState::Reloading,
+                now,
+                NotifyState::Status("reloading configuration"),
+            ]),
             Err(_) => self.send(&[NotifyState::Reloading, NotifyState::Status("reloading configuration")]),
         }
     }
 
     pub fn stopping(&self) {
-        self.send(&[NotifyState::Stopping, NotifyState::Status("stopping: draining requests")]);
+        self.send(&[
+            NotifyState::Stopping,
+            NotifyState::Status("stopping: draining requests"),
+        ]);
     }
 
     pub fn watchdog(&self) {

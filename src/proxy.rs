@@ -74,7 +74,9 @@ pub enum ProxyError {
     BadGateway { origin: String, cause: String },
     #[error("the API at {origin} did not answer within {} (upstream.request_timeout)", humantime::format_duration(*.limit))]
     Timeout { origin: String, limit: Duration },
-    #[error("host {host:?} is not the API ({upstream}); this sidecar forwards only there (add it to proxy.host_aliases if it is the same API)")]
+    #[error(
+        "host {host:?} is not the API ({upstream}); this sidecar forwards only there (add it to proxy.host_aliases if it is the same API)"
+    )]
     RefusedHost { host: String, upstream: String },
     #[error("client {addr} is not in proxy.allowed_clients")]
     RefusedClient { addr: String },
@@ -134,7 +136,10 @@ impl ProxyError {
     fn closes(&self) -> bool {
         matches!(
             self,
-            ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } | ProxyError::Connect
+            ProxyError::BadRequest(_)
+                | ProxyError::HeadersTooLarge { .. }
+                | ProxyError::UriTooLong { .. }
+                | ProxyError::Connect
         )
     }
 }
@@ -155,7 +160,8 @@ pub fn error_response(e: &ProxyError) -> Response<Full<Bytes>> {
         );
     }
     if e.closes() {
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }
@@ -355,7 +361,9 @@ impl Proxy {
 
     /// The answer for a TCP client outside `proxy.allowed_clients`.
     pub fn refuse_client(&self, addr: SocketAddr) -> Response<Body> {
-        let e = ProxyError::RefusedClient { addr: addr.ip().to_string() };
+        let e = ProxyError::RefusedClient {
+            addr: addr.ip().to_string(),
+        };
         self.shared.metrics.local(e.reason());
         let mut resp = error_response(&e);
         resp.headers_mut()
@@ -380,13 +388,11 @@ impl Proxy {
         if uri_len > k.max_uri_bytes {
             return Err(ProxyError::UriTooLong { limit: k.max_uri_bytes });
         }
-        let header_bytes: usize = req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
+        let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
         if header_bytes > k.max_header_bytes {
-            return Err(ProxyError::HeadersTooLarge { limit: k.max_header_bytes });
+            return Err(ProxyError::HeadersTooLarge {
+                limit: k.max_header_bytes,
+            });
         }
         if let Some(authority) = req.uri().authority() {
             self.check_absolute_form(k, req.uri().scheme_str(), authority)?;
@@ -416,7 +422,12 @@ impl Proxy {
     /// An absolute-form request (HTTP_PROXY) must name the upstream's host
     /// (or an alias) — and its port, if it names one that is not the
     /// scheme's default.
-    fn check_absolute_form(&self, k: &Knobs, scheme: Option<&str>, authority: &http::uri::Authority) -> Result<(), ProxyError> {
+    fn check_absolute_form(
+        &self,
+        k: &Knobs,
+        scheme: Option<&str>,
+        authority: &http::uri::Authority,
+    ) -> Result<(), ProxyError> {
         let s = &*self.shared;
         let host = authority
             .host()
@@ -426,7 +437,9 @@ impl Proxy {
         let host_ok = host == s.target.host || k.host_aliases.contains(&host);
         let port_ok = match authority.port_u16() {
             None => true,
-            Some(p) => p == s.target.port || (scheme == Some("http") && p == 80) || (scheme == Some("https") && p == 443),
+            Some(p) => {
+                p == s.target.port || (scheme == Some("http") && p == 80) || (scheme == Some("https") && p == 443)
+            }
         };
         if host_ok && port_ok {
             Ok(())
@@ -454,7 +467,9 @@ impl Proxy {
             .unwrap_or(1);
         Err(ProxyError::NoToken {
             username: status.username,
-            reason: status.last_error.unwrap_or_else(|| "the login is still in progress".into()),
+            reason: status
+                .last_error
+                .unwrap_or_else(|| "the login is still in progress".into()),
             retry_after,
         })
     }
@@ -470,7 +485,12 @@ impl Proxy {
         }
         let (first, kept) = match body {
             RequestBody::Kept(bytes) => {
-                let replay = (parts.method.clone(), parts.uri.clone(), parts.headers.clone(), bytes.clone());
+                let replay = (
+                    parts.method.clone(),
+                    parts.uri.clone(),
+                    parts.headers.clone(),
+                    bytes.clone(),
+                );
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
             RequestBody::Stream(incoming) => (Request::from_parts(parts, Either::Right(incoming)), None),
@@ -499,7 +519,10 @@ impl Proxy {
             .map(|c| c.to_bytes())
             .unwrap_or_default();
         let Some(fresh) = s.auth.reauthenticate(&session, k.token_wait).await else {
-            return Ok(finish(Response::from_parts(resp_parts, Either::Right(Full::new(kept_401)))));
+            return Ok(finish(Response::from_parts(
+                resp_parts,
+                Either::Right(Full::new(kept_401)),
+            )));
         };
         headers.insert(header::AUTHORIZATION, fresh.authorization().clone());
         let mut again = Request::new(upstream::full(bytes));
@@ -591,7 +614,11 @@ impl Proxy {
         }
         let session = self.session(k).await?;
         let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
-        s.metrics.intercepted(if call == Call::Login { AuthKind::Login } else { AuthKind::Refresh });
+        s.metrics.intercepted(if call == Call::Login {
+            AuthKind::Login
+        } else {
+            AuthKind::Refresh
+        });
         let data = s.placeholders.grant(&k.username, unix_now(), expires_in);
         Ok(local(envelope::ok(data)))
     }

@@ -36,7 +36,16 @@ use crate::proxy::{ConnContext, Proxy};
 /// A bound listening socket.
 pub enum Listener {
     Tcp(TcpListener),
-    Unix { listener: UnixListener, path: Option<PathBuf> },
+    Unix {
+        listener: UnixListener,
+        path: Option<PathBuf>,
+    },
+}
+
+/// A listening socket handed over by systemd, before the runtime runs.
+pub enum Inherited {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
 }
 
 /// An accepted connection.
@@ -67,19 +76,23 @@ impl Listener {
         }
     }
 
-    /// Wraps a listener inherited from systemd (socket activation).
-    pub fn from_std_tcp(l: std::net::TcpListener) -> std::io::Result<Listener> {
-        l.set_nonblocking(true)?;
-        Ok(Listener::Tcp(TcpListener::from_std(l)?))
-    }
-
-    pub fn from_std_unix(l: std::os::unix::net::UnixListener) -> std::io::Result<Listener> {
-        l.set_nonblocking(true)?;
-        // systemd owns the socket file; do not remove it at exit.
-        Ok(Listener::Unix {
-            listener: UnixListener::from_std(l)?,
-            path: None,
-        })
+    /// Takes over a listener inherited from systemd (socket activation).
+    /// Must run inside the runtime.
+    pub fn adopt(inherited: Inherited) -> std::io::Result<Listener> {
+        match inherited {
+            Inherited::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Tcp(TcpListener::from_std(l)?))
+            }
+            Inherited::Unix(l) => {
+                l.set_nonblocking(true)?;
+                // systemd owns the socket file; it is not removed at exit.
+                Ok(Listener::Unix {
+                    listener: UnixListener::from_std(l)?,
+                    path: None,
+                })
+            }
+        }
     }
 
     /// The bound TCP address, if this is a TCP listener.
@@ -159,7 +172,12 @@ pub struct Server {
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
 /// period. Returns whether every connection finished in time.
-pub async fn run(server: Server, proxy_listener: Listener, admin_listener: Option<Listener>, shutdown: CancellationToken) -> bool {
+pub async fn run(
+    server: Server,
+    proxy_listener: Listener,
+    admin_listener: Option<Listener>,
+    shutdown: CancellationToken,
+) -> bool {
     let server = Arc::new(server);
     info!(listen = %proxy_listener.describe(), "proxy listening");
     if let Some(a) = &admin_listener {
@@ -242,7 +260,11 @@ where
         (Role::Proxy, Some(addr)) => {
             let access = server.access.load();
             access.allowed_clients.iter().any(|net| net.contains(&addr.ip()))
-                || addr.ip().to_canonical() != addr.ip() && access.allowed_clients.iter().any(|net| net.contains(&addr.ip().to_canonical()))
+                || addr.ip().to_canonical() != addr.ip()
+                    && access
+                        .allowed_clients
+                        .iter()
+                        .any(|net| net.contains(&addr.ip().to_canonical()))
         }
         _ => true,
     };

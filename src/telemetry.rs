@@ -46,7 +46,12 @@ pub fn init(settings: &LogSettings) -> Result<LogHandle, String> {
     let ansi = std::io::stderr().is_terminal();
     let result = match settings.format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .with_target(false),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
 use http::Uri;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -56,9 +56,15 @@ pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError
     if let Some(path) = &settings.ca_file {
         let shown = path.display().to_string();
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?
+            .map_err(|e| TlsError::CaFile {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?
             .collect::<Result<_, _>>()
-            .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?;
+            .map_err(|e| TlsError::CaFile {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
         if certs.is_empty() {
             return Err(TlsError::CaFile {
                 path: shown,
@@ -66,9 +72,10 @@ pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError
             });
         }
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| TlsError::CaFile { path: shown.clone(), message: e.to_string() })?;
+            roots.add(cert).map_err(|e| TlsError::CaFile {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
         }
     }
     if roots.is_empty() {
@@ -130,7 +137,11 @@ pub struct Target {
 
 impl Target {
     pub fn new(settings: &UpstreamSettings) -> Target {
-        let scheme = if settings.is_https() { Scheme::HTTPS } else { Scheme::HTTP };
+        let scheme = if settings.is_https() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let authority = settings
             .base_url
             .authority()

@@ -104,7 +104,12 @@ impl WsRelay {
 
     async fn connect(&self, url: &str) -> Result<Box<dyn Io>, String> {
         let uri: Uri = url.parse().map_err(|e| format!("bad upstream URL {url}: {e}"))?;
-        let host = uri.host().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = uri
+            .host()
+            .unwrap_or("localhost")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let tls = uri.scheme_str() == Some("wss");
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host.as_str(), port)))
@@ -116,7 +121,8 @@ impl WsRelay {
             return Ok(Box::new(tcp));
         }
         let connector = self.tls.clone().ok_or("no TLS configuration for wss://")?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("bad server name {host}: {e}"))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("bad server name {host}: {e}"))?;
         let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
@@ -127,12 +133,20 @@ impl WsRelay {
     /// Opens the upstream socket and, if that works, answers 101 and starts
     /// relaying; otherwise answers with the reason in an envelope.
     pub async fn upgrade(&self, mut req: Request<Incoming>, session: Arc<Session>, _target: &Target) -> Response<Body> {
-        let reply = |status: StatusCode, msg: String| envelope::error(status, &format!("ethgas-sidecar: {msg}")).map(Either::Right);
+        let reply = |status: StatusCode, msg: String| {
+            envelope::error(status, &format!("ethgas-sidecar: {msg}")).map(Either::Right)
+        };
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-            return reply(StatusCode::BAD_REQUEST, "WebSocket upgrade without Sec-WebSocket-Key".into());
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "WebSocket upgrade without Sec-WebSocket-Key".into(),
+            );
         };
         if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-            let mut resp = reply(StatusCode::UPGRADE_REQUIRED, "only WebSocket version 13 is supported".into());
+            let mut resp = reply(
+                StatusCode::UPGRADE_REQUIRED,
+                "only WebSocket version 13 is supported".into(),
+            );
             resp.headers_mut()
                 .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
             return resp;
@@ -140,7 +154,12 @@ impl WsRelay {
         let url = self.upstream_url(req.uri());
         let mut up_req = match url.as_str().into_client_request() {
             Ok(r) => r,
-            Err(e) => return reply(StatusCode::BAD_GATEWAY, format!("bad upstream WebSocket URL {url}: {e}")),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_GATEWAY,
+                    format!("bad upstream WebSocket URL {url}: {e}"),
+                );
+            }
         };
         {
             let h = up_req.headers_mut();
@@ -156,16 +175,27 @@ impl WsRelay {
             Ok(io) => io,
             Err(e) => {
                 self.metrics.local(crate::metrics::LocalReason::Unreachable);
-                return reply(StatusCode::BAD_GATEWAY, format!("the WebSocket API is unreachable: {e}"));
+                return reply(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the WebSocket API is unreachable: {e}"),
+                );
             }
         };
         let (upstream, up_resp) = match tokio_tungstenite::client_async(up_req, io).await {
             Ok(pair) => pair,
             Err(tungstenite::Error::Http(resp)) => {
                 let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                return reply(status, format!("the WebSocket API refused the upgrade with HTTP {}", resp.status()));
+                return reply(
+                    status,
+                    format!("the WebSocket API refused the upgrade with HTTP {}", resp.status()),
+                );
             }
-            Err(e) => return reply(StatusCode::BAD_GATEWAY, format!("WebSocket handshake with the API failed: {e}")),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_GATEWAY,
+                    format!("WebSocket handshake with the API failed: {e}"),
+                );
+            }
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let mut resp = Response::new(Either::Right(Full::default()));

@@ -54,17 +54,18 @@ fn invalid_configs_are_refused_naming_the_key_and_file() {
     assert!(files.len() >= 15, "the invalid folder is read: {files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let expects: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# expect: "))
-            .collect();
+        let expects: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
         assert!(!expects.is_empty(), "{} has no `# expect:` line", f.display());
         let err = match Config::load(&f) {
             Ok(_) => panic!("{} should be refused", f.display()),
             Err(e) => e.to_string(),
         };
         for want in expects {
-            assert!(err.contains(want), "{}: error should mention {want:?}, got: {err}", f.display());
+            assert!(
+                err.contains(want),
+                "{}: error should mention {want:?}, got: {err}",
+                f.display()
+            );
         }
         assert!(err.contains(&f.display().to_string()), "names the file: {err}");
         assert!(!err.contains("not-a-real-password"), "no secret in errors: {err}");
@@ -85,7 +86,14 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if is_setting(rest) && !rest.starts_with("base_url") && !rest.starts_with("password_") && !rest.starts_with("ca_file") => rest,
+            Some(rest)
+                if is_setting(rest)
+                    && !rest.starts_with("base_url")
+                    && !rest.starts_with("password_")
+                    && !rest.starts_with("ca_file") =>
+            {
+                rest
+            }
             _ => l,
         })
         .collect::<Vec<_>>()
@@ -133,7 +141,10 @@ fn password_credential_reads_credentials_directory() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("auth.password_credential") && err.contains("CREDENTIALS_DIRECTORY"), "{err}");
+    assert!(
+        err.contains("auth.password_credential") && err.contains("CREDENTIALS_DIRECTORY"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -51,7 +51,10 @@ async fn readyz_is_503_until_the_first_login() {
     api.mock.set_login_fault(Fault::Status(503));
     let sidecar = start_sidecar(&api, Extra::default()).await;
     let c = client();
-    eventually(Duration::from_secs(5), "a failed login attempt", || api.mock.counts().faults_served >= 1).await;
+    eventually(Duration::from_secs(5), "a failed login attempt", || {
+        api.mock.counts().faults_served >= 1
+    })
+    .await;
     let r = get(&c, &sidecar.admin_url("/readyz")).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["data"]["ready"], false);
@@ -100,7 +103,12 @@ async fn steady_traffic_across_many_refreshes_never_fails() {
     let until = tokio::time::Instant::now() + Duration::from_secs(9);
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (c, url, failures, done) = (c.clone(), sidecar.url("/api/v1/user/info"), failures.clone(), done.clone());
+        let (c, url, failures, done) = (
+            c.clone(),
+            sidecar.url("/api/v1/user/info"),
+            failures.clone(),
+            done.clone(),
+        );
         workers.push(tokio::spawn(async move {
             while tokio::time::Instant::now() < until {
                 let r = get(&c, &url).await;
@@ -158,7 +166,10 @@ async fn login_outage_gives_503_envelopes_then_recovers_quickly() {
     )
     .await;
     let c = client();
-    eventually(Duration::from_secs(5), "login attempts", || api.mock.counts().faults_served >= 2).await;
+    eventually(Duration::from_secs(5), "login attempts", || {
+        api.mock.counts().faults_served >= 2
+    })
+    .await;
     let r = get(&c, &sidecar.url("/api/v1/user/info")).await;
     assert_eq!(r.status, 503);
     assert!(r.headers.contains_key("retry-after"));
@@ -174,7 +185,11 @@ async fn login_outage_gives_503_envelopes_then_recovers_quickly() {
     api.mock.set_login_fault(Fault::None);
     let back = tokio::time::Instant::now();
     wait_ready(&c, sidecar.admin).await;
-    assert!(back.elapsed() < Duration::from_secs(5), "recovered in {:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "recovered in {:?}",
+        back.elapsed()
+    );
     let r = get(&c, &sidecar.url("/api/v1/user/info")).await;
     assert_eq!(r.status, 200);
 }
@@ -196,7 +211,11 @@ async fn unreachable_api_gives_a_502_envelope() {
         }
     };
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
-    assert!(r.json()["message"].as_str().unwrap().contains("unreachable"), "{}", r.json());
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("unreachable"),
+        "{}",
+        r.json()
+    );
     assert_eq!(r.json()["code"], 502);
     assert!(r.headers.contains_key("retry-after"));
 }
@@ -236,7 +255,10 @@ async fn wrong_password_is_retried_slowly_and_readyz_says_why() {
     )
     .await;
     let c = client();
-    eventually(Duration::from_secs(5), "the first refused login", || api.mock.counts().logins_refused >= 1).await;
+    eventually(Duration::from_secs(5), "the first refused login", || {
+        api.mock.counts().logins_refused >= 1
+    })
+    .await;
     let started = tokio::time::Instant::now();
     let r = get(&c, &sidecar.admin_url("/readyz")).await;
     assert_eq!(r.status, 503);
@@ -282,7 +304,10 @@ async fn streams_the_first_chunk_before_the_api_finishes() {
     assert!(first_at < Duration::from_millis(1500), "first chunk after {first_at:?}");
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(&rest[..], b"{\"chunk\":1}\n{\"chunk\":2}\n");
-    assert!(started.elapsed() >= Duration::from_secs(4), "the rest came as the API sent it");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the rest came as the API sent it"
+    );
 }
 
 #[tokio::test]

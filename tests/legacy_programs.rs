@@ -43,7 +43,10 @@ async fn a_program_that_logs_in_itself_works_without_touching_the_real_session()
     let access = env["data"]["accessToken"].as_str().unwrap().to_string();
     let refresh = env["data"]["refreshToken"].as_str().unwrap().to_string();
     let expires_in = env["data"]["expiresIn"].as_u64().unwrap();
-    assert!((3590..=3600).contains(&expires_in), "matches the real session: {expires_in}");
+    assert!(
+        (3590..=3600).contains(&expires_in),
+        "matches the real session: {expires_in}"
+    );
     assert!(!api.mock.issued(&access), "a placeholder, never the real token");
     assert_eq!(access.split('.').count(), 3, "JWT-shaped");
 
@@ -87,18 +90,33 @@ async fn a_program_that_logs_in_itself_works_without_touching_the_real_session()
     assert_eq!(r.status, 200);
     let counts = api.mock.counts();
     assert_eq!(counts.logins_ok, 1, "the API saw only the sidecar's own login");
-    assert_eq!(counts.refreshes_ok + counts.refreshes_refused, 0, "no refresh reached the API");
+    assert_eq!(
+        counts.refreshes_ok + counts.refreshes_refused,
+        0,
+        "no refresh reached the API"
+    );
     assert_eq!(counts.logouts, 0, "no logout reached the API");
     assert_eq!(counts.verifies, 1);
 
     // A login for another account is refused rather than answered as ours.
-    let other = post_json(&c, &sidecar.url("/api/v1/user/login"), r#"{"username":"mallory","password":"x"}"#).await;
+    let other = post_json(
+        &c,
+        &sidecar.url("/api/v1/user/login"),
+        r#"{"username":"mallory","password":"x"}"#,
+    )
+    .await;
     assert_eq!(other.status, 403);
     assert!(other.json()["message"].as_str().unwrap().contains("mallory"));
 
     let metrics = String::from_utf8_lossy(&get(&c, &sidecar.admin_url("/metrics")).await.body).into_owned();
-    assert_eq!(metric(&metrics, "ethgas_sidecar_intercepted_total{endpoint=\"login\"}"), 1.0);
-    assert_eq!(metric(&metrics, "ethgas_sidecar_intercepted_total{endpoint=\"logout\"}"), 1.0);
+    assert_eq!(
+        metric(&metrics, "ethgas_sidecar_intercepted_total{endpoint=\"login\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&metrics, "ethgas_sidecar_intercepted_total{endpoint=\"logout\"}"),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -171,22 +189,35 @@ async fn absolute_form_for_another_host_is_refused_without_connecting() {
         "http://example.com/api/v1/user/info".to_string(),
         format!("http://localhost:{}/api/v1/user/info", api.addr.port()),
     ] {
-        let raw = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", api.addr);
+        let raw = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            api.addr
+        );
         let answer = raw_exchange(sidecar.proxy, raw.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 403"), "{target}: {answer}");
         assert!(answer.contains("\"code\":403"), "{answer}");
         assert!(answer.contains("proxy.host_aliases"), "says what to do: {answer}");
     }
-    assert_eq!(bystander.mock.counts().connections, 0, "no connection to the other server");
+    assert_eq!(
+        bystander.mock.counts().connections,
+        0,
+        "no connection to the other server"
+    );
 
     // The upstream's own host works in absolute form.
-    let raw = format!("GET http://{}/api/v1/user/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", api.addr);
+    let raw = format!(
+        "GET http://{}/api/v1/user/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        api.addr
+    );
     let answer = raw_exchange(sidecar.proxy, raw.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // A Host header naming another server changes nothing: origin-form
     // requests always go to the upstream.
-    let raw = format!("GET /api/v1/user/info HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", bystander.addr);
+    let raw = format!(
+        "GET /api/v1/user/info HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        bystander.addr
+    );
     let answer = raw_exchange(sidecar.proxy, raw.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(bystander.mock.counts().connections, 0);
@@ -205,7 +236,8 @@ async fn host_aliases_are_accepted() {
     .await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
-    let raw = "GET http://api.ethgas.com/api/v1/user/info HTTP/1.1\r\nHost: api.ethgas.com\r\nConnection: close\r\n\r\n";
+    let raw =
+        "GET http://api.ethgas.com/api/v1/user/info HTTP/1.1\r\nHost: api.ethgas.com\r\nConnection: close\r\n\r\n";
     let answer = raw_exchange(sidecar.proxy, raw.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
@@ -223,7 +255,11 @@ async fn connect_is_refused_with_advice() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
     assert!(answer.contains("http://"), "says to use an http:// base URL: {answer}");
-    assert_eq!(api.mock.counts().connections, 1, "only the sidecar's own login connection");
+    assert_eq!(
+        api.mock.counts().connections,
+        1,
+        "only the sidecar's own login connection"
+    );
 }
 
 #[tokio::test]
@@ -264,13 +300,23 @@ async fn a_large_body_is_not_replayed_but_the_token_is_renewed() {
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     api.mock.revoke_access_tokens();
-    let r = post_json(&c, &sidecar.url("/api/v1/mock/echo"), r#"{"this body":"is longer than sixteen bytes"}"#).await;
+    let r = post_json(
+        &c,
+        &sidecar.url("/api/v1/mock/echo"),
+        r#"{"this body":"is longer than sixteen bytes"}"#,
+    )
+    .await;
     assert_eq!(r.status, 401, "returned as is");
     eventually(Duration::from_secs(5), "the background re-authentication", || {
         api.mock.counts().refreshes_ok == 1
     })
     .await;
-    let r = post_json(&c, &sidecar.url("/api/v1/mock/echo"), r#"{"this body":"is longer than sixteen bytes"}"#).await;
+    let r = post_json(
+        &c,
+        &sidecar.url("/api/v1/mock/echo"),
+        r#"{"this body":"is longer than sixteen bytes"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
 }
 
@@ -303,13 +349,23 @@ async fn fifty_concurrent_401s_cause_exactly_one_reauthentication() {
         assert_eq!(r.json()["data"]["body"], format!(r#"{{"n":{i}}}"#));
     }
     let counts = api.mock.counts();
-    assert_eq!(counts.refreshes_ok + counts.refreshes_refused, 1, "one refresh for all: {counts:?}");
+    assert_eq!(
+        counts.refreshes_ok + counts.refreshes_refused,
+        1,
+        "one refresh for all: {counts:?}"
+    );
     assert_eq!(counts.logins_ok, 1, "{counts:?}");
     let metrics = String::from_utf8_lossy(&get(&c, &sidecar.admin_url("/metrics")).await.body).into_owned();
     assert_eq!(metric(&metrics, "ethgas_sidecar_reauthentications_total"), 1.0);
     let replays = metric(&metrics, "ethgas_sidecar_replays_total");
-    assert_eq!(replays, counts.private_unauthorized as f64, "every 401 was replayed once");
-    eprintln!("50 concurrent 401s: {} upstream 401s, {replays} replays, 1 refresh", counts.private_unauthorized);
+    assert_eq!(
+        replays, counts.private_unauthorized as f64,
+        "every 401 was replayed once"
+    );
+    eprintln!(
+        "50 concurrent 401s: {} upstream 401s, {replays} replays, 1 refresh",
+        counts.private_unauthorized
+    );
 }
 
 #[tokio::test]
@@ -318,7 +374,12 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
     let sidecar = start_sidecar(&api, Extra::default()).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
-    let login = post_json(&c, &sidecar.url("/api/v1/user/login"), &format!(r#"{{"username":"{USER}"}}"#)).await;
+    let login = post_json(
+        &c,
+        &sidecar.url("/api/v1/user/login"),
+        &format!(r#"{{"username":"{USER}"}}"#),
+    )
+    .await;
     let placeholder = login.json()["data"]["accessToken"].as_str().unwrap().to_string();
 
     let stream = TcpStream::connect(sidecar.proxy).await.unwrap();
@@ -326,9 +387,11 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
         .await
         .expect("upgrade through the sidecar");
     assert_eq!(resp.status(), 101);
-    ws.send(Message::text(json!({"cmd":"login","data":{"accessToken": placeholder}}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"cmd":"login","data":{"accessToken": placeholder}}).to_string(),
+    ))
+    .await
+    .unwrap();
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["cmd"], "login");
     assert_eq!(reply["code"], 200, "the mock accepted the rewritten login: {reply}");
@@ -347,7 +410,10 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
     }
     let counts = api.mock.counts();
     assert!(counts.refreshes_ok >= 2, "{counts:?}");
-    assert!(counts.ws_logins_ok >= 3, "the sidecar re-logged the socket in: {counts:?}");
+    assert!(
+        counts.ws_logins_ok >= 3,
+        "the sidecar re-logged the socket in: {counts:?}"
+    );
     assert_eq!(counts.ws_logins_refused, 0);
     ws.close(None).await.unwrap();
 }
@@ -374,7 +440,10 @@ async fn websocket_token_expired_push_is_answered_by_the_sidecar() {
         .await;
         ws.send(Message::text(r#"{"cmd":"whoami"}"#)).await.unwrap();
         let v = next_json(&mut ws).await;
-        assert_eq!(v["cmd"], "whoami", "neither token_expired nor the login reply reached the program: {v}");
+        assert_eq!(
+            v["cmd"], "whoami",
+            "neither token_expired nor the login reply reached the program: {v}"
+        );
         assert_eq!(v["authenticated"], true);
     }
     assert_eq!(api.mock.counts().ws_token_expired_pushes, 3);
@@ -473,7 +542,11 @@ async fn oversized_heads_get_431_and_414_envelopes() {
         format!("GET /api/v1/user/info HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(300)]);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
     assert!(answer.contains("max_header_bytes"), "{answer}");
     let long = "a".repeat(10 * 1024);
     let answer = raw_exchange(
@@ -481,7 +554,11 @@ async fn oversized_heads_get_431_and_414_envelopes() {
         format!("GET /api/v1/user/info?q={long} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 414"), "{}", &answer[..answer.len().min(300)]);
+    assert!(
+        answer.starts_with("HTTP/1.1 414"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
     assert!(answer.contains("max_uri_bytes"), "{answer}");
     assert_eq!(api.mock.counts().private_ok + api.mock.counts().private_unauthorized, 0);
 }
@@ -522,7 +599,9 @@ async fn unix_socket_listener_with_its_file_mode() {
     let proxy = ethgas_sidecar::server::Listener::bind(&config.proxy.listen, config.proxy.unix_mode)
         .await
         .unwrap();
-    let admin = ethgas_sidecar::server::Listener::bind(&config.admin.listen, 0o660).await.unwrap();
+    let admin = ethgas_sidecar::server::Listener::bind(&config.admin.listen, 0o660)
+        .await
+        .unwrap();
     let admin_addr = admin.tcp_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(ethgas_sidecar::app::run(
@@ -539,7 +618,9 @@ async fn unix_socket_listener_with_its_file_mode() {
     wait_ready(&c, admin_addr).await;
 
     let stream = tokio::net::UnixStream::connect(&sock).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let resp = sender
         .send_request(

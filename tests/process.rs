@@ -86,7 +86,11 @@ async fn trace_logs_never_contain_the_password_or_a_token() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     api.mock.revoke_access_tokens();
-    assert_eq!(get(&c, &format!("{base}/api/v1/user/info")).await.status, 200, "replayed");
+    assert_eq!(
+        get(&c, &format!("{base}/api/v1/user/info")).await.status,
+        200,
+        "replayed"
+    );
     proc.signal("TERM");
     assert_eq!(proc.wait_exit(Duration::from_secs(15)).await.code(), Some(0));
 

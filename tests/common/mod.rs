@@ -215,7 +215,10 @@ pub async fn post_json(client: &TestClient, url: &str, body: &str) -> Reply {
 pub async fn eventually<F: FnMut() -> bool>(limit: Duration, what: &str, mut cond: F) {
     let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -226,7 +229,11 @@ pub async fn wait_ready(client: &TestClient, admin: SocketAddr) {
     loop {
         if let Ok(Ok(resp)) = tokio::time::timeout(
             Duration::from_secs(2),
-            client.request(Request::get(format!("http://{admin}/readyz")).body(Full::default()).unwrap()),
+            client.request(
+                Request::get(format!("http://{admin}/readyz"))
+                    .body(Full::default())
+                    .unwrap(),
+            ),
         )
         .await
         {
@@ -257,12 +264,20 @@ impl Proc {
     /// and waits for both listeners (their port-0 addresses are read from
     /// the log).
     pub fn spawn(config: &Path, envs: &[(&str, &str)]) -> Proc {
-        Proc::spawn_command(std::process::Command::new(binary()).arg("run").arg("--config").arg(config), envs)
+        Proc::spawn_command(
+            std::process::Command::new(binary())
+                .arg("run")
+                .arg("--config")
+                .arg(config),
+            envs,
+        )
     }
 
     pub fn spawn_command(cmd: &mut std::process::Command, envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
-        cmd.env_remove("RUST_LOG").env_remove("NOTIFY_SOCKET").env_remove("LISTEN_FDS");
+        cmd.env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -334,7 +349,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(tokio::time::Instant::now() < deadline, "process did not exit within {limit:?}; log:\n{}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "process did not exit within {limit:?}; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
