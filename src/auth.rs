@@ -14,6 +14,7 @@
 //! no more often than a cooldown allows, so a misbehaving API cannot cause a
 //! login storm.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,8 +41,10 @@ const MAX_AUTH_BODY: usize = 1024 * 1024;
 const TRANSIENT_BASE: Duration = Duration::from_millis(250);
 /// Base of the slow backoff after the API refused the credentials.
 const CREDENTIAL_BASE: Duration = Duration::from_secs(5);
-/// Reactive (401-triggered) re-authentications are at least this far apart;
-/// the gap doubles while the API keeps rejecting fresh tokens.
+/// A token the API rejects before it ever worked must have lived this long
+/// before the 401 triggers a re-authentication; the wait doubles each time,
+/// so an API that rejects every token cannot cause a login storm. A token
+/// that served requests and is then revoked is renewed at once.
 const REAUTH_COOLDOWN: Duration = Duration::from_secs(1);
 const REAUTH_COOLDOWN_MAX: Duration = Duration::from_secs(60);
 /// How long a logout at shutdown may take at most.
@@ -67,9 +70,20 @@ pub struct Session {
     pub expires_at_unix: u64,
     pub lifetime: Duration,
     pub refresh_at: Instant,
+    /// Set once the API accepted a request with this token; a 401 on a
+    /// proven token is a revocation, not an API that rejects what it issues.
+    proven: AtomicBool,
 }
 
 impl Session {
+    /// Records that the API accepted this token. Cheap on the hot path: one
+    /// relaxed load after the first time.
+    pub fn mark_proven(&self) {
+        if !self.proven.load(Ordering::Relaxed) {
+            self.proven.store(true, Ordering::Relaxed);
+        }
+    }
+
     pub fn is_valid(&self, now: Instant) -> bool {
         now < self.valid_until
     }
@@ -395,10 +409,25 @@ pub fn parse_grant(
             detail: "the body is not a JSON object".into(),
         });
     }
-    let refused = |api_code: i64| AuthError::Rejected {
-        status: code,
-        code: api_code,
-        message: envelope_message(&v).unwrap_or_else(|| "no message".into()),
+    // A success status with an error code: the codes that speak of the
+    // credentials (401, 403) or of a malformed request (1001) are a refusal;
+    // "operation failed" (1002), "unexpected" (9999) and the like are the
+    // server's trouble and are retried like a 5xx.
+    let refused = |api_code: i64| {
+        let message = envelope_message(&v).unwrap_or_else(|| "no message".into());
+        if matches!(api_code, 401 | 403 | 1001) {
+            AuthError::Rejected {
+                status: code,
+                code: api_code,
+                message,
+            }
+        } else {
+            AuthError::Server {
+                status: code,
+                message: format!("code {api_code}: {message}"),
+                retry_after: None,
+            }
+        }
     };
     match v.get("code") {
         None | Some(Value::Null) => {}
@@ -418,7 +447,7 @@ pub fn parse_grant(
             .get("data")
             .and_then(|d| d.get("errorCode"))
             .and_then(Value::as_i64)
-            .unwrap_or(0);
+            .unwrap_or(401);
         return Err(refused(api_code));
     }
     let data = match v.get("data") {
@@ -543,7 +572,6 @@ pub struct Authenticator {
     at: Instant,
     transient_failures: u32,
     credential_failures: u32,
-    last_reauth: Option<Instant>,
     reauth_cooldown: Duration,
 }
 
@@ -578,7 +606,6 @@ impl Authenticator {
             at: Instant::now(),
             transient_failures: 0,
             credential_failures: 0,
-            last_reauth: None,
             reauth_cooldown: REAUTH_COOLDOWN,
         };
         (auth, AuthHandle { shared })
@@ -623,24 +650,33 @@ impl Authenticator {
         match cmd {
             Command::Reauth { stale, reply } => {
                 let now = Instant::now();
+                let stale_session = self.current().filter(|s| s.generation == stale);
+                let age = stale_session
+                    .as_ref()
+                    .map(|s| now.saturating_duration_since(s.obtained_at));
+                let proven = stale_session.is_some_and(|s| s.proven.load(Ordering::Relaxed));
                 let accepted = if stale < self.generation {
                     // A newer token exists already.
                     true
                 } else if self.step_is_immediate(now) {
                     // One is already scheduled; share it.
                     true
-                } else if self.last_reauth.is_some_and(|t| now < t + self.reauth_cooldown) {
-                    debug!("upstream rejected the token again within the cooldown; not re-authenticating yet");
+                } else if !proven && age.is_some_and(|a| a < self.reauth_cooldown) {
+                    // The API rejects a token before it ever worked; doing
+                    // it again at once would only repeat that.
+                    debug!(
+                        cooldown_ms = self.reauth_cooldown.as_millis() as u64,
+                        "the API rejected a token that never worked; not re-authenticating yet"
+                    );
                     false
                 } else {
-                    // Back off while the API keeps rejecting fresh tokens.
-                    self.reauth_cooldown = match self.last_reauth {
-                        Some(t) if now < t + self.reauth_cooldown * 4 => {
-                            (self.reauth_cooldown * 2).min(REAUTH_COOLDOWN_MAX)
-                        }
-                        _ => REAUTH_COOLDOWN,
+                    // A token that served requests was revoked: renew at
+                    // once. One that never worked makes the next wait longer.
+                    self.reauth_cooldown = if proven {
+                        REAUTH_COOLDOWN
+                    } else {
+                        (self.reauth_cooldown * 2).min(REAUTH_COOLDOWN_MAX)
                     };
-                    self.last_reauth = Some(now);
                     self.metrics.reauthentications.inc();
                     info!("the API rejected the current token; re-authenticating now");
                     self.step = if self.refresh_token.is_some() {
@@ -809,6 +845,7 @@ impl Authenticator {
             expires_at_unix: unix_now() + lifetime.as_secs(),
             lifetime,
             refresh_at,
+            proven: AtomicBool::new(false),
         };
         self.refresh_token = grant.refresh;
         self.shared.cell.store(Some(Arc::new(session)));
@@ -1077,11 +1114,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.is_rejection(), "success status with an error code is a rejection");
-        let e = grant(200, r#"{"success":false,"data":{"errorCode":7,"errorMsg":"nope"}}"#)
+        let e = grant(200, r#"{"success":false,"data":{"errorCode":403,"errorMsg":"nope"}}"#)
             .err()
             .unwrap();
         assert!(e.is_rejection());
         assert!(e.to_string().contains("nope"));
+        let e = grant(200, r#"{"code":1002,"message":"operation failed","data":null}"#)
+            .err()
+            .unwrap();
+        assert!(!e.is_rejection(), "operation failed is retried like a 5xx");
         for (status, body) in [(200, "<html>"), (200, "[1]"), (503, "down"), (500, "{}")] {
             let e = grant(status, body).err().unwrap();
             assert!(!e.is_rejection(), "{status} {body}: {e}");

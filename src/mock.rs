@@ -159,6 +159,9 @@ struct State {
     faults: Mutex<Faults>,
     /// While set, connections are accepted and closed at once (an outage).
     down: AtomicBool,
+    /// While set, every private request is refused with 401, whatever token
+    /// it carries (an API that rejects what it issues).
+    reject_all: AtomicBool,
     counters: Counters,
     serial: AtomicU64,
     /// Wakes every open socket to push `token_expired` now.
@@ -208,6 +211,7 @@ impl Mock {
                 tokens: Mutex::new(Tokens::default()),
                 faults: Mutex::new(Faults::default()),
                 down: AtomicBool::new(false),
+                reject_all: AtomicBool::new(false),
                 counters: Counters::default(),
                 serial: AtomicU64::new(0),
                 expire_sockets: tokio::sync::Notify::new(),
@@ -251,6 +255,11 @@ impl Mock {
     /// An outage: connections are closed as soon as they are accepted.
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Refuse every private request with 401, valid token or not.
+    pub fn set_reject_all(&self, reject: bool) {
+        self.state.reject_all.store(reject, Ordering::SeqCst);
     }
 
     pub fn set_password(&self, password: &str) {
@@ -389,7 +398,12 @@ impl Mock {
     fn guard(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
         let c = &self.state.counters;
         let token = bearer(req);
-        let refusal = match self.check(token.as_deref()) {
+        let check = if self.state.reject_all.load(Ordering::SeqCst) {
+            Check::Revoked
+        } else {
+            self.check(token.as_deref())
+        };
+        let refusal = match check {
             Check::Ok => {
                 c.private_ok.fetch_add(1, Ordering::SeqCst);
                 return Ok(());
@@ -412,6 +426,7 @@ impl Mock {
         let answer = match fault {
             Fault::None => return None,
             Fault::Slow(d) => {
+                c.faults_served.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(d).await;
                 return None;
             }

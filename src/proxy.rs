@@ -497,6 +497,7 @@ impl Proxy {
         };
         let resp = self.send(first).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
+            session.mark_proven();
             return Ok(finish(resp.map(Either::Left)));
         }
 
