@@ -37,7 +37,11 @@ fn traffic(sidecar: &Sidecar, workers: usize) -> Traffic {
         .map(|i| {
             let (c, stop, ok, failed) = (c.clone(), stop.clone(), ok.clone(), failed.clone());
             // Reads and writes (writes are replayed after a 401 too).
-            let url = sidecar.url(if i % 2 == 0 { "/api/v1/user/info" } else { "/api/v1/mock/echo" });
+            let url = sidecar.url(if i % 2 == 0 {
+                "/api/v1/user/info"
+            } else {
+                "/api/v1/mock/echo"
+            });
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.is_cancelled() {
@@ -56,7 +60,12 @@ fn traffic(sidecar: &Sidecar, workers: usize) -> Traffic {
             })
         })
         .collect();
-    Traffic { stop, tasks, ok, failed }
+    Traffic {
+        stop,
+        tasks,
+        ok,
+        failed,
+    }
 }
 
 impl Traffic {
@@ -93,10 +102,14 @@ async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
     let admin = sidecar.admin;
     apply(&api.mock);
     let applied = Instant::now();
-    eventually(Duration::from_secs(10), &format!("{name}: the refresh to meet the fault"), || {
-        let now = api.mock.counts();
-        now.faults_served + now.refreshes_refused > before.faults_served + before.refreshes_refused
-    })
+    eventually(
+        Duration::from_secs(10),
+        &format!("{name}: the refresh to meet the fault"),
+        || {
+            let now = api.mock.counts();
+            now.faults_served + now.refreshes_refused > before.faults_served + before.refreshes_refused
+        },
+    )
     .await;
     // Let it fail a few times, then heal.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -109,15 +122,24 @@ async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
         if r.status == 200 && r.json()["data"]["consecutive_failures"] == 0 {
             break;
         }
-        assert!(cleared.elapsed() < Duration::from_secs(10), "{name}: not healthy 10 s after the fault cleared");
+        assert!(
+            cleared.elapsed() < Duration::from_secs(10),
+            "{name}: not healthy 10 s after the fault cleared"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let recovery = cleared.elapsed();
-    assert!(successes(&api.mock.counts()) > successes(&before), "{name}: the token was renewed");
+    assert!(
+        successes(&api.mock.counts()) > successes(&before),
+        "{name}: the token was renewed"
+    );
     let _ = during;
     // More traffic on the new token.
     let ok_then = load.ok.load(Ordering::SeqCst);
-    eventually(Duration::from_secs(5), "traffic after recovery", || load.ok.load(Ordering::SeqCst) > ok_then + 20).await;
+    eventually(Duration::from_secs(5), "traffic after recovery", || {
+        load.ok.load(Ordering::SeqCst) > ok_then + 20
+    })
+    .await;
     let (ok, failed) = load.finish().await;
 
     let after = api.mock.counts();
@@ -128,7 +150,10 @@ async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
     );
     assert_eq!(failed, 0, "{name}: no request may fail while a valid token exists");
     assert!(ok > 50, "{name}: traffic flowed ({ok})");
-    assert!(recovery < Duration::from_secs(3), "{name}: healthy {recovery:?} after the fault cleared");
+    assert!(
+        recovery < Duration::from_secs(3),
+        "{name}: healthy {recovery:?} after the fault cleared"
+    );
     assert!(auth_calls <= 15, "{name}: {auth_calls} auth calls — a storm");
     assert_eq!(after.expired_in_use, 0, "{name}: an expired token was sent");
     let ready = get(&c, &sidecar.admin_url("/readyz")).await;
@@ -193,7 +218,10 @@ async fn access_tokens_revoked_mid_flight() {
     let load = traffic(&sidecar, 4);
     for round in 1..=3 {
         let ok = load.ok.load(Ordering::SeqCst);
-        eventually(Duration::from_secs(5), "traffic", || load.ok.load(Ordering::SeqCst) > ok + 20).await;
+        eventually(Duration::from_secs(5), "traffic", || {
+            load.ok.load(Ordering::SeqCst) > ok + 20
+        })
+        .await;
         api.mock.revoke_access_tokens();
         eventually(Duration::from_secs(5), "the re-authentication", || {
             api.mock.counts().refreshes_ok == round
@@ -221,7 +249,10 @@ async fn a_long_outage_is_retried_with_bounded_backoff() {
     let sidecar = start_sidecar(&api, Extra::default()).await;
     let c = client();
     let started = Instant::now();
-    eventually(Duration::from_secs(5), "the first attempt", || api.mock.counts().faults_served >= 1).await;
+    eventually(Duration::from_secs(5), "the first attempt", || {
+        api.mock.counts().faults_served >= 1
+    })
+    .await;
     while started.elapsed() < Duration::from_secs(6) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -13,7 +13,7 @@ use http_body_util::Full;
 async fn sigterm_lets_the_request_in_flight_finish_then_logs_out() {
     let api = start_api(Duration::from_secs(3600)).await;
     let files = write_config(api.addr, PASSWORD, &Extra::default());
-    let mut proc = Proc::spawn(&files.config, &[]);
+    let mut proc = Proc::spawn(&files.config, &[]).await;
     let c = client();
     wait_ready(&c, proc.admin).await;
 
@@ -44,7 +44,7 @@ async fn sigterm_lets_the_request_in_flight_finish_then_logs_out() {
 async fn sigint_stops_too_and_a_second_signal_does_not_hang() {
     let api = start_api(Duration::from_secs(3600)).await;
     let files = write_config(api.addr, PASSWORD, &Extra::default());
-    let mut proc = Proc::spawn(&files.config, &[]);
+    let mut proc = Proc::spawn(&files.config, &[]).await;
     let c = client();
     wait_ready(&c, proc.admin).await;
     proc.signal("INT");
@@ -57,7 +57,7 @@ async fn sigint_stops_too_and_a_second_signal_does_not_hang() {
 async fn trace_logs_never_contain_the_password_or_a_token() {
     let api = start_api(Duration::from_secs(2)).await;
     let files = write_config(api.addr, PASSWORD, &Extra::default());
-    let mut proc = Proc::spawn(&files.config, &[("RUST_LOG", "trace")]);
+    let mut proc = Proc::spawn(&files.config, &[("RUST_LOG", "trace")]).await;
     let c = client();
     wait_ready(&c, proc.admin).await;
     let base = format!("http://{}", proc.proxy);
@@ -108,4 +108,65 @@ async fn trace_logs_never_contain_the_password_or_a_token() {
         let sig = t.rsplit('.').next().unwrap();
         assert!(!log.contains(sig), "a token's signature leaked into the log");
     }
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_filterable_fields() {
+    let api = start_api(Duration::from_secs(2)).await;
+    let files = write_config(api.addr, PASSWORD, &Extra::default());
+    let text = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("[log]\n", "[log]\nformat = \"json\"\n");
+    std::fs::write(&files.config, text).unwrap();
+    let mut proc = Proc::spawn_command(
+        std::process::Command::new(binary())
+            .arg("run")
+            .arg("--config")
+            .arg(&files.config),
+        &[],
+    )
+    .await;
+    let c = client();
+    wait_ready(&c, proc.admin).await;
+    assert_eq!(
+        get(&c, &format!("http://{}/api/v1/user/info", proc.proxy)).await.status,
+        200
+    );
+    eventually(Duration::from_secs(5), "a refresh", || {
+        api.mock.counts().refreshes_ok >= 1
+    })
+    .await;
+    proc.signal("TERM");
+    assert_eq!(proc.wait_exit(Duration::from_secs(15)).await.code(), Some(0));
+
+    let log = proc.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(events.len() >= 4);
+    for e in &events {
+        assert!(
+            e["timestamp"].is_string() && e["level"].is_string() && e["message"].is_string(),
+            "{e}"
+        );
+    }
+    let login = events
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().starts_with("logged in"))
+        .expect("a login event");
+    assert_eq!(login["level"], "INFO");
+    assert_eq!(login["username"], USER);
+    assert!(login["next_refresh_in_ms"].as_u64().unwrap() > 0);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("token refreshed"))
+    );
+    // One line per request, at debug level only.
+    let requests: Vec<_> = events.iter().filter(|e| e["message"] == "request").collect();
+    assert_eq!(requests.len(), 1, "one line for the one request");
+    assert_eq!(requests[0]["level"], "DEBUG");
+    assert_eq!(requests[0]["status"], 200);
+    assert_eq!(requests[0]["path"], "/api/v1/user/info");
 }

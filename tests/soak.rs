@@ -31,14 +31,19 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long-running; run explicitly (see the module docs)"]
 async fn soak_two_second_tokens_sixty_four_clients() {
-    let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    let secs: u64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
     let clients = 64;
     let api = start_api(Duration::from_secs(2)).await;
     let files = write_config(api.addr, PASSWORD, &Extra::default());
     // Debug-level request lines would dominate the run; keep it at info.
-    let text = std::fs::read_to_string(&files.config).unwrap().replace("level = \"debug\"", "level = \"info\"");
+    let text = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("level = \"debug\"", "level = \"info\"");
     std::fs::write(&files.config, text).unwrap();
-    let mut proc = Proc::spawn(&files.config, &[]);
+    let mut proc = Proc::spawn(&files.config, &[]).await;
     let pid = proc.child.id();
     let c = client();
     wait_ready(&c, proc.admin).await;
@@ -108,7 +113,10 @@ async fn soak_two_second_tokens_sixty_four_clients() {
     assert_eq!(failed, 0, "no request failed");
     assert_eq!(counts.logins_ok, 1, "one login; every renewal was a refresh");
     assert_eq!(counts.expired_in_use, 0, "no expired token was sent");
-    assert!(counts.refreshes_ok as f64 >= secs as f64 / 2.0 * 0.8, "refreshed about every 1.5 s");
+    assert!(
+        counts.refreshes_ok as f64 >= secs as f64 / 2.0 * 0.8,
+        "refreshed about every 1.5 s"
+    );
     // No growth: the peak at the end stays within 10 % (+1 MiB) of the
     // peak after warm-up.
     assert!(

@@ -40,7 +40,8 @@ async fn ready_only_after_the_first_login_then_status_watchdog_reload_stopping()
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
             ("WATCHDOG_USEC", "400000"),
         ],
-    );
+    )
+    .await;
 
     // Until READY=1: only STATUS lines, and READY only once the login is done.
     let mut before_ready = Vec::new();
@@ -114,7 +115,7 @@ async fn a_failing_login_shows_in_the_status_line_and_no_ready_is_sent() {
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     let files = write_config(api.addr, "not the password", &Extra::default());
-    let mut proc = Proc::spawn(&files.config, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let mut proc = Proc::spawn(&files.config, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]).await;
     let mut failing = None;
     while failing.is_none() {
         let (msg, _) = next_notification(&sock, &api, Duration::from_secs(10))
@@ -153,7 +154,7 @@ os.execve(sys.argv[1], [sys.argv[1], "run", "--config", sys.argv[2]], env)
 "#;
     let mut cmd = std::process::Command::new("python3");
     cmd.arg("-c").arg(launcher).arg(binary()).arg(&files.config);
-    let proc = Proc::spawn_command(&mut cmd, &[]);
+    let proc = Proc::spawn_command(&mut cmd, &[]).await;
     let log = proc.log();
     let bound = log
         .lines()
@@ -178,7 +179,7 @@ os.execve(sys.argv[1], [sys.argv[1], "run", "--config", sys.argv[2]], env)
 async fn sighup_reloads_the_password_without_failing_a_request() {
     let api = start_api(Duration::from_secs(3600)).await;
     let files = write_config(api.addr, PASSWORD, &Extra::default());
-    let proc = Proc::spawn(&files.config, &[]);
+    let proc = Proc::spawn(&files.config, &[]).await;
     let c = client();
     wait_ready(&c, proc.admin).await;
 

@@ -263,7 +263,7 @@ impl Proc {
     /// Starts `ethgas-sidecar run --config <config>` with extra environment,
     /// and waits for both listeners (their port-0 addresses are read from
     /// the log).
-    pub fn spawn(config: &Path, envs: &[(&str, &str)]) -> Proc {
+    pub async fn spawn(config: &Path, envs: &[(&str, &str)]) -> Proc {
         Proc::spawn_command(
             std::process::Command::new(binary())
                 .arg("run")
@@ -271,9 +271,13 @@ impl Proc {
                 .arg(config),
             envs,
         )
+        .await
     }
 
-    pub fn spawn_command(cmd: &mut std::process::Command, envs: &[(&str, &str)]) -> Proc {
+    /// Starts `cmd`; waits (without blocking the runtime, where the mock API
+    /// may be serving) until it has reported both listeners.
+
+    pub async fn spawn_command(cmd: &mut std::process::Command, envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         cmd.env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
@@ -288,7 +292,7 @@ impl Proc {
             .expect("binary starts");
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -301,18 +305,20 @@ impl Proc {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while proxy.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => {
+            let line = match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(l)) => l,
+                _ => {
                     let _ = child.kill();
                     panic!("sidecar did not report its listeners; log:\n{}", log.lock().unwrap());
                 }
             };
+            // Text (`listen=ADDR`) or JSON (`"listen":"ADDR"`) log lines.
             let addr = line
                 .split("listen=")
                 .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|a| a.trim_matches('"').parse::<SocketAddr>().ok());
+                .or_else(|| line.split("\"listen\":").nth(1))
+                .and_then(|rest| rest.trim_start_matches('"').split(['"', ' ', ',', '}']).next())
+                .and_then(|a| a.parse::<SocketAddr>().ok());
             if line.contains("proxy listening") || line.contains("proxy (socket-activated)") {
                 proxy = addr.or(proxy);
             } else if line.contains("admin listening") {
