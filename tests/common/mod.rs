@@ -276,7 +276,6 @@ impl Proc {
 
     /// Starts `cmd`; waits (without blocking the runtime, where the mock API
     /// may be serving) until it has reported both listeners.
-
     pub async fn spawn_command(cmd: &mut std::process::Command, envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         cmd.env_remove("RUST_LOG")
