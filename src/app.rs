@@ -78,7 +78,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     let metrics = Arc::new(Metrics::new());
     let roots = upstream::root_store(&config.upstream)?;
-    let client = upstream::build_client(&config.upstream, roots.clone())?;
+    let connector = upstream::connector(&config.upstream, roots.clone())?;
+    let client = upstream::client(&config.upstream, connector.clone());
     let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
     let target = Target::new(&config.upstream);
 
@@ -122,6 +123,11 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tokio::spawn(reloader.run(reloads, shutdown.clone()));
     }
 
+    let proxy_workers = match config.proxy.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let upstream_settings = config.upstream.clone();
     let server = Server {
         proxy,
         admin,
@@ -129,6 +135,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         max_buf: (config.proxy.max_header_bytes + config.proxy.max_uri_bytes) * 2 + 16 * 1024,
         grace: config.proxy.shutdown_grace,
         tasks,
+        proxy_workers,
+        new_client: Box::new(move || Some(upstream::client(&upstream_settings, connector.clone()))),
     };
     server::run(server, listeners.proxy, listeners.admin, shutdown).await;
 

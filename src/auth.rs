@@ -41,10 +41,10 @@ const MAX_AUTH_BODY: usize = 1024 * 1024;
 const TRANSIENT_BASE: Duration = Duration::from_millis(250);
 /// Base of the slow backoff after the API refused the credentials.
 const CREDENTIAL_BASE: Duration = Duration::from_secs(5);
-/// A token the API rejects before it ever worked must have lived this long
-/// before the 401 triggers a re-authentication; the wait doubles each time,
-/// so an API that rejects every token cannot cause a login storm. A token
-/// that served requests and is then revoked is renewed at once.
+/// A token that a 401-triggered renewal produced and that the API rejects
+/// before it ever worked must have lived this long before the next renewal;
+/// the wait doubles each time, so an API that rejects every token cannot
+/// cause a login storm. Any other rejected token is renewed at once.
 const REAUTH_COOLDOWN: Duration = Duration::from_secs(1);
 const REAUTH_COOLDOWN_MAX: Duration = Duration::from_secs(60);
 /// How long a logout at shutdown may take at most.
@@ -314,6 +314,13 @@ fn code_of(v: &Value) -> Option<i64> {
     }
 }
 
+/// The shortest token lifetime the sidecar can work with.
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
+/// The longest token lifetime believed. Further out is not a lifetime (a JWT
+/// `exp` in milliseconds, say), and `sent + lifetime` would overflow the clock.
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86400);
+
 /// Seconds as a duration, from an integer, a float or a numeric string.
 fn seconds_of(v: &Value) -> Result<Option<Duration>, String> {
     let secs = match v {
@@ -322,10 +329,14 @@ fn seconds_of(v: &Value) -> Result<Option<Duration>, String> {
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    match secs {
-        Some(s) if s.is_finite() && s > 0.0 && s < 10.0 * 365.0 * 86400.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(format!("{s} is not a positive number of seconds")),
-        None => Err(format!("{v} is not a number of seconds")),
+    let lifetime = secs
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < MAX_LIFETIME.as_secs_f64())
+        .map(Duration::from_secs_f64);
+    match (secs, lifetime) {
+        // Below a nanosecond, a positive number still makes no lifetime at all.
+        (_, Some(d)) if !d.is_zero() => Ok(Some(d)),
+        (Some(s), _) => Err(format!("{s} is not a positive number of seconds")),
+        (None, _) => Err(format!("{v} is not a number of seconds")),
     }
 }
 
@@ -493,7 +504,15 @@ pub fn parse_grant(
     })?;
     let mut note = None;
     let from_exp = match jwt_exp(&access) {
-        Some(exp) if exp > now_unix => Some(Duration::from_secs(exp - now_unix)),
+        Some(exp) if exp > now_unix && exp - now_unix <= MAX_LIFETIME.as_secs() => {
+            Some(Duration::from_secs(exp - now_unix))
+        }
+        Some(exp) if exp > now_unix => {
+            note = Some(format!(
+                "the token's JWT exp ({exp}) is more than ten years after this host's clock ({now_unix}); ignoring it — is it in milliseconds?"
+            ));
+            None
+        }
         Some(exp) => {
             note = Some(format!(
                 "the token's JWT exp ({exp}) is not after this host's clock ({now_unix}); ignoring it — is the clock right?"
@@ -508,6 +527,19 @@ pub fn parse_grant(
         (None, Some(b)) => (b, "JWT exp"),
         (None, None) => (default_lifetime, "auth.default_lifetime"),
     };
+    // A token that expires within a second cannot be used (and would be
+    // renewed in a tight loop): treat it as a broken answer, retried with
+    // backoff.
+    if lifetime < MIN_LIFETIME {
+        return Err(AuthError::Shape {
+            field: if lifetime_source == "JWT exp" {
+                "accessToken exp"
+            } else {
+                "data.expiresIn"
+            },
+            detail: format!("a lifetime of {lifetime:?} is too short to use (at least 1 s)"),
+        });
+    }
     Ok(Grant {
         access: Secret::new(access),
         refresh,
@@ -573,6 +605,10 @@ pub struct Authenticator {
     transient_failures: u32,
     credential_failures: u32,
     reauth_cooldown: Duration,
+    /// The generation a 401-triggered renewal produced, and whether one is
+    /// under way: the loop guard above.
+    reactive_generation: u64,
+    reactive_pending: bool,
 }
 
 impl Authenticator {
@@ -607,6 +643,8 @@ impl Authenticator {
             transient_failures: 0,
             credential_failures: 0,
             reauth_cooldown: REAUTH_COOLDOWN,
+            reactive_generation: 0,
+            reactive_pending: false,
         };
         (auth, AuthHandle { shared })
     }
@@ -655,13 +693,17 @@ impl Authenticator {
                     .as_ref()
                     .map(|s| now.saturating_duration_since(s.obtained_at));
                 let proven = stale_session.is_some_and(|s| s.proven.load(Ordering::Relaxed));
+                // Suspicious only if the rejected token is itself the fruit of
+                // a 401-triggered renewal and never worked: the API rejects
+                // what it issues, and renewing again at once would loop.
+                let suspicious = !proven && stale == self.reactive_generation;
                 let accepted = if stale < self.generation {
                     // A newer token exists already.
                     true
                 } else if self.step_is_immediate(now) {
                     // One is already scheduled; share it.
                     true
-                } else if !proven && age.is_some_and(|a| a < self.reauth_cooldown) {
+                } else if suspicious && age.is_some_and(|a| a < self.reauth_cooldown) {
                     // The API rejects a token before it ever worked; doing
                     // it again at once would only repeat that.
                     debug!(
@@ -672,11 +714,12 @@ impl Authenticator {
                 } else {
                     // A token that served requests was revoked: renew at
                     // once. One that never worked makes the next wait longer.
-                    self.reauth_cooldown = if proven {
-                        REAUTH_COOLDOWN
-                    } else {
+                    self.reauth_cooldown = if suspicious {
                         (self.reauth_cooldown * 2).min(REAUTH_COOLDOWN_MAX)
+                    } else {
+                        REAUTH_COOLDOWN
                     };
+                    self.reactive_pending = true;
                     self.metrics.reauthentications.inc();
                     info!("the API rejected the current token; re-authenticating now");
                     self.step = if self.refresh_token.is_some() {
@@ -849,6 +892,9 @@ impl Authenticator {
         };
         self.refresh_token = grant.refresh;
         self.shared.cell.store(Some(Arc::new(session)));
+        if std::mem::take(&mut self.reactive_pending) {
+            self.reactive_generation = self.generation;
+        }
         self.step = Step::Refresh;
         self.at = refresh_at;
         let recovered = self.transient_failures + self.credential_failures > 0;
@@ -1133,6 +1179,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("data.expiresIn"), "{e}");
+    }
+
+    #[test]
+    fn lifetimes_too_short_to_use_are_refused() {
+        let e = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":0.5}}"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("data.expiresIn"), "{e}");
+        assert!(!e.is_rejection(), "retried with backoff, not a refused password");
     }
 
     #[test]

@@ -20,6 +20,11 @@ use crate::secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
 
+/// The longest duration a setting may have. Longer is a typo, and the program
+/// computes `Instant::now() + d` (token wait, session lifetime), which
+/// overflows and panics on values near `u64::MAX` seconds.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
 /// A configuration that cannot be used, with the key and the file it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -182,7 +187,8 @@ pub struct ProxySettings {
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
     pub shutdown_grace: Duration,
-    /// Runtime worker threads; 0 means one per core.
+    /// Proxy worker threads (each with its own runtime and upstream pool);
+    /// 0 means one per core.
     pub worker_threads: usize,
 }
 
@@ -433,15 +439,19 @@ impl Validator<'_> {
     }
 
     fn duration(&self, key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
-        match value {
-            None => Ok(default),
-            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                self.err(
-                    key,
-                    format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"30s\" or \"5m\""),
-                )
-            }),
+        let Some(text) = value else {
+            return Ok(default);
+        };
+        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+            self.err(
+                key,
+                format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"30s\" or \"5m\""),
+            )
+        })?;
+        if d > MAX_DURATION {
+            return Err(self.err(key, format!("{text:?} is longer than 100 years")));
         }
+        Ok(d)
     }
 
     fn positive_duration(&self, key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
@@ -712,7 +722,7 @@ impl Validator<'_> {
         // [log]
         let level = raw.log.level.map(|l| l.trim().to_string());
         if let Some(l) = &level {
-            if tracing_subscriber::EnvFilter::try_new(l).is_err() {
+            if crate::telemetry::filter(l).is_err() {
                 return Err(self.err(
                     "log.level",
                     format!("{l:?} is not a level or filter; use error, warn, info, debug or trace"),
@@ -817,13 +827,28 @@ fn parse_net(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
+/// Reads a secret file, refusing anything larger than a password could be
+/// (a mistaken `/dev/zero` must not read forever).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 64 * 1024;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::other(format!(
+            "larger than {LIMIT} bytes; is it the right file?"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads the password from its source. Errors come back as (key, message).
 pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Result<Secret, (&'static str, String)> {
     let (key, text) = match source {
         PasswordSource::File(path) => {
             let key = "auth.password_file";
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| (key, format!("cannot read password file {}: {e}", path.display())))?;
+            let text =
+                read_bounded(path).map_err(|e| (key, format!("cannot read password file {}: {e}", path.display())))?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -857,8 +882,8 @@ pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Res
                 )
             })?;
             let path = Path::new(&dir).join(name);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))?;
+            let text =
+                read_bounded(&path).map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))?;
             (key, text)
         }
     };
@@ -963,6 +988,20 @@ mod tests {
                 cfg.warnings
             );
         }
+    }
+
+    #[test]
+    fn a_password_file_that_never_ends_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[upstream]\nbase_url = \"https://api.ethgas.com\"\n[auth]\nusername = \"a\"\npassword_file = \"/dev/zero\"\n";
+        let err = Config::from_toml(text, &dir.path().join("c.toml"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("auth.password_file") && err.contains("larger than"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,8 +22,10 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Heads longer than this are left to hyper's own limit.
-const MAX_HEAD: usize = 1024 * 1024;
+/// Heads longer than this are left to hyper's own limit. It is above the
+/// largest read buffer hyper is given (twice the largest header and URI
+/// limits, plus slack), so every head hyper accepts is also checked here.
+const MAX_HEAD: usize = 4 * 1024 * 1024 + 64 * 1024;
 const MAX_HEADERS: usize = 256;
 
 /// What the guard found on one connection, shared with the service.
@@ -202,9 +204,11 @@ impl Tracker {
     /// Parses a head at the start of `buf`; returns the bytes it used, or
     /// `None` if it is incomplete (or unparseable, which turns the guard off).
     fn head(&mut self, buf: &[u8]) -> Option<usize> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let used = match req.parse(buf) {
+        // Uninitialised slots: zeroing 256 headers per request costs more
+        // than parsing a typical head.
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let used = match req.parse_with_uninit_headers(buf, &mut headers) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return None,
             Err(_) => {

@@ -99,13 +99,11 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.enable_all().thread_name("ethgas-sidecar");
-    if workers > 0 {
-        b.worker_threads(workers);
-    }
-    b.build()
+/// The main runtime: the auth task, admin endpoints, signals and systemd
+/// notifications. The proxy listener is served by worker threads with
+/// runtimes of their own (see `proxy.worker_threads`).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// Listeners handed over by systemd (socket activation), by name (`proxy`,
@@ -157,7 +155,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let rt = match runtime(config.proxy.worker_threads) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
@@ -243,7 +241,7 @@ fn demo(listen: SocketAddr, admin: SocketAddr, token_lifetime: Duration) -> Exit
     if let Err(e) = telemetry::init(&log) {
         return fail(e);
     }
-    let rt = match runtime(0) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
@@ -343,7 +341,7 @@ fn mock_api(listen: SocketAddr, token_lifetime: Duration, username: String, pass
     }) {
         return fail(e);
     }
-    let rt = match runtime(0) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };

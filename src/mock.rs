@@ -584,6 +584,7 @@ impl Mock {
             "/api/v1/mock/echo" => {
                 let method = req.method().to_string();
                 let uri = req.uri().to_string();
+                let version = format!("{:?}", req.version());
                 let headers: serde_json::Map<String, Value> = req
                     .headers()
                     .keys()
@@ -620,6 +621,7 @@ impl Mock {
                 full(envelope::ok(json!({
                     "method": method,
                     "uri": uri,
+                    "version": version,
                     "headers": headers,
                     "body": String::from_utf8_lossy(&body),
                 })))
@@ -800,9 +802,24 @@ impl Fnv {
 
 /// Serves the mock on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToken) {
+    serve_with(listener, mock, None, shutdown).await
+}
+
+/// Serves the mock over TLS (HTTP/1.1 or HTTP/2, as ALPN decides), for
+/// tests of the sidecar's HTTPS upstream path.
+pub async fn serve_tls(listener: TcpListener, mock: Mock, tls: tokio_rustls::TlsAcceptor, shutdown: CancellationToken) {
+    serve_with(listener, mock, Some(tls), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    mock: Mock,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let tasks = TaskTracker::new();
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "mock ETHGas API listening");
+        info!(%addr, tls = tls.is_some(), "mock ETHGas API listening");
     }
     loop {
         let (stream, peer) = tokio::select! {
@@ -824,22 +841,46 @@ pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToke
         let _ = stream.set_nodelay(true);
         let m = mock.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
             let svc = service_fn(move |req| {
                 let m = m.clone();
                 async move { m.handle(req).await }
             });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => if let Err(e) = r { debug!(%peer, error = %e, "mock connection ended with an error") },
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            let result = match tls {
+                None => {
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => r.map_err(|e| e.to_string()),
+                        _ = stop.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await.map_err(|e| e.to_string())
+                        }
+                    }
                 }
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Err(e) => Err(format!("TLS handshake: {e}")),
+                    Ok(stream) => {
+                        let builder =
+                            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            r = conn.as_mut() => r.map_err(|e| e.to_string()),
+                            _ = stop.cancelled() => {
+                                conn.as_mut().graceful_shutdown();
+                                conn.await.map_err(|e| e.to_string())
+                            }
+                        }
+                    }
+                },
+            };
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "mock connection ended with an error");
             }
         });
     }

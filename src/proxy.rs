@@ -176,20 +176,35 @@ pub enum ClientAuth {
 
 /// Removes hop-by-hop headers, including those that `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the few headers a message has, instead of a lookup per
+    // hop-by-hop name: most requests carry none of them.
+    let mut present: u16 = 0;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    // HOP_BY_HOP[0] is `Connection`.
+    if present & 1 != 0 {
+        // Bytes, not `to_str`: one non-ASCII byte in the value must not
+        // spare the names listed beside it.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -258,10 +273,10 @@ struct Shared {
     origin: String,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
-    placeholders: Placeholders,
+    placeholders: Arc<Placeholders>,
     ws: WsRelay,
     request_timeout: Duration,
-    knobs: ArcSwap<Knobs>,
+    knobs: Arc<ArcSwap<Knobs>>,
 }
 
 /// The forwarding service. Cheap to clone.
@@ -308,10 +323,30 @@ impl Proxy {
                 client,
                 auth,
                 metrics,
-                placeholders: Placeholders::new(),
+                placeholders: Arc::new(Placeholders::new()),
                 ws,
                 request_timeout: config.upstream.request_timeout,
-                knobs: ArcSwap::from_pointee(Knobs::new(config)),
+                knobs: Arc::new(ArcSwap::from_pointee(Knobs::new(config))),
+            }),
+        }
+    }
+
+    /// The same proxy with its own upstream client (and so its own
+    /// connection pool), for a worker thread: each worker keeps its
+    /// upstream connections on its own runtime. Reloads reach every copy.
+    pub fn with_client(&self, client: Client) -> Proxy {
+        let s = &*self.shared;
+        Proxy {
+            shared: Arc::new(Shared {
+                client,
+                target: s.target.clone(),
+                origin: s.origin.clone(),
+                auth: s.auth.clone(),
+                metrics: s.metrics.clone(),
+                placeholders: s.placeholders.clone(),
+                ws: s.ws.clone(),
+                request_timeout: s.request_timeout,
+                knobs: s.knobs.clone(),
             }),
         }
     }
@@ -335,8 +370,9 @@ impl Proxy {
         s.metrics.in_flight.inc();
         let _in_flight = InFlight(&s.metrics);
         let method = req.method().clone();
-        let started = Instant::now();
-        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_string());
+        // Only the debug line needs these; the clock is not free in a VM.
+        let debug_line =
+            tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), req.uri().path().to_string()));
         let resp = match self.route(req, ctx).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -346,7 +382,7 @@ impl Proxy {
             }
         };
         s.metrics.request(&method, resp.status().as_u16());
-        if let Some(path) = path {
+        if let Some((started, path)) = debug_line {
             debug!(
                 method = %method,
                 path,
@@ -567,7 +603,7 @@ impl Proxy {
         let s = &*self.shared;
         s.metrics.tokens_injected.inc();
         let started = Instant::now();
-        let result = tokio::time::timeout(s.request_timeout, s.client.request(req)).await;
+        let result = tokio::time::timeout_at(started + s.request_timeout, s.client.request(req)).await;
         s.metrics.observe_upstream(started.elapsed());
         match result {
             Ok(Ok(resp)) => Ok(resp),

@@ -59,7 +59,7 @@ impl Listener {
     /// a previous run is replaced.
     pub async fn bind(listen: &Listen, mode: u32) -> std::io::Result<Listener> {
         match listen {
-            Listen::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            Listen::Tcp(addr) => Ok(Listener::Tcp(bind_tcp(*addr)?)),
             Listen::Unix(path) => {
                 remove_stale_socket(path)?;
                 let listener = UnixListener::bind(path)?;
@@ -126,11 +126,28 @@ impl Listener {
         }
     }
 
-    fn cleanup(&self) {
-        if let Listener::Unix { path: Some(path), .. } = self {
-            let _ = std::fs::remove_file(path);
+    /// The socket file this listener created, removed at exit.
+    fn socket_path(&self) -> Option<PathBuf> {
+        match self {
+            Listener::Unix { path, .. } => path.clone(),
+            Listener::Tcp(_) => None,
         }
     }
+}
+
+/// Binds a TCP listener with `SO_REUSEPORT`, so that each proxy worker can
+/// bind its own socket on the same address and the kernel spreads new
+/// connections across them, and a backlog fit for bursts of connections.
+/// (Only sockets of the same user can join a reuseport group on Linux.)
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
@@ -168,6 +185,13 @@ pub struct Server {
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
     /// can wait for them.
     pub tasks: TaskTracker,
+    /// Threads that serve the proxy listener, each with its own
+    /// single-threaded runtime and upstream pool (thread per core: no work
+    /// stealing, no cross-thread wake-ups on the request path). 0 serves it
+    /// on the caller's runtime.
+    pub proxy_workers: usize,
+    /// Builds a worker's own upstream client.
+    pub new_client: Box<dyn Fn() -> Option<crate::upstream::Client> + Send + Sync>,
 }
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
@@ -179,17 +203,43 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> bool {
     let server = Arc::new(server);
-    info!(listen = %proxy_listener.describe(), "proxy listening");
+    info!(listen = %proxy_listener.describe(), workers = server.proxy_workers.max(1), "proxy listening");
     if let Some(a) = &admin_listener {
         info!(listen = %a.describe(), "admin listening (/healthz, /readyz, /metrics)");
     }
-    let proxy_loop = accept_loop(server.clone(), proxy_listener, Role::Proxy, shutdown.clone());
-    let admin_loop = async {
-        if let Some(l) = admin_listener {
-            accept_loop(server.clone(), l, Role::Admin, shutdown.clone()).await;
+    let cleanup = proxy_listener.socket_path();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut workers = 0;
+    if server.proxy_workers == 0 {
+        let (s, stop, done) = (server.clone(), shutdown.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            accept_loop(s, proxy_listener, Role::Proxy, stop).await;
+            let _ = done.send(());
+        });
+        workers = 1;
+    } else {
+        for listener in worker_listeners(proxy_listener, server.proxy_workers) {
+            let (s, stop, done) = (server.clone(), shutdown.clone(), done_tx.clone());
+            if spawn_worker(workers, s, listener, stop, done).is_ok() {
+                workers += 1;
+            }
         }
-    };
-    tokio::join!(proxy_loop, admin_loop);
+    }
+    drop(done_tx);
+    if let Some(l) = admin_listener {
+        accept_loop(server.clone(), l, Role::Admin, shutdown.clone()).await;
+    } else {
+        shutdown.cancelled().await;
+    }
+    // Every accept loop has stopped once each has said so.
+    for _ in 0..workers {
+        if done_rx.recv().await.is_none() {
+            break;
+        }
+    }
+    if let Some(path) = cleanup {
+        let _ = std::fs::remove_file(path);
+    }
 
     let open = server.tasks.len();
     if open > 0 {
@@ -204,6 +254,89 @@ pub async fn run(
         );
     }
     drained
+}
+
+/// One listener per worker: TCP listeners get siblings bound to the same
+/// address with SO_REUSEPORT (the kernel balances connections); others
+/// (unix, or a socket from systemd without SO_REUSEPORT) are shared.
+fn worker_listeners(first: Listener, n: usize) -> Vec<Inherited> {
+    let mut out = Vec::with_capacity(n);
+    match first {
+        Listener::Tcp(l) => {
+            let Ok(std) = l.into_std() else { return out };
+            for _ in 1..n {
+                let sibling = std.try_clone().ok();
+                if let Some(s) = sibling {
+                    out.push(Inherited::Tcp(s));
+                }
+            }
+            out.insert(0, Inherited::Tcp(std));
+        }
+        Listener::Unix { listener, .. } => {
+            let Ok(std) = listener.into_std() else { return out };
+            for _ in 1..n {
+                if let Ok(s) = std.try_clone() {
+                    out.push(Inherited::Unix(s));
+                }
+            }
+            out.insert(0, Inherited::Unix(std));
+        }
+    }
+    out
+}
+
+/// A proxy worker: its own thread, current-thread runtime and upstream
+/// client. It accepts until `shutdown`, then keeps its runtime alive while
+/// its connections drain.
+fn spawn_worker(
+    index: usize,
+    server: Arc<Server>,
+    listener: Inherited,
+    shutdown: CancellationToken,
+    done: tokio::sync::mpsc::UnboundedSender<()>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("proxy-worker-{index}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    warn!(error = %e, "cannot start a proxy worker runtime");
+                    let _ = done.send(());
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match Listener::adopt(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        warn!(error = %e, "proxy worker cannot use its listener");
+                        let _ = done.send(());
+                        return;
+                    }
+                };
+                let proxy = match (server.new_client)() {
+                    Some(client) => server.proxy.with_client(client),
+                    None => server.proxy.clone(),
+                };
+                let local = Arc::new(Server {
+                    proxy,
+                    admin: server.admin.clone(),
+                    access: server.access.clone(),
+                    max_buf: server.max_buf,
+                    grace: server.grace,
+                    tasks: server.tasks.clone(),
+                    proxy_workers: 0,
+                    new_client: Box::new(|| None),
+                });
+                accept_loop(local, listener, Role::Proxy, shutdown).await;
+                let _ = done.send(());
+                // Keep serving the connections this runtime owns until the
+                // drain is over (the main runtime closes the tracker).
+                let _ = tokio::time::timeout(server.grace + Duration::from_secs(1), server.tasks.wait()).await;
+            });
+        })
+        .map(|_| ())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +375,6 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
             .instrument(span),
         );
     }
-    listener.cleanup();
 }
 
 async fn serve<S>(server: Arc<Server>, stream: S, peer: Option<SocketAddr>, role: Role, shutdown: CancellationToken)

@@ -4,7 +4,9 @@
 //! journald and files get clean lines); JSON with `log.format = "json"`, one
 //! object a line with the event's fields at the top level, which is what
 //! journald and log shippers filter on. The level comes from `RUST_LOG` if set,
-//! else `log.level`, else `info`, and can be changed by a reload.
+//! else `log.level`, else `info`, and can be changed by a reload. Filters are
+//! `RUST_LOG`-style target lists (`info,hyper_util=debug`); span and field
+//! filters are not supported, which keeps a regex engine out of the binary.
 //!
 //! Secrets never reach a log line: they live in `Secret`, whose formatting is a
 //! mask, and the `Authorization` header value is marked sensitive (its `Debug`
@@ -14,24 +16,28 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{Registry, fmt, reload};
 
 use crate::config::{LogFormat, LogSettings};
 
 /// Changes the level of a running logger.
 pub struct LogHandle {
-    handle: reload::Handle<EnvFilter, Registry>,
+    handle: reload::Handle<Targets, Registry>,
     from_env: bool,
 }
 
-fn filter(spec: &str) -> Result<EnvFilter, String> {
-    let mut f = EnvFilter::try_new(spec).map_err(|e| format!("bad log filter {spec:?}: {e}"))?;
+/// A `RUST_LOG`-style filter: a default level and `target=level` pairs,
+/// e.g. `info,ethgas_sidecar=debug,hyper_util=warn`. HTTP/2 internals stay
+/// at `info` unless named.
+pub fn filter(spec: &str) -> Result<Targets, String> {
+    let mut f: Targets = spec.trim().parse().map_err(|e| {
+        format!("bad log filter {spec:?}: {e}; use a level (error, warn, info, debug, trace) or target=level pairs")
+    })?;
     if !spec.contains("h2") {
-        if let Ok(d) = "h2=info".parse() {
-            f = f.add_directive(d);
-        }
+        f = f.with_target("h2", tracing::Level::INFO);
     }
     Ok(f)
 }

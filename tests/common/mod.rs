@@ -141,7 +141,11 @@ pub async fn start_sidecar(api: &Api, extra: Extra) -> Sidecar {
 }
 
 pub async fn start_sidecar_with_password(api_addr: SocketAddr, password: &str, extra: Extra) -> Sidecar {
-    let files = write_config(api_addr, password, &extra);
+    start_from_files(write_config(api_addr, password, &extra)).await
+}
+
+/// Starts a sidecar on a config written by `write_config` (and perhaps edited).
+pub async fn start_from_files(files: Files) -> Sidecar {
     let config = Config::load(&files.config).expect("valid config");
     let proxy_l = Listener::bind(&config.proxy.listen, 0o660).await.unwrap();
     let admin_l = Listener::bind(&config.admin.listen, 0o660).await.unwrap();

@@ -1,0 +1,139 @@
+//! An HTTPS upstream: rustls with `upstream.ca_file`, HTTP/2 or HTTP/1.1 as
+//! ALPN decides, and certificate verification that refuses an unknown issuer.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ethgas_sidecar::mock::{self, Mock, MockConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct TlsApi {
+    mock: Mock,
+    addr: std::net::SocketAddr,
+    ca_pem: String,
+    stop: CancellationToken,
+}
+
+impl Drop for TlsApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The mock API behind TLS with a fresh self-signed certificate for
+/// 127.0.0.1, offering the given ALPN protocols.
+async fn start_tls_api(alpn: &[&[u8]]) -> TlsApi {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let ca_pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mock = Mock::new(MockConfig {
+        username: USER.into(),
+        password: PASSWORD.into(),
+        ..MockConfig::default()
+    });
+    let stop = CancellationToken::new();
+    tokio::spawn(mock::serve_tls(listener, mock.clone(), acceptor, stop.clone()));
+    TlsApi {
+        mock,
+        addr,
+        ca_pem,
+        stop,
+    }
+}
+
+/// A sidecar in front of `https://127.0.0.1:PORT`, trusting the API's
+/// certificate through `upstream.ca_file` if `trust`.
+async fn sidecar_for(api: &TlsApi, trust: bool) -> Sidecar {
+    let files = write_config(
+        api.addr,
+        PASSWORD,
+        &Extra {
+            proxy: "token_wait = \"300ms\"".into(),
+            ..Extra::default()
+        },
+    );
+    let ca = files.dir.path().join("ca.pem");
+    std::fs::write(&ca, &api.ca_pem).unwrap();
+    let mut text = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("base_url = \"http://", "base_url = \"https://");
+    if trust {
+        text = text.replace(
+            "[upstream]\n",
+            &format!("[upstream]\nca_file = {:?}\n", ca.display().to_string()),
+        );
+    }
+    std::fs::write(&files.config, text).unwrap();
+    start_from_files(files).await
+}
+
+#[tokio::test]
+async fn https_upstream_with_ca_file_speaks_http2_when_offered() {
+    let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, true).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    let r = get(&c, &sidecar.url("/api/v1/mock/echo")).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let echo = r.json()["data"].clone();
+    assert_eq!(echo["version"], "HTTP/2.0", "ALPN chose h2: {echo}");
+    assert_eq!(echo["headers"]["authorization"]["valid"], true);
+    assert_eq!(api.mock.counts().logins_ok, 1);
+}
+
+#[tokio::test]
+async fn https_upstream_over_http1_when_only_that_is_offered() {
+    let api = start_tls_api(&[b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, true).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    let r = get(&c, &sidecar.url("/api/v1/mock/echo")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["version"], "HTTP/1.1");
+    // A large download streams over TLS too.
+    let r = get(&c, &sidecar.url("/api/v1/mock/download?bytes=3000000")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 3_000_000);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_and_said_so() {
+    let api = start_tls_api(&[b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, false).await;
+    let c = client();
+    eventually(Duration::from_secs(5), "a TLS connection attempt", || {
+        api.mock.counts().connections >= 1
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        let r = get(&c, &sidecar.admin_url("/readyz")).await;
+        assert_eq!(r.status, 503, "never ready with an unknown issuer");
+        if let Some(e) = r.json()["data"]["last_error"].as_str() {
+            break e.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no error reported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(
+        api.mock.counts().logins_ok,
+        0,
+        "the password never went to an unverified server"
+    );
+}
