@@ -658,10 +658,13 @@ impl Validator<'_> {
                 })?,
         };
         let allowed_clients = match rp.allowed_clients {
-            None => vec![
-                "127.0.0.0/8".parse().expect("literal network"),
-                "::1/128".parse().expect("literal network"),
-            ],
+            None => [
+                IpNet::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8),
+                IpNet::new(std::net::Ipv6Addr::LOCALHOST.into(), 128),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Some(list) => list
                 .iter()
                 .map(|s| {
@@ -898,118 +901,4 @@ pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn minimal(dir: &Path) -> String {
-        let pw = dir.join("pw");
-        std::fs::write(&pw, "s3cret\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        format!(
-            "[upstream]\nbase_url = \"https://api.ethgas.com\"\n[auth]\nusername = \"alice\"\npassword_file = {:?}\n",
-            pw.display().to_string()
-        )
-    }
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = Config::from_toml(&minimal(dir.path()), &dir.path().join("c.toml")).unwrap();
-        assert_eq!(cfg.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
-        assert_eq!(cfg.admin.listen, Listen::Tcp("127.0.0.1:9090".parse().unwrap()));
-        assert_eq!(cfg.auth.password.expose(), "s3cret", "trailing newline trimmed");
-        assert_eq!(cfg.auth.refresh_ratio, 0.75);
-        assert_eq!(cfg.upstream.websocket_url.to_string(), "wss://ws.ethgas.com/");
-        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
-        let shown = cfg.render_redacted();
-        assert!(!shown.contains("s3cret"));
-        assert!(shown.contains("<redacted>"));
-    }
-
-    #[test]
-    fn base_path_and_derived_websocket() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = minimal(dir.path()).replace("https://api.ethgas.com", "http://127.0.0.1:7000/prefix/");
-        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-        assert_eq!(cfg.upstream.base_path, "/prefix");
-        assert_eq!(cfg.upstream.base_url.to_string(), "http://127.0.0.1:7000/");
-        assert_eq!(cfg.upstream.websocket_url.to_string(), "ws://127.0.0.1:7000/");
-    }
-
-    #[test]
-    fn relative_password_file_is_taken_from_config_dir() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = minimal(dir.path()).replace(&dir.path().join("pw").display().to_string(), "pw");
-        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-        assert_eq!(cfg.auth.password.expose(), "s3cret");
-    }
-
-    #[test]
-    fn two_password_sources_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = minimal(dir.path()) + "password_env = \"X\"\n";
-        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(err.contains("more than one password source"), "{err}");
-    }
-
-    #[test]
-    fn durations_are_parsed_and_bad_ones_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = minimal(dir.path()).replace("[auth]", "connect_timeout = \"250ms\"\n[auth]");
-        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-        assert_eq!(cfg.upstream.connect_timeout, Duration::from_millis(250));
-        let text = minimal(dir.path()).replace("[auth]", "connect_timeout = \"soon\"\n[auth]");
-        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(err.contains("upstream.connect_timeout"), "{err}");
-    }
-
-    #[test]
-    fn world_readable_password_file_is_warned_about() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = minimal(dir.path());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path().join("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
-            let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-            assert!(
-                cfg.warnings.iter().any(|w| w.contains("chmod 0600")),
-                "{:?}",
-                cfg.warnings
-            );
-        }
-    }
-
-    #[test]
-    fn a_password_file_that_never_ends_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = "[upstream]\nbase_url = \"https://api.ethgas.com\"\n[auth]\nusername = \"a\"\npassword_file = \"/dev/zero\"\n";
-        let err = Config::from_toml(text, &dir.path().join("c.toml"))
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(
-            err.contains("auth.password_file") && err.contains("larger than"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unix_listen_and_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = "[proxy]\nlisten = \"unix:/run/x.sock\"\nunix_mode = \"0600\"\n".to_string() + &minimal(dir.path());
-        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-        assert_eq!(cfg.proxy.listen, Listen::Unix("/run/x.sock".into()));
-        assert_eq!(cfg.proxy.unix_mode, 0o600);
-    }
-}
+mod tests;

@@ -115,29 +115,4 @@ pub fn login_username(body: &[u8]) -> Result<Option<String>, &'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_unique_recognised_and_carry_the_expiry() {
-        let p = Placeholders::new();
-        let a = p.grant("alice", 1000, 60);
-        let b = p.grant("alice", 1000, 60);
-        let ta = a["accessToken"].as_str().unwrap();
-        assert_ne!(ta, b["accessToken"].as_str().unwrap());
-        assert!(p.is_placeholder(format!("Bearer {ta}").as_bytes()));
-        assert!(!p.is_placeholder(b"Bearer some.real.jwt"));
-        assert!(!Placeholders::new().is_placeholder(format!("Bearer {ta}").as_bytes()));
-        assert_eq!(crate::auth::jwt_exp(ta), Some(1060));
-        assert_eq!(a["expiresIn"], 60);
-    }
-
-    #[test]
-    fn websocket_login_is_rewritten() {
-        let out = Placeholders::rewrite_ws_login(r#"{"cmd":"login","data":{"accessToken":"ph"}}"#, "real").unwrap();
-        let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["data"]["accessToken"], "real");
-        assert!(Placeholders::rewrite_ws_login(r#"{"cmd":"subscribe"}"#, "real").is_none());
-        assert!(Placeholders::rewrite_ws_login("not json", "real").is_none());
-    }
-}
+mod tests;

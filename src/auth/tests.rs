@@ -1,0 +1,128 @@
+//! Unit tests of `auth`.
+
+use super::*;
+
+fn jwt(exp: u64) -> String {
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.sig",
+        e.encode(br#"{"alg":"HS256"}"#),
+        e.encode(format!(r#"{{"sub":"u","exp":{exp}}}"#))
+    )
+}
+
+fn grant(status: u16, body: &str) -> Result<Grant, AuthError> {
+    parse_grant(
+        StatusCode::from_u16(status).unwrap(),
+        &HeaderMap::new(),
+        body.as_bytes(),
+        1_000_000,
+        Duration::from_secs(3600),
+    )
+}
+
+#[test]
+fn documented_login_answer() {
+    let g = grant(
+        200,
+        r#"{"code":200,"message":"OK","data":{"accessToken":"a","refreshToken":"r","expiresIn":3600}}"#,
+    )
+    .unwrap();
+    assert_eq!(g.access.expose(), "a");
+    assert_eq!(g.refresh.unwrap().expose(), "r");
+    assert_eq!(g.lifetime, Duration::from_secs(3600));
+}
+
+#[test]
+fn tolerated_shapes() {
+    // code 1, expiresIn as a string
+    let g = grant(200, r#"{"code":1,"data":{"accessToken":"a","expiresIn":"120"}}"#).unwrap();
+    assert_eq!(g.lifetime, Duration::from_secs(120));
+    assert!(g.refresh.is_none());
+    // no expiresIn: the JWT exp, then the default
+    let g = grant(200, &format!(r#"{{"data":{{"accessToken":"{}"}}}}"#, jwt(1_000_600))).unwrap();
+    assert_eq!(g.lifetime, Duration::from_secs(600));
+    let g = grant(200, r#"{"data":{"accessToken":"opaque"}}"#).unwrap();
+    assert_eq!(g.lifetime, Duration::from_secs(3600));
+    // the sooner of the two wins
+    let body = format!(r#"{{"data":{{"accessToken":"{}","expiresIn":3600}}}}"#, jwt(1_000_060));
+    assert_eq!(grant(200, &body).unwrap().lifetime, Duration::from_secs(60));
+    // an exp in the past (clock skew) is ignored with a note
+    let body = format!(r#"{{"data":{{"accessToken":"{}","expiresIn":30}}}}"#, jwt(5));
+    let g = grant(200, &body).unwrap();
+    assert_eq!(g.lifetime, Duration::from_secs(30));
+    assert!(g.note.is_some());
+}
+
+#[test]
+fn rejections_and_garbage_are_told_apart() {
+    let e = grant(401, r#"{"code":401,"message":"Unauthorized","data":null}"#)
+        .err()
+        .unwrap();
+    assert!(e.is_rejection());
+    assert!(e.to_string().contains("Unauthorized"));
+    let e = grant(200, r#"{"code":1001,"message":"bad password","data":null}"#)
+        .err()
+        .unwrap();
+    assert!(e.is_rejection(), "success status with an error code is a rejection");
+    let e = grant(200, r#"{"success":false,"data":{"errorCode":403,"errorMsg":"nope"}}"#)
+        .err()
+        .unwrap();
+    assert!(e.is_rejection());
+    assert!(e.to_string().contains("nope"));
+    let e = grant(200, r#"{"code":1002,"message":"operation failed","data":null}"#)
+        .err()
+        .unwrap();
+    assert!(!e.is_rejection(), "operation failed is retried like a 5xx");
+    for (status, body) in [(200, "<html>"), (200, "[1]"), (503, "down"), (500, "{}")] {
+        let e = grant(status, body).err().unwrap();
+        assert!(!e.is_rejection(), "{status} {body}: {e}");
+    }
+    let e = grant(200, r#"{"code":200,"data":{"accessToken":""}}"#).err().unwrap();
+    assert!(e.to_string().contains("data.accessToken"), "{e}");
+    let e = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":-5}}"#)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("data.expiresIn"), "{e}");
+}
+
+#[test]
+fn lifetimes_too_short_to_use_are_refused() {
+    let e = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":0.5}}"#)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("data.expiresIn"), "{e}");
+    assert!(!e.is_rejection(), "retried with backoff, not a refused password");
+}
+
+#[test]
+fn retry_after_is_read_from_server_errors() {
+    let mut h = HeaderMap::new();
+    h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+    let e = parse_grant(StatusCode::SERVICE_UNAVAILABLE, &h, b"", 0, Duration::from_secs(1))
+        .err()
+        .unwrap();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let cap = Duration::from_secs(30);
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 1.0), Duration::from_millis(250));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 0.0), Duration::from_millis(125));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 3, 1.0), Duration::from_secs(2));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 1.0), cap);
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 0.0), cap / 2);
+    // a refused password: at most a handful of attempts in the first minute
+    let slow = Duration::from_secs(300);
+    let mut t = Duration::ZERO;
+    let mut attempts = 1;
+    for n in 0.. {
+        t += backoff(CREDENTIAL_BASE, slow, n, 0.0);
+        if t > Duration::from_secs(60) {
+            break;
+        }
+        attempts += 1;
+    }
+    assert!(attempts <= 5, "{attempts} attempts in a minute");
+}
