@@ -85,14 +85,7 @@ fn successes(c: &Counts) -> u64 {
 /// Runs one fault across a scheduled refresh and checks the outcome.
 async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
     let api = start_api(Duration::from_secs(10)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            auth: "refresh_ratio = 0.5\ntimeout = \"700ms\"".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::auth("refresh_ratio = 0.5\ntimeout = \"700ms\"")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     let load = traffic(&sidecar, 4);
@@ -212,9 +205,7 @@ async fn refresh_tokens_revoked() {
 #[tokio::test]
 async fn access_tokens_revoked_mid_flight() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let load = traffic(&sidecar, 4);
     for round in 1..=3 {
         let ok = load.ok.load(Ordering::SeqCst);
@@ -268,9 +259,7 @@ async fn a_long_outage_is_retried_with_bounded_backoff() {
 #[tokio::test]
 async fn an_api_that_rejects_every_token_gets_no_reauthentication_storm() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     assert_eq!(get(&c, &sidecar.url("/api/v1/user/info")).await.status, 200);
     api.mock.set_reject_all(true);
     let load = traffic(&sidecar, 4);

@@ -19,9 +19,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn logs_in_once_at_start_and_becomes_ready() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let ready = get(&c, &sidecar.admin_url("/readyz")).await;
     assert_eq!(ready.status, 200);
     let summary = ready.json();
@@ -65,9 +63,7 @@ async fn readyz_is_503_until_the_first_login() {
 #[tokio::test]
 async fn injects_the_issued_token_and_replaces_the_clients_own() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let req = Request::get(sidecar.url("/api/v1/mock/echo?x=1&y=two"))
         .header("authorization", "Bearer the-programs-own-stale-token")
         .header("x-request-id", "abc")
@@ -95,9 +91,7 @@ async fn injects_the_issued_token_and_replaces_the_clients_own() {
 #[tokio::test]
 async fn steady_traffic_across_many_refreshes_never_fails() {
     let api = start_api(Duration::from_secs(2)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let failures = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let until = tokio::time::Instant::now() + Duration::from_secs(9);
@@ -135,9 +129,7 @@ async fn steady_traffic_across_many_refreshes_never_fails() {
 #[tokio::test]
 async fn refused_refresh_falls_back_to_login_without_failing_a_request() {
     let api = start_api(Duration::from_secs(2)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     api.mock.set_refresh_fault(Fault::Status(401));
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut n = 0;
@@ -157,14 +149,7 @@ async fn refused_refresh_falls_back_to_login_without_failing_a_request() {
 async fn login_outage_gives_503_envelopes_then_recovers_quickly() {
     let api = start_api(Duration::from_secs(3600)).await;
     api.mock.set_login_fault(Fault::Status(503));
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            proxy: "token_wait = \"300ms\"".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::proxy("token_wait = \"300ms\"")).await;
     let c = client();
     eventually(Duration::from_secs(5), "login attempts", || {
         api.mock.counts().faults_served >= 2
@@ -197,9 +182,7 @@ async fn login_outage_gives_503_envelopes_then_recovers_quickly() {
 #[tokio::test]
 async fn unreachable_api_gives_a_502_envelope() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     api.stop();
     // Pooled connections close as the API shuts down; then every request
     // meets a refused connection.
@@ -223,14 +206,7 @@ async fn unreachable_api_gives_a_502_envelope() {
 #[tokio::test]
 async fn slow_api_gives_a_504_envelope() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            upstream: "connect_timeout = \"2s\"".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::upstream("connect_timeout = \"2s\"")).await;
     // request_timeout is 10 s in the generated config; ask for 12 s.
     let c = client();
     wait_ready(&c, sidecar.admin).await;
@@ -245,15 +221,7 @@ async fn slow_api_gives_a_504_envelope() {
 #[tokio::test]
 async fn wrong_password_is_retried_slowly_and_readyz_says_why() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar_with_password(
-        api.addr,
-        "wrong password",
-        Extra {
-            proxy: "token_wait = \"200ms\"".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar_with_password(api.addr, "wrong password", Extra::proxy("token_wait = \"200ms\"")).await;
     let c = client();
     eventually(Duration::from_secs(5), "the first refused login", || {
         api.mock.counts().logins_refused >= 1
@@ -284,9 +252,7 @@ async fn wrong_password_is_retried_slowly_and_readyz_says_why() {
 #[tokio::test]
 async fn streams_the_first_chunk_before_the_api_finishes() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let started = tokio::time::Instant::now();
     let resp = c
         .request(
@@ -313,9 +279,7 @@ async fn streams_the_first_chunk_before_the_api_finishes() {
 #[tokio::test]
 async fn large_download_and_upload_go_through_intact() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
 
     // 32 MiB down.
     let size: u64 = 32 << 20;
@@ -369,9 +333,7 @@ async fn large_download_and_upload_go_through_intact() {
 #[tokio::test]
 async fn hop_by_hop_headers_are_not_forwarded() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let req = Request::get(sidecar.url("/api/v1/mock/echo"))
         .header("connection", "keep-alive, x-hop-named")
         .header("x-hop-named", "must not pass")

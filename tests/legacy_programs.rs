@@ -26,9 +26,7 @@ fn metric(text: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn a_program_that_logs_in_itself_works_without_touching_the_real_session() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
 
     // The program logs in as it always did.
     let login = post_json(
@@ -122,14 +120,7 @@ async fn a_program_that_logs_in_itself_works_without_touching_the_real_session()
 #[tokio::test]
 async fn interception_can_be_turned_off() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            proxy: "intercept_login = false".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::proxy("intercept_login = false")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     let login = post_json(
@@ -145,9 +136,7 @@ async fn interception_can_be_turned_off() {
 #[tokio::test]
 async fn python_with_http_proxy_reaches_the_api_through_the_sidecar() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let script = r#"
 import json, sys, urllib.request
 req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer programs-own"})
@@ -180,9 +169,7 @@ with urllib.request.urlopen(req, timeout=20) as r:
 async fn absolute_form_for_another_host_is_refused_without_connecting() {
     let api = start_api(Duration::from_secs(3600)).await;
     let bystander = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
 
     for target in [
         format!("http://{}/api/v1/user/info", bystander.addr),
@@ -226,14 +213,7 @@ async fn absolute_form_for_another_host_is_refused_without_connecting() {
 #[tokio::test]
 async fn host_aliases_are_accepted() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            proxy: "host_aliases = [\"api.ethgas.com\"]".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::proxy("host_aliases = [\"api.ethgas.com\"]")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     let raw =
@@ -245,9 +225,7 @@ async fn host_aliases_are_accepted() {
 #[tokio::test]
 async fn connect_is_refused_with_advice() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let answer = raw_exchange(
         sidecar.proxy,
         b"CONNECT api.ethgas.com:443 HTTP/1.1\r\nHost: api.ethgas.com:443\r\n\r\n",
@@ -265,9 +243,7 @@ async fn connect_is_refused_with_advice() {
 #[tokio::test]
 async fn a_revoked_token_is_replaced_and_the_post_replayed_with_its_body() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     api.mock.revoke_access_tokens();
     let order = r#"{"market":"ETH-PRECONF","side":"buy","price":"0.001","qty":3}"#;
     let r = post_json(&c, &sidecar.url("/api/v1/mock/echo"), order).await;
@@ -289,14 +265,7 @@ async fn a_revoked_token_is_replaced_and_the_post_replayed_with_its_body() {
 #[tokio::test]
 async fn a_large_body_is_not_replayed_but_the_token_is_renewed() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            proxy: "replay_buffer_bytes = 16".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::proxy("replay_buffer_bytes = 16")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     api.mock.revoke_access_tokens();
@@ -323,9 +292,7 @@ async fn a_large_body_is_not_replayed_but_the_token_is_renewed() {
 #[tokio::test]
 async fn fifty_concurrent_401s_cause_exactly_one_reauthentication() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     // Warm 50 connections so the requests really run at once.
     let warm: Vec<_> = (0..50)
         .map(|_| {
@@ -371,9 +338,7 @@ async fn fifty_concurrent_401s_cause_exactly_one_reauthentication() {
 #[tokio::test]
 async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes() {
     let api = start_api(Duration::from_secs(2)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     let login = post_json(
         &c,
         &sidecar.url("/api/v1/user/login"),
@@ -421,9 +386,7 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
 #[tokio::test]
 async fn websocket_token_expired_push_is_answered_by_the_sidecar() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let stream = TcpStream::connect(sidecar.proxy).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", sidecar.proxy), stream)
         .await
@@ -477,9 +440,7 @@ async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
 #[tokio::test]
 async fn smuggling_vectors_get_400_and_never_reach_the_api() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let vectors: Vec<(&str, Vec<u8>)> = vec![
         (
             "CL then TE",
@@ -533,9 +494,7 @@ async fn smuggling_vectors_get_400_and_never_reach_the_api() {
 #[tokio::test]
 async fn oversized_heads_get_431_and_414_envelopes() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
     let big = "x".repeat(40 * 1024);
     let answer = raw_exchange(
         sidecar.proxy,
@@ -566,14 +525,7 @@ async fn oversized_heads_get_431_and_414_envelopes() {
 #[tokio::test]
 async fn clients_outside_the_allow_list_are_refused() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let sidecar = start_sidecar(
-        &api,
-        Extra {
-            proxy: "allowed_clients = [\"10.0.0.0/8\"]".into(),
-            ..Extra::default()
-        },
-    )
-    .await;
+    let sidecar = start_sidecar(&api, Extra::proxy("allowed_clients = [\"10.0.0.0/8\"]")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     let r = get(&c, &sidecar.url("/api/v1/user/info")).await;

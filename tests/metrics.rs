@@ -98,9 +98,7 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test]
 async fn metrics_parse_and_count_what_happened() {
     let api = start_api(Duration::from_secs(2)).await;
-    let sidecar = start_sidecar(&api, Extra::default()).await;
-    let c = client();
-    wait_ready(&c, sidecar.admin).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
 
     let mut gets = 0;
     for _ in 0..30 {

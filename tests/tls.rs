@@ -59,14 +59,7 @@ async fn start_tls_api(alpn: &[&[u8]]) -> TlsApi {
 /// A sidecar in front of `https://127.0.0.1:PORT`, trusting the API's
 /// certificate through `upstream.ca_file` if `trust`.
 async fn sidecar_for(api: &TlsApi, trust: bool) -> Sidecar {
-    let files = write_config(
-        api.addr,
-        PASSWORD,
-        &Extra {
-            proxy: "token_wait = \"300ms\"".into(),
-            ..Extra::default()
-        },
-    );
+    let files = write_config(api.addr, PASSWORD, &Extra::proxy("token_wait = \"300ms\""));
     let ca = files.dir.path().join("ca.pem");
     std::fs::write(&ca, &api.ca_pem).unwrap();
     let mut text = std::fs::read_to_string(&files.config)

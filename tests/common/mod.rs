@@ -71,6 +71,29 @@ pub struct Extra {
     pub auth: String,
 }
 
+impl Extra {
+    pub fn proxy(lines: &str) -> Extra {
+        Extra {
+            proxy: lines.into(),
+            ..Extra::default()
+        }
+    }
+
+    pub fn upstream(lines: &str) -> Extra {
+        Extra {
+            upstream: lines.into(),
+            ..Extra::default()
+        }
+    }
+
+    pub fn auth(lines: &str) -> Extra {
+        Extra {
+            auth: lines.into(),
+            ..Extra::default()
+        }
+    }
+}
+
 /// A config file (and password file) in a temp dir for a sidecar in front of
 /// `api_addr`, listening on port 0.
 pub struct Files {
@@ -134,6 +157,14 @@ impl Sidecar {
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
+}
+
+/// A sidecar in front of `api` that holds a token, and a client for it.
+pub async fn ready_sidecar(api: &Api, extra: Extra) -> (Sidecar, TestClient) {
+    let sidecar = start_sidecar(api, extra).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    (sidecar, c)
 }
 
 pub async fn start_sidecar(api: &Api, extra: Extra) -> Sidecar {
