@@ -136,7 +136,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         grace: config.proxy.shutdown_grace,
         tasks,
         proxy_workers,
-        new_client: Box::new(move || Some(upstream::client(&upstream_settings, connector.clone()))),
+        new_client: Box::new(move || upstream::client(&upstream_settings, connector.clone())),
     };
     server::run(server, listeners.proxy, listeners.admin, shutdown).await;
 

@@ -356,14 +356,6 @@ impl Proxy {
         self.shared.knobs.store(Arc::new(Knobs::new(config)));
     }
 
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.shared.metrics
-    }
-
-    pub fn auth(&self) -> &AuthHandle {
-        &self.shared.auth
-    }
-
     /// Handles one request; never fails (errors become envelopes).
     pub async fn handle(&self, req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
         let s = &*self.shared;

@@ -185,13 +185,12 @@ pub struct Server {
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
     /// can wait for them.
     pub tasks: TaskTracker,
-    /// Threads that serve the proxy listener, each with its own
-    /// single-threaded runtime and upstream pool (thread per core: no work
-    /// stealing, no cross-thread wake-ups on the request path). 0 serves it
-    /// on the caller's runtime.
+    /// Threads that serve the proxy listener (at least one), each with its
+    /// own single-threaded runtime and upstream pool (thread per core: no
+    /// work stealing, no cross-thread wake-ups on the request path).
     pub proxy_workers: usize,
     /// Builds a worker's own upstream client.
-    pub new_client: Box<dyn Fn() -> Option<crate::upstream::Client> + Send + Sync>,
+    pub new_client: Box<dyn Fn() -> crate::upstream::Client + Send + Sync>,
 }
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
@@ -210,19 +209,10 @@ pub async fn run(
     let cleanup = proxy_listener.socket_path();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut workers = 0;
-    if server.proxy_workers == 0 {
+    for listener in worker_listeners(proxy_listener, server.proxy_workers.max(1)) {
         let (s, stop, done) = (server.clone(), shutdown.clone(), done_tx.clone());
-        tokio::spawn(async move {
-            accept_loop(s, proxy_listener, Role::Proxy, stop).await;
-            let _ = done.send(());
-        });
-        workers = 1;
-    } else {
-        for listener in worker_listeners(proxy_listener, server.proxy_workers) {
-            let (s, stop, done) = (server.clone(), shutdown.clone(), done_tx.clone());
-            if spawn_worker(workers, s, listener, stop, done).is_ok() {
-                workers += 1;
-            }
+        if spawn_worker(workers, s, listener, stop, done).is_ok() {
+            workers += 1;
         }
     }
     drop(done_tx);
@@ -315,21 +305,8 @@ fn spawn_worker(
                         return;
                     }
                 };
-                let proxy = match (server.new_client)() {
-                    Some(client) => server.proxy.with_client(client),
-                    None => server.proxy.clone(),
-                };
-                let local = Arc::new(Server {
-                    proxy,
-                    admin: server.admin.clone(),
-                    access: server.access.clone(),
-                    max_buf: server.max_buf,
-                    grace: server.grace,
-                    tasks: server.tasks.clone(),
-                    proxy_workers: 0,
-                    new_client: Box::new(|| None),
-                });
-                accept_loop(local, listener, Role::Proxy, shutdown).await;
+                let proxy = server.proxy.with_client((server.new_client)());
+                accept_loop(server.clone(), listener, Role::Proxy(proxy), shutdown).await;
                 let _ = done.send(());
                 // Keep serving the connections this runtime owns until the
                 // drain is over (the main runtime closes the tracker).
@@ -339,9 +316,10 @@ fn spawn_worker(
         .map(|_| ())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a listener serves; a proxy listener carries its worker's proxy.
+#[derive(Clone)]
 enum Role {
-    Proxy,
+    Proxy(Proxy),
     Admin,
 }
 
@@ -363,8 +341,7 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
             Stream::Tcp(_, peer) => (Some(*peer), info_span!("conn", %peer)),
             Stream::Unix(_) => (None, info_span!("conn", peer = "unix")),
         };
-        let server2 = server.clone();
-        let stop = shutdown.clone();
+        let (server2, role, stop) = (server.clone(), role.clone(), shutdown.clone());
         server.tasks.spawn(
             async move {
                 match stream {
@@ -388,15 +365,16 @@ where
         .max_buf_size(server.max_buf)
         .max_headers(256);
 
-    let allowed = match (role, peer) {
-        (Role::Proxy, Some(addr)) => {
+    // A TCP client of the proxy must be in the allow-list (IPv4-mapped IPv6
+    // addresses are matched as IPv4 too).
+    let allowed = match (&role, peer) {
+        (Role::Proxy(_), Some(addr)) => {
             let access = server.access.load();
-            access.allowed_clients.iter().any(|net| net.contains(&addr.ip()))
-                || addr.ip().to_canonical() != addr.ip()
-                    && access
-                        .allowed_clients
-                        .iter()
-                        .any(|net| net.contains(&addr.ip().to_canonical()))
+            let (ip, canonical) = (addr.ip(), addr.ip().to_canonical());
+            access
+                .allowed_clients
+                .iter()
+                .any(|net| net.contains(&ip) || net.contains(&canonical))
         }
         _ => true,
     };
@@ -415,10 +393,9 @@ where
                 _ = shutdown.cancelled() => { conn.as_mut().graceful_shutdown(); conn.await }
             }
         }
-        Role::Proxy if !allowed => {
+        Role::Proxy(proxy) if !allowed => {
             let addr = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             warn!(client = %addr.ip(), "refused a client outside proxy.allowed_clients");
-            let proxy = server.proxy.clone();
             let svc = service_fn(move |_req| {
                 let resp = proxy.refuse_client(addr);
                 async move { Ok::<_, Infallible>(resp) }
@@ -426,10 +403,9 @@ where
             builder.keep_alive(false);
             builder.serve_connection(TokioIo::new(stream), svc).await
         }
-        Role::Proxy => {
+        Role::Proxy(proxy) => {
             let verdicts = Arc::new(Verdicts::default());
             let io = TokioIo::new(Guarded::new(stream, verdicts.clone()));
-            let proxy = server.proxy.clone();
             let svc = service_fn(move |req| {
                 let proxy = proxy.clone();
                 let ctx = ConnContext {

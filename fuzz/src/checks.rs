@@ -464,7 +464,7 @@ pub fn check_grant(input: GrantInput<'_>) {
     // The auth task sends it as `Bearer <token>`; it must make a header.
     assert!(HeaderValue::from_str(&format!("Bearer {access}")).is_ok());
     if let Some(r) = &grant.refresh {
-        assert!(!r.is_empty() && r.expose().trim() == r.expose());
+        assert!(!r.expose().is_empty() && r.expose().trim() == r.expose());
     }
 
     let lifetime = grant.lifetime;
