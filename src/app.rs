@@ -20,6 +20,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
+use crate::pool::Pool;
 use crate::proxy::Proxy;
 use crate::server::{self, Access, Listener, Server};
 use crate::telemetry::LogHandle;
@@ -98,7 +99,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tasks.clone(),
         shutdown.clone(),
     );
-    let proxy = Proxy::new(&config, client, auth.clone(), metrics.clone(), ws);
+    let pool = Pool::new(&config.upstream, connector.clone(), &Target::new(&config.upstream));
+    let proxy = Proxy::new(&config, pool, auth.clone(), metrics.clone(), ws);
     let admin = Admin::new(auth.clone(), metrics.clone());
     let access = Arc::new(ArcSwap::from_pointee(Access {
         allowed_clients: config.proxy.allowed_clients.clone(),
@@ -128,6 +130,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         n => n,
     };
     let upstream_settings = config.upstream.clone();
+    let pool_target = Target::new(&config.upstream);
     let server = Server {
         proxy,
         admin,
@@ -136,7 +139,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         grace: config.proxy.shutdown_grace,
         tasks,
         proxy_workers,
-        new_client: Box::new(move || upstream::client(&upstream_settings, connector.clone())),
+        new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &pool_target)),
     };
     server::run(server, listeners.proxy, listeners.admin, shutdown).await;
 

@@ -11,7 +11,8 @@
 //! - [`config`] — the TOML file: raw serde structs, validated once into typed `Config`.
 //! - [`secret`] — the `Secret` newtype whose formatting is a mask.
 //! - [`auth`] — login, refresh, logout; the token cell and its single writer task.
-//! - [`upstream`] — the pooled HTTPS client (rustls, HTTP/1.1 + HTTP/2 by ALPN).
+//! - [`upstream`] — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the auth task's client.
+//! - [`pool`] — each proxy worker's own connections to the API (a stack of HTTP/1, or one HTTP/2).
 //! - [`proxy`] — request rewriting and forwarding, 401 replay, the error envelope mapping.
 //! - [`intercept`] — answers a program's own login/refresh/logout with placeholders.
 //! - [`ws`] — WebSocket relay with the in-socket login rewritten and renewed.
@@ -40,6 +41,7 @@ pub mod intercept;
 pub mod metrics;
 pub mod mock;
 pub mod notify;
+pub mod pool;
 pub mod proxy;
 pub mod secret;
 pub mod server;

@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
@@ -33,11 +33,12 @@ use crate::config::Config;
 use crate::envelope;
 use crate::intercept::{self, Call, Placeholders};
 use crate::metrics::{AuthKind, LocalReason, Metrics};
-use crate::upstream::{self, Client, Target};
+use crate::pool::{Pool, PooledBody};
+use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
 /// A response on its way to the client: streamed from the API, or made here.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<PooledBody, Full<Bytes>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
 /// `Expect` (the sidecar has answered it already) and `Host` (set from the
@@ -268,7 +269,7 @@ impl Knobs {
 }
 
 struct Shared {
-    client: Client,
+    pool: Pool,
     target: Target,
     origin: String,
     auth: AuthHandle,
@@ -314,13 +315,13 @@ fn unix_now() -> u64 {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, client: Client, auth: AuthHandle, metrics: Arc<Metrics>, ws: WsRelay) -> Proxy {
+    pub fn new(config: &Config, pool: Pool, auth: AuthHandle, metrics: Arc<Metrics>, ws: WsRelay) -> Proxy {
         let target = Target::new(&config.upstream);
         Proxy {
             shared: Arc::new(Shared {
                 origin: target.origin(),
                 target,
-                client,
+                pool,
                 auth,
                 metrics,
                 placeholders: Arc::new(Placeholders::new()),
@@ -331,14 +332,14 @@ impl Proxy {
         }
     }
 
-    /// The same proxy with its own upstream client (and so its own
-    /// connection pool), for a worker thread: each worker keeps its
-    /// upstream connections on its own runtime. Reloads reach every copy.
-    pub fn with_client(&self, client: Client) -> Proxy {
+    /// The same proxy with its own connection pool, for a worker thread:
+    /// each worker keeps its upstream connections on its own runtime.
+    /// Reloads reach every copy.
+    pub fn with_pool(&self, pool: Pool) -> Proxy {
         let s = &*self.shared;
         Proxy {
             shared: Arc::new(Shared {
-                client,
+                pool,
                 target: s.target.clone(),
                 origin: s.origin.clone(),
                 auth: s.auth.clone(),
@@ -437,12 +438,17 @@ impl Proxy {
                 None
             };
             if let Some(call) = call {
-                return self.intercept(k, call, req).await;
+                // Rare paths are boxed: the future of every request (which
+                // each client connection keeps allocated) stays small.
+                return Box::pin(self.intercept(k, call, req)).await;
             }
         }
         if crate::ws::is_upgrade(&req) {
-            let session = self.session(k).await?;
-            return Ok(s.ws.upgrade(req, session, &s.target).await);
+            return Box::pin(async {
+                let session = self.session(k).await?;
+                Ok(s.ws.upgrade(req, session, &s.target).await)
+            })
+            .await;
         }
         self.forward(k, req).await
     }
@@ -504,9 +510,16 @@ impl Proxy {
 
     async fn forward(&self, k: &Knobs, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
         let s = &*self.shared;
-        let session = self.session(k).await?;
+        let session = match s.auth.valid() {
+            Some(session) => session,
+            None => Box::pin(self.session(k)).await?,
+        };
         let (mut parts, body) = req.into_parts();
-        let body = self.read_body(k, &parts.headers, body).await?;
+        let body = if body.is_end_stream() {
+            RequestBody::Kept(Bytes::new())
+        } else {
+            Box::pin(self.read_body(k, &parts.headers, body)).await?
+        };
         match rewrite_request(&mut parts, &s.target, session.authorization(), &s.placeholders) {
             ClientAuth::Own => s.metrics.client_authorization_overwritten.inc(),
             ClientAuth::None | ClientAuth::Placeholder => {}
@@ -529,7 +542,19 @@ impl Proxy {
             return Ok(finish(resp.map(Either::Left)));
         }
 
-        // The API rejected the token it was just given.
+        Box::pin(self.after_401(k, session, resp, kept)).await
+    }
+
+    /// The API rejected the token it was just given: renew it, and replay the
+    /// request if its body was kept.
+    async fn after_401(
+        &self,
+        k: &Knobs,
+        session: Arc<Session>,
+        resp: Response<PooledBody>,
+        kept: Option<(Method, Uri, HeaderMap, Bytes)>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let s = &*self.shared;
         s.metrics.upstream_unauthorized.inc();
         let Some((method, uri, mut headers, bytes)) = kept else {
             // The body is gone; renew the token for the next requests and
@@ -591,11 +616,11 @@ impl Proxy {
 
     /// Sends one request upstream, bounded by `upstream.request_timeout` (up
     /// to the response headers; bodies then stream for as long as they take).
-    async fn send(&self, req: Request<upstream::Body>) -> Result<Response<Incoming>, ProxyError> {
+    async fn send(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, ProxyError> {
         let s = &*self.shared;
         s.metrics.tokens_injected.inc();
         let started = Instant::now();
-        let result = tokio::time::timeout_at(started + s.request_timeout, s.client.request(req)).await;
+        let result = tokio::time::timeout_at(started + s.request_timeout, s.pool.request(req)).await;
         s.metrics.observe_upstream(started.elapsed());
         match result {
             Ok(Ok(resp)) => Ok(resp),

@@ -189,8 +189,8 @@ pub struct Server {
     /// own single-threaded runtime and upstream pool (thread per core: no
     /// work stealing, no cross-thread wake-ups on the request path).
     pub proxy_workers: usize,
-    /// Builds a worker's own upstream client.
-    pub new_client: Box<dyn Fn() -> crate::upstream::Client + Send + Sync>,
+    /// Builds a worker's own upstream connection pool.
+    pub new_pool: Box<dyn Fn() -> crate::pool::Pool + Send + Sync>,
 }
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
@@ -305,7 +305,7 @@ fn spawn_worker(
                         return;
                     }
                 };
-                let proxy = server.proxy.with_client((server.new_client)());
+                let proxy = server.proxy.with_pool((server.new_pool)());
                 accept_loop(server.clone(), listener, Role::Proxy(proxy), shutdown).await;
                 let _ = done.send(());
                 // Keep serving the connections this runtime owns until the
