@@ -197,6 +197,7 @@ impl Pool {
             return Ok(Conn::H2(tx));
         }
         let (tx, conn) = http1::Builder::new()
+            .writev(false)
             .handshake(io)
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;

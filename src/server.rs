@@ -363,6 +363,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .max_buf_size(server.max_buf)
+        .writev(false)
         .max_headers(256);
 
     // A TCP client of the proxy must be in the allow-list (IPv4-mapped IPv6
