@@ -78,13 +78,22 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         warn!("{w}");
     }
     let metrics = Arc::new(Metrics::new());
-    let roots = upstream::root_store(&config.upstream)?;
+    // Without https:// or wss:// there is nothing to verify: the system's
+    // certificates are not even read. Both TLS configurations share one store.
+    let roots = Arc::new(
+        if config.upstream.is_https() || config.upstream.websocket_url.scheme_str() == Some("wss") {
+            upstream::root_store(&config.upstream)?
+        } else {
+            rustls::RootCertStore::empty()
+        },
+    );
     let connector = upstream::connector(&config.upstream, roots.clone())?;
-    let client = upstream::client(&config.upstream, connector.clone());
     let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
     let target = Target::new(&config.upstream);
 
-    let (authenticator, auth) = Authenticator::new(config.auth.clone(), client.clone(), target, metrics.clone());
+    // The auth task has a pool of its own, on the main runtime.
+    let auth_pool = Pool::new(&config.upstream, connector.clone(), &target);
+    let (authenticator, auth) = Authenticator::new(config.auth.clone(), auth_pool, target, metrics.clone());
     let auth_stop = CancellationToken::new();
     let auth_task = tokio::spawn(authenticator.run(auth_stop.clone()));
 

@@ -32,8 +32,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AuthSettings;
 use crate::metrics::{AuthKind, AuthResult, Metrics};
+use crate::pool::Pool;
 use crate::secret::Secret;
-use crate::upstream::{self, Client, Target};
+use crate::upstream::{self, Target};
 
 /// The most of an auth answer the sidecar reads; real ones are a few hundred bytes.
 const MAX_AUTH_BODY: usize = 1024 * 1024;
@@ -594,7 +595,7 @@ pub struct Authenticator {
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     settings: AuthSettings,
-    client: Client,
+    pool: Pool,
     target: Target,
     metrics: Arc<Metrics>,
     generation: u64,
@@ -614,7 +615,7 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(
         settings: AuthSettings,
-        client: Client,
+        pool: Pool,
         target: Target,
         metrics: Arc<Metrics>,
     ) -> (Authenticator, AuthHandle) {
@@ -633,7 +634,7 @@ impl Authenticator {
             shared: shared.clone(),
             commands: rx,
             settings,
-            client,
+            pool,
             target,
             metrics,
             generation: 0,
@@ -1071,7 +1072,7 @@ impl Authenticator {
             })?;
         let limit = self.settings.timeout;
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| AuthError::Unreachable {
+            let resp = self.pool.request(req).await.map_err(|e| AuthError::Unreachable {
                 url: url.clone(),
                 cause: error_chain(&e),
             })?;

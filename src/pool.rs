@@ -38,6 +38,11 @@ use crate::upstream::{Body, Connector, Target};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Bytes read from an upstream HTTP/1 connection at a time. hyper's default
+/// (8 KiB, growing) costs each pooled connection 8–16 KiB while API answers
+/// are mostly small JSON; larger bodies are simply read in more steps.
+const UPSTREAM_READ_BUF: usize = 4096;
+
 /// Why a request got no response from the API.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -198,6 +203,7 @@ impl Pool {
         }
         let (tx, conn) = http1::Builder::new()
             .writev(false)
+            .read_buf_exact_size(Some(UPSTREAM_READ_BUF))
             .handshake(io)
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;

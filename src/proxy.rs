@@ -231,6 +231,74 @@ pub fn rewrite_request(
     client_auth
 }
 
+/// A forwarded request as it can be sent again after a 401, copied into
+/// memory of its own. The parsed request's URI, header values and small body
+/// are slices of hyper's read buffer for the client connection; holding them
+/// for the round trip would make hyper allocate a second buffer for every
+/// request in flight.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    names: Vec<HeaderName>,
+    /// Value `i` is `values[ends[i - 1]..ends[i]]`.
+    ends: Vec<usize>,
+    values: Vec<u8>,
+    body: Bytes,
+}
+
+impl Replay {
+    fn new(parts: &Parts, body: &Bytes) -> Replay {
+        let n = parts.headers.len();
+        let (mut names, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut values = Vec::with_capacity(parts.headers.iter().map(|(_, v)| v.len()).sum());
+        for (name, value) in &parts.headers {
+            if name == header::AUTHORIZATION {
+                continue;
+            }
+            names.push(name.clone());
+            values.extend_from_slice(value.as_bytes());
+            ends.push(values.len());
+        }
+        // Scheme and authority are the upstream's; the path is copied.
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = parts.uri.scheme().cloned();
+        uri.authority = parts.uri.authority().cloned();
+        uri.path_and_query = parts
+            .uri
+            .path_and_query()
+            .and_then(|pq| http::uri::PathAndQuery::try_from(pq.as_str()).ok());
+        let uri = Uri::from_parts(uri).unwrap_or_else(|_| parts.uri.clone());
+        Replay {
+            method: parts.method.clone(),
+            uri,
+            names,
+            ends,
+            values,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    /// The request again, with `authorization`.
+    fn request(self, authorization: &HeaderValue) -> Request<upstream::Body> {
+        let mut headers = HeaderMap::with_capacity(self.names.len() + 1);
+        let mut start = 0;
+        for (name, end) in self.names.into_iter().zip(self.ends) {
+            if let Some(value) = self.values.get(start..end) {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    headers.append(name, value);
+                }
+            }
+            start = end;
+        }
+        headers.insert(header::AUTHORIZATION, authorization.clone());
+        let mut again = Request::new(upstream::full(self.body));
+        *again.method_mut() = self.method;
+        *again.uri_mut() = self.uri;
+        *again.headers_mut() = headers;
+        again
+    }
+}
+
 /// A request body, kept whole when it is small enough to replay.
 enum RequestBody {
     Kept(Bytes),
@@ -526,12 +594,7 @@ impl Proxy {
         }
         let (first, kept) = match body {
             RequestBody::Kept(bytes) => {
-                let replay = (
-                    parts.method.clone(),
-                    parts.uri.clone(),
-                    parts.headers.clone(),
-                    bytes.clone(),
-                );
+                let replay = Replay::new(&parts, &bytes);
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
             RequestBody::Stream(incoming) => (Request::from_parts(parts, Either::Right(incoming)), None),
@@ -552,11 +615,11 @@ impl Proxy {
         k: &Knobs,
         session: Arc<Session>,
         resp: Response<PooledBody>,
-        kept: Option<(Method, Uri, HeaderMap, Bytes)>,
+        kept: Option<Replay>,
     ) -> Result<Response<Body>, ProxyError> {
         let s = &*self.shared;
         s.metrics.upstream_unauthorized.inc();
-        let Some((method, uri, mut headers, bytes)) = kept else {
+        let Some(replay) = kept else {
             // The body is gone; renew the token for the next requests and
             // hand this 401 back as it is.
             let auth = s.auth.clone();
@@ -578,11 +641,7 @@ impl Proxy {
                 Either::Right(Full::new(kept_401)),
             )));
         };
-        headers.insert(header::AUTHORIZATION, fresh.authorization().clone());
-        let mut again = Request::new(upstream::full(bytes));
-        *again.method_mut() = method;
-        *again.uri_mut() = uri;
-        *again.headers_mut() = headers;
+        let again = replay.request(fresh.authorization());
         s.metrics.replays.inc();
         debug!("replaying a request with a fresh token after a 401");
         let resp = self.send(again).await?;

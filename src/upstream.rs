@@ -1,5 +1,5 @@
-//! The way to the API: one pooled HTTP client, shared by the proxy and by the
-//! auth task.
+//! The way to the API: TLS settings and the connector that the connection
+//! pools ([`crate::pool`]) of the proxy workers and of the auth task dial with.
 //!
 //! HTTPS goes through rustls (the system's roots, or the bundled Mozilla roots
 //! when the system has none, plus `upstream.ca_file`), and HTTP/1.1 or HTTP/2
@@ -15,7 +15,6 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -25,8 +24,6 @@ use crate::config::UpstreamSettings;
 /// A request body on its way upstream: kept whole (small, replayable, or
 /// made by the sidecar) or streamed from the client.
 pub type Body = Either<Full<Bytes>, Incoming>;
-
-pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
 
 /// A body the sidecar made itself.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -85,7 +82,7 @@ pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError
 }
 
 /// A rustls client configuration over `roots` with the given ALPN protocols.
-pub fn tls_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn tls_config(roots: Arc<RootCertStore>, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -100,7 +97,7 @@ pub fn tls_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<rustls::Cl
 /// the TLS configuration (and its root store) is shared.
 pub type Connector = HttpsConnector<HttpConnector>;
 
-pub fn connector(settings: &UpstreamSettings, roots: RootCertStore) -> Result<Connector, TlsError> {
+pub fn connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     // Requests are small and latency-bound: never wait for Nagle.
@@ -115,19 +112,6 @@ pub fn connector(settings: &UpstreamSettings, roots: RootCertStore) -> Result<Co
         .enable_http1()
         .enable_http2()
         .wrap_connector(http))
-}
-
-/// A pooled client over `connector`. Each proxy worker builds its own, so
-/// its upstream connections live on its own runtime.
-pub fn client(settings: &UpstreamSettings, connector: Connector) -> Client {
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(settings.pool_idle_timeout)
-        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-        .http2_keep_alive_while_idle(false)
-        .build(connector)
 }
 
 /// The upstream origin, pre-parsed for the request path.

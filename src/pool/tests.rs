@@ -98,7 +98,7 @@ async fn forgetful_upstream() -> (Upstream, Arc<Notify>) {
 
 fn pool_for(base: &str, extra: &str) -> (Pool, Target) {
     let s = settings(base, extra);
-    let roots = upstream::root_store(&s).unwrap();
+    let roots = Arc::new(upstream::root_store(&s).unwrap());
     let connector = upstream::connector(&s, roots).unwrap();
     let target = Target::new(&s);
     (Pool::new(&s, connector, &target), target)

@@ -51,3 +51,40 @@ fn every_error_maps_to_its_status_and_an_envelope() {
     });
     assert_eq!(resp.headers()[header::RETRY_AFTER], "3");
 }
+
+#[tokio::test]
+async fn a_replayed_request_is_the_original_with_the_fresh_token() {
+    let (mut parts, ()) = Request::builder()
+        .method(Method::POST)
+        .uri("https://api.ethgas.com/api/v1/user/order?market=ETH-PERP&x=%20")
+        .header("x-client", "bot-7")
+        .header("x-multi", "a")
+        .header("x-multi", "b")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "Bearer old-token")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let body = Bytes::from_static(br#"{"side":"buy","qty":1}"#);
+    let replay = Replay::new(&parts, &body);
+    // The original is sent (and dropped) before the replay is needed.
+    parts.headers.clear();
+    drop(parts);
+
+    let fresh = HeaderValue::from_static("Bearer fresh-token");
+    let again = replay.request(&fresh);
+    assert_eq!(again.method(), Method::POST);
+    assert_eq!(
+        again.uri().to_string(),
+        "https://api.ethgas.com/api/v1/user/order?market=ETH-PERP&x=%20"
+    );
+    let h = again.headers();
+    assert_eq!(h.get("x-client").unwrap(), "bot-7");
+    let multi: Vec<_> = h.get_all("x-multi").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(multi, ["a", "b"]);
+    assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/json");
+    let auth: Vec<_> = h.get_all(header::AUTHORIZATION).iter().collect();
+    assert_eq!(auth, [&fresh], "exactly one Authorization, the fresh one");
+    let sent = again.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(sent, body);
+}
