@@ -93,7 +93,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
 
     // The auth task has a pool of its own, on the main runtime.
     let auth_pool = Pool::new(&config.upstream, connector.clone(), &target);
-    let (authenticator, auth) = Authenticator::new(config.auth.clone(), auth_pool, target, metrics.clone());
+    let (authenticator, auth) = Authenticator::new(config.auth.clone(), auth_pool, target.clone(), metrics.clone());
     let auth_stop = CancellationToken::new();
     let auth_task = tokio::spawn(authenticator.run(auth_stop.clone()));
 
@@ -108,7 +108,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tasks.clone(),
         shutdown.clone(),
     );
-    let pool = Pool::new(&config.upstream, connector.clone(), &Target::new(&config.upstream));
+    let pool = Pool::new(&config.upstream, connector.clone(), &target);
     let proxy = Proxy::new(&config, pool, auth.clone(), metrics.clone(), ws);
     let admin = Admin::new(auth.clone(), metrics.clone());
     let access = Arc::new(ArcSwap::from_pointee(Access {
@@ -139,7 +139,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         n => n,
     };
     let upstream_settings = config.upstream.clone();
-    let pool_target = Target::new(&config.upstream);
     let server = Server {
         proxy,
         admin,
@@ -148,7 +147,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         grace: config.proxy.shutdown_grace,
         tasks,
         proxy_workers,
-        new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &pool_target)),
+        new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
     };
     server::run(server, listeners.proxy, listeners.admin, shutdown).await;
 

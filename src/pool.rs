@@ -9,7 +9,9 @@
 //! HTTP/1 connection is taken first (it is the one least likely to have been
 //! closed by the server, and the others can age out), and it goes back on the
 //! stack the moment the client has read the response's last byte. An HTTP/2
-//! API (chosen by ALPN) gets one multiplexed connection per worker instead.
+//! API (chosen by ALPN) gets one multiplexed connection per worker instead;
+//! until ALPN has answered, a burst of requests waits for the first
+//! connection rather than opening a TLS connection each.
 //!
 //! A connection that turns out to be closed before the request was written
 //! (the API dropped an idle keep-alive connection) is discarded and the
@@ -74,12 +76,22 @@ struct Inner {
     host: HeaderValue,
     /// Idle HTTP/1 connections, most recently used last.
     idle: Mutex<Vec<Idle>>,
-    /// The HTTP/2 connection, once ALPN chose HTTP/2.
-    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// The HTTP/2 connection, once ALPN chose HTTP/2, with its number.
+    h2: Mutex<Option<(u64, http2::SendRequest<Body>)>>,
+    /// Numbers HTTP/2 connections, so that a failed one is forgotten
+    /// without forgetting one that replaced it meanwhile.
+    h2_serial: std::sync::atomic::AtomicU64,
     idle_timeout: Duration,
     max_idle: usize,
     /// Whether the task that drops expired idle connections runs.
     sweeping: std::sync::atomic::AtomicBool,
+    /// Whether the API can answer ALPN with HTTP/2 (https://) and has not
+    /// yet been seen to choose HTTP/1.1.
+    may_be_h2: std::sync::atomic::AtomicBool,
+    /// Held while connecting as long as `may_be_h2`: a burst of requests
+    /// before the first connection is up waits for it and shares it if it
+    /// is HTTP/2, instead of opening one TLS connection each.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 struct Idle {
@@ -90,7 +102,7 @@ struct Idle {
 /// Where a request goes.
 enum Conn {
     H1(http1::SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
+    H2(u64, http2::SendRequest<Body>),
 }
 
 impl Pool {
@@ -110,9 +122,12 @@ impl Pool {
                 host,
                 idle: Mutex::new(Vec::new()),
                 h2: Mutex::new(None),
+                h2_serial: std::sync::atomic::AtomicU64::new(0),
                 idle_timeout: settings.pool_idle_timeout,
                 max_idle: settings.pool_max_idle_per_host,
                 sweeping: std::sync::atomic::AtomicBool::new(false),
+                may_be_h2: std::sync::atomic::AtomicBool::new(target.scheme == http::uri::Scheme::HTTPS),
+                connecting: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -124,19 +139,19 @@ impl Pool {
             let conn = match self.inner.checkout() {
                 Some(conn) => conn,
                 // Boxed: the connect and handshake futures are large and rare.
-                None => Box::pin(self.connect()).await?,
+                None => Box::pin(self.connect_or_join()).await?,
             };
             match conn {
-                Conn::H2(mut tx) => {
+                Conn::H2(serial, mut tx) => {
                     if poll_fn(|cx| tx.poll_ready(cx)).await.is_err() {
-                        self.inner.forget_h2(&tx);
+                        self.inner.forget_h2(serial);
                         continue;
                     }
                     return match tx.try_send_request(req).await {
                         Ok(resp) => Ok(resp.map(|body| PooledBody { body, back: None })),
                         Err(mut e) => match e.take_message() {
                             Some(unsent) => {
-                                self.inner.forget_h2(&tx);
+                                self.inner.forget_h2(serial);
                                 req = unsent;
                                 continue;
                             }
@@ -176,6 +191,22 @@ impl Pool {
         }
     }
 
+    /// A new connection, or, while the API may turn out to speak HTTP/2,
+    /// the one another request has just made.
+    async fn connect_or_join(&self) -> Result<Conn, PoolError> {
+        use std::sync::atomic::Ordering;
+        if self.inner.may_be_h2.load(Ordering::Relaxed) {
+            let _one_at_a_time = self.inner.connecting.lock().await;
+            if let Some(conn) = self.inner.checkout() {
+                return Ok(conn);
+            }
+            if self.inner.may_be_h2.load(Ordering::Relaxed) {
+                return self.connect().await;
+            }
+        }
+        self.connect().await
+    }
+
     async fn connect(&self) -> Result<Conn, PoolError> {
         let inner = &*self.inner;
         let mut connector = inner.connector.clone();
@@ -196,11 +227,13 @@ impl Pool {
                     debug!(error = %e, "HTTP/2 connection to the API ended");
                 }
             });
+            let serial = inner.h2_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Ok(mut slot) = inner.h2.lock() {
-                *slot = Some(tx.clone());
+                *slot = Some((serial, tx.clone()));
             }
-            return Ok(Conn::H2(tx));
+            return Ok(Conn::H2(serial, tx));
         }
+        inner.may_be_h2.store(false, std::sync::atomic::Ordering::Relaxed);
         let (tx, conn) = http1::Builder::new()
             .writev(false)
             .read_buf_exact_size(Some(UPSTREAM_READ_BUF))
@@ -239,7 +272,7 @@ impl Pool {
         });
     }
 
-    /// Idle HTTP/1 connections (for tests and metrics).
+    /// How many idle HTTP/1 connections the pool keeps.
     pub fn idle_connections(&self) -> usize {
         self.inner.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
@@ -248,8 +281,8 @@ impl Pool {
 impl Inner {
     fn checkout(&self) -> Option<Conn> {
         if let Ok(slot) = self.h2.lock() {
-            if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
-                return Some(Conn::H2(tx.clone()));
+            if let Some((serial, tx)) = slot.as_ref().filter(|(_, tx)| !tx.is_closed()) {
+                return Some(Conn::H2(*serial, tx.clone()));
             }
         }
         let mut idle = self.idle.lock().ok()?;
@@ -281,10 +314,10 @@ impl Inner {
         }
     }
 
-    fn forget_h2(&self, dead: &http2::SendRequest<Body>) {
+    /// Stops handing out HTTP/2 connection `serial`: it failed a request.
+    fn forget_h2(&self, serial: u64) {
         if let Ok(mut slot) = self.h2.lock() {
-            // Only if no one has replaced it with a live one meanwhile.
-            if slot.as_ref().is_some_and(|tx| tx.is_closed()) || dead.is_closed() {
+            if slot.as_ref().is_some_and(|(current, _)| *current == serial) {
                 *slot = None;
             }
         }

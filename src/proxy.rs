@@ -654,10 +654,8 @@ impl Proxy {
     }
 
     /// Keeps a small body whole (so it can be replayed); streams the rest.
+    /// (An empty body never gets here: `forward` keeps it without a wait.)
     async fn read_body(&self, k: &Knobs, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
-        if body.is_end_stream() {
-            return Ok(RequestBody::Kept(Bytes::new()));
-        }
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())

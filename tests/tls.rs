@@ -130,3 +130,31 @@ async fn an_untrusted_certificate_is_refused_and_said_so() {
         "the password never went to an unverified server"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_one_http2_connection_per_worker() {
+    let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, true).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    for _round in 0..2 {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (c, url) = (c.clone(), sidecar.url("/api/v1/mock/echo"));
+            set.spawn(async move { get(&c, &url).await });
+        }
+        while let Some(r) = set.join_next().await {
+            let r = r.unwrap();
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            assert_eq!(r.json()["data"]["version"], "HTTP/2.0");
+        }
+    }
+    // One for the auth task, at most one per proxy worker (one per core):
+    // 40 requests, 20 at a time, multiplexed.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let connections = api.mock.counts().connections;
+    assert!(
+        connections <= 1 + workers as u64,
+        "{connections} TLS connections for 40 requests with {workers} workers"
+    );
+}
