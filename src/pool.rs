@@ -20,6 +20,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,14 +81,14 @@ struct Inner {
     h2: Mutex<Option<(u64, http2::SendRequest<Body>)>>,
     /// Numbers HTTP/2 connections, so that a failed one is forgotten
     /// without forgetting one that replaced it meanwhile.
-    h2_serial: std::sync::atomic::AtomicU64,
+    h2_serial: AtomicU64,
     idle_timeout: Duration,
     max_idle: usize,
     /// Whether the task that drops expired idle connections runs.
-    sweeping: std::sync::atomic::AtomicBool,
+    sweeping: AtomicBool,
     /// Whether the API can answer ALPN with HTTP/2 (https://) and has not
     /// yet been seen to choose HTTP/1.1.
-    may_be_h2: std::sync::atomic::AtomicBool,
+    may_be_h2: AtomicBool,
     /// Held while connecting as long as `may_be_h2`: a burst of requests
     /// before the first connection is up waits for it and shares it if it
     /// is HTTP/2, instead of opening one TLS connection each.
@@ -122,11 +123,11 @@ impl Pool {
                 host,
                 idle: Mutex::new(Vec::new()),
                 h2: Mutex::new(None),
-                h2_serial: std::sync::atomic::AtomicU64::new(0),
+                h2_serial: AtomicU64::new(0),
                 idle_timeout: settings.pool_idle_timeout,
                 max_idle: settings.pool_max_idle_per_host,
-                sweeping: std::sync::atomic::AtomicBool::new(false),
-                may_be_h2: std::sync::atomic::AtomicBool::new(target.scheme == http::uri::Scheme::HTTPS),
+                sweeping: AtomicBool::new(false),
+                may_be_h2: AtomicBool::new(target.scheme == http::uri::Scheme::HTTPS),
                 connecting: tokio::sync::Mutex::new(()),
             }),
         }
@@ -194,16 +195,17 @@ impl Pool {
     /// A new connection, or, while the API may turn out to speak HTTP/2,
     /// the one another request has just made.
     async fn connect_or_join(&self) -> Result<Conn, PoolError> {
-        use std::sync::atomic::Ordering;
-        if self.inner.may_be_h2.load(Ordering::Relaxed) {
-            let _one_at_a_time = self.inner.connecting.lock().await;
-            if let Some(conn) = self.inner.checkout() {
+        let inner = &*self.inner;
+        // Held across the connect only while HTTP/2 is still possible.
+        let _one_at_a_time = if inner.may_be_h2.load(Ordering::Relaxed) {
+            let guard = inner.connecting.lock().await;
+            if let Some(conn) = inner.checkout() {
                 return Ok(conn);
             }
-            if self.inner.may_be_h2.load(Ordering::Relaxed) {
-                return self.connect().await;
-            }
-        }
+            inner.may_be_h2.load(Ordering::Relaxed).then_some(guard)
+        } else {
+            None
+        };
         self.connect().await
     }
 
@@ -222,29 +224,21 @@ impl Pool {
                 .handshake(io)
                 .await
                 .map_err(|e| PoolError::Connect(Box::new(e)))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    debug!(error = %e, "HTTP/2 connection to the API ended");
-                }
-            });
-            let serial = inner.h2_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drive(conn, "HTTP/2");
+            let serial = inner.h2_serial.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut slot) = inner.h2.lock() {
                 *slot = Some((serial, tx.clone()));
             }
             return Ok(Conn::H2(serial, tx));
         }
-        inner.may_be_h2.store(false, std::sync::atomic::Ordering::Relaxed);
+        inner.may_be_h2.store(false, Ordering::Relaxed);
         let (tx, conn) = http1::Builder::new()
             .writev(false)
             .read_buf_exact_size(Some(UPSTREAM_READ_BUF))
             .handshake(io)
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(error = %e, "HTTP/1 connection to the API ended");
-            }
-        });
+        drive(conn, "HTTP/1");
         self.start_sweeper();
         Ok(Conn::H1(tx))
     }
@@ -252,7 +246,6 @@ impl Pool {
     /// Drops idle connections older than `pool_idle_timeout`, so that a
     /// burst's connections do not stay open once traffic is back to normal.
     fn start_sweeper(&self) {
-        use std::sync::atomic::Ordering;
         if self.inner.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -322,6 +315,15 @@ impl Inner {
             }
         }
     }
+}
+
+/// Runs a connection's I/O as a task of its own until the connection ends.
+fn drive(conn: impl Future<Output = hyper::Result<()>> + Send + 'static, protocol: &'static str) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            debug!(error = %e, "{protocol} connection to the API ended");
+        }
+    });
 }
 
 /// Turns an absolute URI into the origin form an HTTP/1 request line carries,
