@@ -8,7 +8,9 @@
 //! - `GET /metrics` — Prometheus text format (see [`crate::metrics`]).
 //!
 //! It listens on its own address (loopback by default) so that it can be
-//! scraped without reaching the proxy.
+//! scraped without reaching the proxy. Its answers always use the documented
+//! envelope (`{"code", "message", "data"}`), whatever the login method, so
+//! scripts and `ethgas-sidecar status` read one shape.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +23,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::auth::AuthHandle;
-use crate::envelope;
+use crate::envelope::{self, Envelope};
+use crate::error::ProxyError;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -88,10 +91,11 @@ impl Admin {
 
     pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut resp = envelope::error(StatusCode::METHOD_NOT_ALLOWED, "ethgas-sidecar admin: use GET");
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return resp;
+            return ProxyError::MethodNotAllowed {
+                message: "admin endpoints answer GET and HEAD".into(),
+                allow: "GET, HEAD",
+            }
+            .response(Envelope::Documented);
         }
         let mut resp = match req.uri().path() {
             "/healthz" | "/livez" => envelope::ok(json!({ "status": "serving" })),
@@ -114,10 +118,8 @@ impl Admin {
                 );
                 resp
             }
-            _ => envelope::error(
-                StatusCode::NOT_FOUND,
-                "ethgas-sidecar admin: no such endpoint; try /healthz, /readyz or /metrics",
-            ),
+            _ => ProxyError::NotFound("no such admin endpoint; try /healthz, /readyz or /metrics".into())
+                .response(Envelope::Documented),
         };
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

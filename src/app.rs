@@ -6,6 +6,7 @@
 //! shutdown token is cancelled. Then it drains the connections and only after
 //! that stops the auth task, which logs out — so requests in flight keep a
 //! token to the end. Tests call the same `run` on listeners bound to port 0.
+//! The reload path itself is [`crate::reload`].
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::pool::Pool;
 use crate::proxy::Proxy;
-use crate::server::{self, Access, Listener, Server};
+use crate::reload::Reloader;
+use crate::server::{self, Inherited, Listener, Server};
 use crate::telemetry::LogHandle;
 use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
@@ -36,12 +38,38 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the addresses of `config`.
     pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-        let proxy = Listener::bind(&config.proxy.listen, config.proxy.unix_mode)
+        let (proxy, admin) = (&config.restart.proxy, &config.restart.admin);
+        let proxy = Listener::bind(&proxy.listen, proxy.unix_mode)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on proxy.listen = {}: {e}", config.proxy.listen))?;
-        let admin = Listener::bind(&config.admin.listen, 0o660)
+            .map_err(|e| anyhow::anyhow!("cannot listen on proxy.listen = {}: {e}", proxy.listen))?;
+        let admin = Listener::bind(&admin.listen, 0o660)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on admin.listen = {}: {e}", config.admin.listen))?;
+            .map_err(|e| anyhow::anyhow!("cannot listen on admin.listen = {}: {e}", admin.listen))?;
+        Ok(Listeners {
+            proxy,
+            admin: Some(admin),
+        })
+    }
+
+    /// The sockets systemd passed (socket activation), or else those of
+    /// `config`. An admin socket that systemd did not pass is bound from
+    /// `admin.listen`. Must run inside the runtime.
+    pub async fn open(config: &Config, inherited: Option<(Inherited, Option<Inherited>)>) -> anyhow::Result<Listeners> {
+        let Some((proxy, admin)) = inherited else {
+            return Listeners::bind(config).await;
+        };
+        let adopt = |l| Listener::adopt(l).map_err(|e| anyhow::anyhow!("cannot use the socket passed by systemd: {e}"));
+        let proxy = adopt(proxy)?;
+        info!(proxy = %proxy.describe(), "using sockets passed by systemd");
+        let admin = match admin {
+            Some(a) => adopt(a)?,
+            None => {
+                let listen = &config.restart.admin.listen;
+                Listener::bind(listen, 0o660)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on admin.listen = {listen}: {e}"))?
+            }
+        };
         Ok(Listeners {
             proxy,
             admin: Some(admin),
@@ -77,43 +105,44 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     for w in &config.warnings {
         warn!("{w}");
     }
+    let upstream = &config.restart.upstream;
     let metrics = Arc::new(Metrics::new());
     // Without https:// or wss:// there is nothing to verify: the system's
     // certificates are not even read. Both TLS configurations share one store.
     let roots = Arc::new(
-        if config.upstream.is_https() || config.upstream.websocket_url.scheme_str() == Some("wss") {
-            upstream::root_store(&config.upstream)?
+        if upstream.is_https() || upstream.websocket_url.scheme_str() == Some("wss") {
+            upstream::root_store(upstream)?
         } else {
             rustls::RootCertStore::empty()
         },
     );
-    let connector = upstream::connector(&config.upstream, roots.clone())?;
+    let connector = upstream::connector(upstream, roots.clone())?;
     let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
-    let target = Target::new(&config.upstream);
+    let target = Target::new(upstream);
+    // The one cell a reload publishes to; proxy and server read it.
+    let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
     // The auth task has a pool of its own, on the main runtime.
-    let auth_pool = Pool::new(&config.upstream, connector.clone(), &target);
-    let (authenticator, auth) = Authenticator::new(config.auth.clone(), auth_pool, target.clone(), metrics.clone());
+    let auth_pool = Pool::new(upstream, connector.clone(), &target);
+    let (authenticator, auth) =
+        Authenticator::new(config.live.auth.clone(), auth_pool, target.clone(), metrics.clone());
     let auth_stop = CancellationToken::new();
     let auth_task = tokio::spawn(authenticator.run(auth_stop.clone()));
 
     let shutdown = control.shutdown.clone();
     let tasks = TaskTracker::new();
     let ws = WsRelay::new(
-        config.upstream.websocket_url.clone(),
+        upstream.websocket_url.clone(),
         ws_tls,
-        config.upstream.connect_timeout,
+        upstream.connect_timeout,
         auth.clone(),
         metrics.clone(),
         tasks.clone(),
         shutdown.clone(),
     );
-    let pool = Pool::new(&config.upstream, connector.clone(), &target);
-    let proxy = Proxy::new(&config, pool, auth.clone(), metrics.clone(), ws);
+    let pool = Pool::new(upstream, connector.clone(), &target);
+    let proxy = Proxy::new(&config.restart, live.clone(), pool, auth.clone(), metrics.clone(), ws);
     let admin = Admin::new(auth.clone(), metrics.clone());
-    let access = Arc::new(ArcSwap::from_pointee(Access {
-        allowed_clients: config.proxy.allowed_clients.clone(),
-    }));
 
     tokio::spawn(notify::supervise(
         control.notifier.clone(),
@@ -121,30 +150,31 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         shutdown.clone(),
     ));
     tokio::spawn(notify::watchdog(control.notifier.clone()));
+
+    let proxy_settings = config.restart.proxy.clone();
+    let upstream_settings = upstream.clone();
     if let Some(reloads) = control.reload {
-        let reloader = Reloader {
-            config: config.clone(),
-            proxy: proxy.clone(),
-            auth: auth.clone(),
-            access: access.clone(),
-            metrics: metrics.clone(),
-            notifier: control.notifier.clone(),
-            log: control.log,
-        };
+        let reloader = Reloader::new(
+            config,
+            live.clone(),
+            auth.clone(),
+            metrics.clone(),
+            control.notifier.clone(),
+            control.log,
+        );
         tokio::spawn(reloader.run(reloads, shutdown.clone()));
     }
 
-    let proxy_workers = match config.proxy.worker_threads {
+    let proxy_workers = match proxy_settings.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let upstream_settings = config.upstream.clone();
     let server = Server {
         proxy,
         admin,
-        access,
-        max_buf: (config.proxy.max_header_bytes + config.proxy.max_uri_bytes) * 2 + 16 * 1024,
-        grace: config.proxy.shutdown_grace,
+        live,
+        max_buf: (proxy_settings.max_header_bytes + proxy_settings.max_uri_bytes) * 2 + 16 * 1024,
+        grace: proxy_settings.shutdown_grace,
         tasks,
         proxy_workers,
         new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
@@ -157,65 +187,4 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     info!("stopped");
     Ok(())
-}
-
-/// Applies SIGHUP: re-reads the file and the password source.
-struct Reloader {
-    config: Config,
-    proxy: Proxy,
-    auth: crate::auth::AuthHandle,
-    access: Arc<ArcSwap<Access>>,
-    metrics: Arc<Metrics>,
-    notifier: Notifier,
-    log: Option<LogHandle>,
-}
-
-impl Reloader {
-    async fn run(mut self, mut reloads: mpsc::UnboundedReceiver<()>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = reloads.recv() => if r.is_none() { break },
-            }
-            self.notifier.reloading();
-            self.reload().await;
-            self.notifier.ready(&notify::status_line(&self.auth));
-        }
-    }
-
-    async fn reload(&mut self) {
-        let path = self.config.path.clone();
-        info!(config = %path.display(), "reloading");
-        let new = match Config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                self.metrics.reloads.with_label_values(&["rejected"]).inc();
-                error!("reload rejected, the running configuration stays: {e}");
-                return;
-            }
-        };
-        for w in &new.warnings {
-            warn!("{w}");
-        }
-        let fixed = self.config.restart_only_differences(&new);
-        if !fixed.is_empty() {
-            warn!(
-                keys = %fixed.join(", "),
-                "these settings changed but take effect only after a restart (systemctl restart ethgas-sidecar)"
-            );
-        }
-        if let Some(log) = &self.log {
-            if let Err(e) = log.set_level(new.log.level.as_deref()) {
-                warn!("log.level not applied: {e}");
-            }
-        }
-        self.proxy.reload(&new);
-        self.access.store(Arc::new(Access {
-            allowed_clients: new.proxy.allowed_clients.clone(),
-        }));
-        self.auth.reload(new.auth.clone()).await;
-        self.metrics.reloads.with_label_values(&["applied"]).inc();
-        info!("configuration reloaded");
-        self.config = new;
-    }
 }

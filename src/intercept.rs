@@ -2,6 +2,11 @@
 //! refresh and logout calls, so the program keeps working unchanged while the
 //! account's real session stays with the sidecar.
 //!
+//! This module owns the whole behaviour: which requests are account calls
+//! ([`recognise`]), the answers ([`Interceptor::answer`]) and the placeholder
+//! tokens they carry. `verify` is not intercepted: it only reads the session,
+//! and the API answers it for the real token.
+//!
 //! The program gets placeholder tokens: JWT-shaped (some programs read the
 //! `exp` claim to time their own refresh), with the real session's expiry, an
 //! `alg` of `none` and a random id, so they are unique, unguessable and
@@ -12,12 +17,25 @@
 //! the proxy tell a placeholder from a token the program brought itself.
 
 use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::auth::AuthHandle;
+use crate::config::Live;
+use crate::error::ProxyError;
+use crate::metrics::{AuthKind, Metrics};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// Placeholder refresh tokens outlive any real session; the program may
 /// "refresh" with them whenever it likes.
 const REFRESH_PLACEHOLDER_LIFETIME: u64 = 30 * 86400;
+
+/// The most of a program's login body read.
+const MAX_LOGIN_BODY: usize = 64 * 1024;
 
 /// Which of the account calls a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +43,91 @@ pub enum Call {
     Login,
     Refresh,
     Logout,
+}
+
+/// The account call a request makes, if it makes one (and interception is on).
+pub fn recognise(live: &Live, method: &Method, path: &str) -> Option<Call> {
+    if !live.proxy.intercept_login || method != Method::POST {
+        return None;
+    }
+    let a = &live.auth;
+    if path == a.login_path {
+        Some(Call::Login)
+    } else if path == a.refresh_path {
+        Some(Call::Refresh)
+    } else if path == a.logout_path {
+        Some(Call::Logout)
+    } else {
+        None
+    }
+}
+
+/// Answers account calls with placeholders.
+pub struct Interceptor {
+    placeholders: Placeholders,
+}
+
+impl Default for Interceptor {
+    fn default() -> Self {
+        Interceptor::new()
+    }
+}
+
+impl Interceptor {
+    pub fn new() -> Interceptor {
+        Interceptor {
+            placeholders: Placeholders::new(),
+        }
+    }
+
+    pub fn placeholders(&self) -> &Placeholders {
+        &self.placeholders
+    }
+
+    /// Answers a program's own login, refresh or logout call. A login or
+    /// refresh waits up to `proxy.token_wait` for the real session, whose
+    /// expiry the placeholders carry.
+    pub async fn answer(
+        &self,
+        call: Call,
+        req: Request<Incoming>,
+        live: &Live,
+        auth: &AuthHandle,
+        metrics: &Metrics,
+    ) -> Result<Response<Full<Bytes>>, ProxyError> {
+        let username = &live.auth.username;
+        let body = Limited::new(req.into_body(), MAX_LOGIN_BODY)
+            .collect()
+            .await
+            .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
+            .to_bytes();
+        let kind = match call {
+            Call::Logout => {
+                metrics.intercepted(AuthKind::Logout);
+                // The real session stays: other programs use it too.
+                return Ok(crate::envelope::ok(json!({ "loggedOut": true })));
+            }
+            Call::Login => {
+                if let Ok(Some(name)) = login_username(&body) {
+                    if &name != username {
+                        return Err(ProxyError::Forbidden(format!(
+                            "this sidecar holds the session of account {username:?}, not {name:?}; point the program for {name:?} at its own sidecar"
+                        )));
+                    }
+                }
+                AuthKind::Login
+            }
+            Call::Refresh => AuthKind::Refresh,
+        };
+        let session = auth
+            .wait_valid(live.proxy.token_wait)
+            .await
+            .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
+        let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
+        metrics.intercepted(kind);
+        let data = self.placeholders.grant(username, crate::clock::unix_now(), expires_in);
+        Ok(crate::envelope::ok(data))
+    }
 }
 
 /// Issues and recognises placeholder tokens.

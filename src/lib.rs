@@ -1,51 +1,71 @@
 //! ethgas-sidecar: a local auth sidecar for the ETHGas API.
 //!
-//! It logs in once with the account's username and password, keeps the token
-//! pair in an `ArcSwap` cell, refreshes it before it expires, and forwards
-//! every request that legacy programs on the same host send it to the API
-//! with `Authorization: Bearer <token>` added. The programs never hold the
+//! It logs in once with the account's credentials, keeps the token pair in
+//! an `ArcSwap` cell, refreshes it before it expires, and forwards every
+//! request that legacy programs on the same host send it to the API with
+//! `Authorization: Bearer <token>` added. The programs never hold the
 //! password or a live token.
 //!
 //! # Layout
 //!
-//! - [`config`] — the TOML file: raw serde structs, validated once into typed `Config`.
-//! - [`secret`] — the `Secret` newtype whose formatting is a mask.
-//! - [`auth`] — login, refresh, logout; the token cell and its single writer task.
-//! - [`upstream`] — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the auth task's client.
-//! - [`pool`] — each proxy worker's own connections to the API (a stack of HTTP/1, or one HTTP/2).
-//! - [`proxy`] — request rewriting and forwarding, 401 replay, the error envelope mapping.
-//! - [`intercept`] — answers a program's own login/refresh/logout with placeholders.
-//! - [`ws`] — WebSocket relay with the in-socket login rewritten and renewed.
-//! - [`framing`] — refuses requests with ambiguous length (smuggling guard).
-//! - [`admin`] — `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`] — Prometheus series, pre-labelled for an allocation-free hot path.
+//! - [`config`] — the TOML file: raw serde structs, validated once into a typed
+//!   `Config`, split into what needs a restart and what a reload applies.
+//! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
+//! - `secret` — the `Secret` newtype whose formatting is a mask.
+//! - `auth` — login, refresh, logout; the token cell and its single writer task.
+//! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
+//! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task.
+//! - `proxy` — request rewriting and forwarding, 401 replay.
+//! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers.
+//! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.
+//! - `framing` — refuses requests with ambiguous length (smuggling guard).
+//! - `error` — the sidecar's own errors and the one mapping to a status and envelope.
+//! - `envelope` — the API's JSON envelopes (documented and live), chosen in one place.
+//! - `admin` — `/healthz`, `/readyz`, `/metrics`.
+//! - `metrics` — Prometheus series, pre-labelled for an allocation-free hot path.
 //! - [`server`] — listeners (TCP, unix, systemd-activated), connections, the drain.
-//! - [`app`] — wiring: config + listeners → running sidecar; SIGHUP reload.
+//! - [`app`] — wiring: config + listeners → running sidecar.
 //! - [`notify`] — systemd readiness, status and watchdog.
-//! - [`signal`] — which signal arrived.
+//! - [`signal`] — which signal arrived, and the process's signal policy.
 //! - [`telemetry`] — log output (text or JSON).
-//! - [`envelope`] — the API's `{code, message, data}` JSON shape.
+//! - `clock` — the wall clock, for JWT times.
 //! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
+//! - [`demo`] — the `demo` and `mock-api` commands.
 //!
 //! `main.rs` only parses the command line and calls into these.
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
+pub(crate) mod clock;
 pub mod config;
-pub mod envelope;
-pub mod framing;
-pub mod intercept;
-pub mod metrics;
+pub mod demo;
+pub(crate) mod envelope;
+pub(crate) mod error;
+pub(crate) mod framing;
+pub(crate) mod intercept;
+pub(crate) mod metrics;
 pub mod mock;
 pub mod notify;
-pub mod pool;
-pub mod proxy;
-pub mod secret;
+pub(crate) mod pool;
+pub(crate) mod proxy;
+pub mod reload;
+pub(crate) mod secret;
 pub mod server;
 pub mod signal;
 pub mod telemetry;
-pub mod upstream;
-pub mod ws;
+pub(crate) mod upstream;
+pub(crate) mod ws;
+
+/// What the fuzz targets (and `tests/fuzz_regressions.rs`, which runs their
+/// checks) reach inside the crate. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::auth::{AuthError, jwt_exp, parse_grant};
+    pub use crate::framing::{Tracker, Verdicts};
+    pub use crate::intercept::Placeholders;
+    pub use crate::proxy::{ClientAuth, rewrite_request};
+    pub use crate::upstream::Target;
+}

@@ -11,12 +11,12 @@
 //! upstream's. It answers the account calls (login, refresh, logout) itself
 //! when interception is on, and hands WebSocket upgrades to [`crate::ws`].
 //!
-//! Errors the sidecar makes itself are mapped to a status and the API's
-//! envelope in one place, [`error_response`].
+//! Errors the sidecar makes itself are [`ProxyError`]s, mapped to a status
+//! and the API's envelope in [`crate::error`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -29,10 +29,11 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::auth::{AuthHandle, Session, error_chain};
-use crate::config::Config;
-use crate::envelope;
-use crate::intercept::{self, Call, Placeholders};
-use crate::metrics::{AuthKind, LocalReason, Metrics};
+use crate::config::{Live, Restart};
+use crate::envelope::Envelope;
+pub use crate::error::ProxyError;
+use crate::intercept::{self, Interceptor, Placeholders};
+use crate::metrics::Metrics;
 use crate::pool::{Pool, PooledBody};
 use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
@@ -59,113 +60,6 @@ const HOP_BY_HOP: [HeaderName; 11] = [
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
-
-/// An answer the sidecar gives instead of the API's.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("no valid token for account {username:?} yet: {reason}")]
-    NoToken {
-        username: String,
-        reason: String,
-        retry_after: u64,
-    },
-    #[error("the API at {origin} is unreachable: {cause}")]
-    Unreachable { origin: String, cause: String },
-    #[error("the API at {origin} failed to answer: {cause}")]
-    BadGateway { origin: String, cause: String },
-    #[error("the API at {origin} did not answer within {} (upstream.request_timeout)", humantime::format_duration(*.limit))]
-    Timeout { origin: String, limit: Duration },
-    #[error(
-        "host {host:?} is not the API ({upstream}); this sidecar forwards only there (add it to proxy.host_aliases if it is the same API)"
-    )]
-    RefusedHost { host: String, upstream: String },
-    #[error("client {addr} is not in proxy.allowed_clients")]
-    RefusedClient { addr: String },
-    #[error(
-        "CONNECT is not supported: a TLS tunnel cannot carry the injected token; use a plain http:// base URL pointing at the sidecar (or HTTP_PROXY with http:// API URLs) — the sidecar itself speaks HTTPS to the API"
-    )]
-    Connect,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("request headers are larger than {limit} bytes (proxy.max_header_bytes)")]
-    HeadersTooLarge { limit: usize },
-    #[error("request URI is longer than {limit} bytes (proxy.max_uri_bytes)")]
-    UriTooLong { limit: usize },
-}
-
-impl ProxyError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ProxyError::NoToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::RefusedHost { .. } | ProxyError::RefusedClient { .. } | ProxyError::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
-            ProxyError::Connect => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
-        }
-    }
-
-    fn reason(&self) -> LocalReason {
-        match self {
-            ProxyError::NoToken { .. } => LocalReason::NoToken,
-            ProxyError::Unreachable { .. } => LocalReason::Unreachable,
-            ProxyError::BadGateway { .. } => LocalReason::BadGateway,
-            ProxyError::Timeout { .. } => LocalReason::Timeout,
-            ProxyError::RefusedHost { .. } | ProxyError::Forbidden(_) => LocalReason::RefusedHost,
-            ProxyError::RefusedClient { .. } => LocalReason::RefusedClient,
-            ProxyError::Connect => LocalReason::Connect,
-            ProxyError::BadRequest(_) => LocalReason::BadRequest,
-            ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
-        }
-    }
-
-    fn retry_after(&self) -> Option<u64> {
-        match self {
-            ProxyError::NoToken { retry_after, .. } => Some(*retry_after),
-            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => Some(1),
-            _ => None,
-        }
-    }
-
-    /// Whether the client connection should close after this answer.
-    fn closes(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::BadRequest(_)
-                | ProxyError::HeadersTooLarge { .. }
-                | ProxyError::UriTooLong { .. }
-                | ProxyError::Connect
-        )
-    }
-}
-
-/// The one mapping from the sidecar's own errors to a response: the status,
-/// the API's envelope with a message that says what to do, `Retry-After`
-/// where a retry helps.
-pub fn error_response(e: &ProxyError) -> Response<Full<Bytes>> {
-    let status = e.status();
-    let mut resp = envelope::error(status, &format!("ethgas-sidecar: {e}"));
-    if let Some(secs) = e.retry_after() {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        resp.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
-        );
-    }
-    if e.closes() {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
-}
 
 /// Whether the client sent an `Authorization` of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,47 +199,20 @@ enum RequestBody {
     Stream(Incoming),
 }
 
-/// Settings a reload may change.
-struct Knobs {
-    intercept_login: bool,
-    login_path: String,
-    refresh_path: String,
-    logout_path: String,
-    username: String,
-    host_aliases: Vec<String>,
-    token_wait: Duration,
-    replay_buffer: usize,
-    max_header_bytes: usize,
-    max_uri_bytes: usize,
-}
-
-impl Knobs {
-    fn new(config: &Config) -> Knobs {
-        Knobs {
-            intercept_login: config.proxy.intercept_login,
-            login_path: config.auth.login_path.clone(),
-            refresh_path: config.auth.refresh_path.clone(),
-            logout_path: config.auth.logout_path.clone(),
-            username: config.auth.username.clone(),
-            host_aliases: config.proxy.host_aliases.clone(),
-            token_wait: config.proxy.token_wait,
-            replay_buffer: config.proxy.replay_buffer,
-            max_header_bytes: config.proxy.max_header_bytes,
-            max_uri_bytes: config.proxy.max_uri_bytes,
-        }
-    }
-}
-
+/// What every request of one worker shares.
 struct Shared {
     pool: Pool,
     target: Target,
     origin: String,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
-    placeholders: Arc<Placeholders>,
+    interceptor: Arc<Interceptor>,
     ws: WsRelay,
     request_timeout: Duration,
-    knobs: Arc<ArcSwap<Knobs>>,
+    max_header_bytes: usize,
+    max_uri_bytes: usize,
+    /// What a reload changes; read once per request.
+    live: Arc<ArcSwap<Live>>,
 }
 
 /// The forwarding service. Cheap to clone.
@@ -375,16 +242,16 @@ fn local(resp: Response<Full<Bytes>>) -> Response<Body> {
     resp.map(Either::Right)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Proxy {
-    pub fn new(config: &Config, pool: Pool, auth: AuthHandle, metrics: Arc<Metrics>, ws: WsRelay) -> Proxy {
-        let target = Target::new(&config.upstream);
+    pub fn new(
+        restart: &Restart,
+        live: Arc<ArcSwap<Live>>,
+        pool: Pool,
+        auth: AuthHandle,
+        metrics: Arc<Metrics>,
+        ws: WsRelay,
+    ) -> Proxy {
+        let target = Target::new(&restart.upstream);
         Proxy {
             shared: Arc::new(Shared {
                 origin: target.origin(),
@@ -392,10 +259,12 @@ impl Proxy {
                 pool,
                 auth,
                 metrics,
-                placeholders: Arc::new(Placeholders::new()),
+                interceptor: Arc::new(Interceptor::new()),
                 ws,
-                request_timeout: config.upstream.request_timeout,
-                knobs: Arc::new(ArcSwap::from_pointee(Knobs::new(config))),
+                request_timeout: restart.upstream.request_timeout,
+                max_header_bytes: restart.proxy.max_header_bytes,
+                max_uri_bytes: restart.proxy.max_uri_bytes,
+                live,
             }),
         }
     }
@@ -412,17 +281,19 @@ impl Proxy {
                 origin: s.origin.clone(),
                 auth: s.auth.clone(),
                 metrics: s.metrics.clone(),
-                placeholders: s.placeholders.clone(),
+                interceptor: s.interceptor.clone(),
                 ws: s.ws.clone(),
                 request_timeout: s.request_timeout,
-                knobs: s.knobs.clone(),
+                max_header_bytes: s.max_header_bytes,
+                max_uri_bytes: s.max_uri_bytes,
+                live: s.live.clone(),
             }),
         }
     }
 
-    /// Takes the reloadable settings of a new configuration.
-    pub fn reload(&self, config: &Config) {
-        self.shared.knobs.store(Arc::new(Knobs::new(config)));
+    /// The envelope of the sidecar's own answers, from the auth method.
+    fn envelope(&self) -> Envelope {
+        self.shared.live.load().auth.envelope()
     }
 
     /// Handles one request; never fails (errors become envelopes).
@@ -439,7 +310,7 @@ impl Proxy {
             Err(e) => {
                 s.metrics.local(e.reason());
                 debug!(error = %e, "answered by the sidecar");
-                local(error_response(&e))
+                local(e.response(self.envelope()))
             }
         };
         s.metrics.request(&method, resp.status().as_u16());
@@ -462,16 +333,12 @@ impl Proxy {
             addr: addr.ip().to_string(),
         };
         self.shared.metrics.local(e.reason());
-        let mut resp = error_response(&e);
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        local(resp)
+        local(e.response(self.envelope()))
     }
 
     async fn route(&self, req: Request<Incoming>, ctx: ConnContext) -> Result<Response<Body>, ProxyError> {
         let s = &*self.shared;
-        let k = s.knobs.load_full();
-        let k = &*k;
+        let live = s.live.load_full();
         if !ctx.framing_ok {
             return Err(ProxyError::BadRequest(
                 "ambiguous request framing (Content-Length together with Transfer-Encoding, or Content-Length repeated); send exactly one of them".into(),
@@ -482,43 +349,35 @@ impl Proxy {
         }
         let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
             + req.uri().authority().map_or(0, |a| a.as_str().len());
-        if uri_len > k.max_uri_bytes {
-            return Err(ProxyError::UriTooLong { limit: k.max_uri_bytes });
+        if uri_len > s.max_uri_bytes {
+            return Err(ProxyError::UriTooLong { limit: s.max_uri_bytes });
         }
         let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-        if header_bytes > k.max_header_bytes {
+        if header_bytes > s.max_header_bytes {
             return Err(ProxyError::HeadersTooLarge {
-                limit: k.max_header_bytes,
+                limit: s.max_header_bytes,
             });
         }
         if let Some(authority) = req.uri().authority() {
-            self.check_absolute_form(k, req.uri().scheme_str(), authority)?;
+            self.check_absolute_form(&live, req.uri().scheme_str(), authority)?;
         }
-        if k.intercept_login && req.method() == Method::POST {
-            let path = req.uri().path();
-            let call = if path == k.login_path {
-                Some(Call::Login)
-            } else if path == k.refresh_path {
-                Some(Call::Refresh)
-            } else if path == k.logout_path {
-                Some(Call::Logout)
-            } else {
-                None
-            };
-            if let Some(call) = call {
-                // Rare paths are boxed: the future of every request (which
-                // each client connection keeps allocated) stays small.
-                return Box::pin(self.intercept(k, call, req)).await;
-            }
-        }
-        if crate::ws::is_upgrade(&req) {
+        if let Some(call) = intercept::recognise(&live, req.method(), req.uri().path()) {
+            // Rare paths are boxed: the future of every request (which
+            // each client connection keeps allocated) stays small.
             return Box::pin(async {
-                let session = self.session(k).await?;
-                Ok(s.ws.upgrade(req, session, &s.target).await)
+                let resp = s.interceptor.answer(call, req, &live, &s.auth, &s.metrics).await?;
+                Ok(local(resp))
             })
             .await;
         }
-        self.forward(k, req).await
+        if crate::ws::is_upgrade(&req) {
+            return Box::pin(async {
+                let session = self.session(&live).await?;
+                Ok(local(s.ws.upgrade(req, session, live.auth.envelope()).await))
+            })
+            .await;
+        }
+        self.forward(&live, req).await
     }
 
     /// An absolute-form request (HTTP_PROXY) must name the upstream's host
@@ -526,17 +385,13 @@ impl Proxy {
     /// scheme's default.
     fn check_absolute_form(
         &self,
-        k: &Knobs,
+        live: &Live,
         scheme: Option<&str>,
         authority: &http::uri::Authority,
     ) -> Result<(), ProxyError> {
         let s = &*self.shared;
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let host_ok = host == s.target.host || k.host_aliases.contains(&host);
+        let host = crate::config::normalize_host(authority.host());
+        let host_ok = host == s.target.host || live.proxy.host_aliases.contains(&host);
         let port_ok = match authority.port_u16() {
             None => true,
             Some(p) => {
@@ -554,41 +409,35 @@ impl Proxy {
     }
 
     /// A valid session, waiting up to `proxy.token_wait` for one.
-    async fn session(&self, k: &Knobs) -> Result<Arc<Session>, ProxyError> {
+    async fn session(&self, live: &Live) -> Result<Arc<Session>, ProxyError> {
         let s = &*self.shared;
         if let Some(session) = s.auth.valid() {
             return Ok(session);
         }
-        if let Some(session) = s.auth.wait_valid(k.token_wait).await {
-            return Ok(session);
+        match s.auth.wait_valid(live.proxy.token_wait).await {
+            Some(session) => Ok(session),
+            None => Err(ProxyError::no_token(&s.auth.status())),
         }
-        let status = s.auth.status();
-        let retry_after = status
-            .next_attempt
-            .map(|at| at.saturating_duration_since(Instant::now()).as_secs().clamp(1, 60))
-            .unwrap_or(1);
-        Err(ProxyError::NoToken {
-            username: status.username,
-            reason: status
-                .last_error
-                .unwrap_or_else(|| "the login is still in progress".into()),
-            retry_after,
-        })
     }
 
-    async fn forward(&self, k: &Knobs, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+    async fn forward(&self, live: &Live, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
         let s = &*self.shared;
         let session = match s.auth.valid() {
             Some(session) => session,
-            None => Box::pin(self.session(k)).await?,
+            None => Box::pin(self.session(live)).await?,
         };
         let (mut parts, body) = req.into_parts();
         let body = if body.is_end_stream() {
             RequestBody::Kept(Bytes::new())
         } else {
-            Box::pin(self.read_body(k, &parts.headers, body)).await?
+            Box::pin(self.read_body(live.proxy.replay_buffer, &parts.headers, body)).await?
         };
-        match rewrite_request(&mut parts, &s.target, session.authorization(), &s.placeholders) {
+        match rewrite_request(
+            &mut parts,
+            &s.target,
+            session.authorization(),
+            s.interceptor.placeholders(),
+        ) {
             ClientAuth::Own => s.metrics.client_authorization_overwritten.inc(),
             ClientAuth::None | ClientAuth::Placeholder => {}
         }
@@ -607,14 +456,14 @@ impl Proxy {
             return Ok(finish(resp.map(Either::Left)));
         }
 
-        Box::pin(self.after_401(k, session, resp, kept)).await
+        Box::pin(self.after_401(live.proxy.token_wait, session, resp, kept)).await
     }
 
     /// The API rejected the token it was just given: renew it, and replay the
     /// request if its body was kept.
     async fn after_401(
         &self,
-        k: &Knobs,
+        token_wait: Duration,
         session: Arc<Session>,
         resp: Response<PooledBody>,
         kept: Option<Replay>,
@@ -625,9 +474,8 @@ impl Proxy {
             // The body is gone; renew the token for the next requests and
             // hand this 401 back as it is.
             let auth = s.auth.clone();
-            let wait = k.token_wait;
             tokio::spawn(async move {
-                auth.reauthenticate(&session, wait).await;
+                auth.reauthenticate(&session, token_wait).await;
             });
             return Ok(finish(resp.map(Either::Left)));
         };
@@ -637,7 +485,7 @@ impl Proxy {
             .await
             .map(|c| c.to_bytes())
             .unwrap_or_default();
-        let Some(fresh) = s.auth.reauthenticate(&session, k.token_wait).await else {
+        let Some(fresh) = s.auth.reauthenticate(&session, token_wait).await else {
             return Ok(finish(Response::from_parts(
                 resp_parts,
                 Either::Right(Full::new(kept_401)),
@@ -655,14 +503,14 @@ impl Proxy {
 
     /// Keeps a small body whole (so it can be replayed); streams the rest.
     /// (An empty body never gets here: `forward` keeps it without a wait.)
-    async fn read_body(&self, k: &Knobs, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
+    async fn read_body(&self, limit: usize, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         match declared {
-            Some(n) if n <= k.replay_buffer as u64 => {
-                let bytes = Limited::new(body, k.replay_buffer)
+            Some(n) if n <= limit as u64 => {
+                let bytes = Limited::new(body, limit)
                     .collect()
                     .await
                     .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
@@ -694,46 +542,9 @@ impl Proxy {
             Err(_) => Err(ProxyError::Timeout {
                 origin: s.origin.clone(),
                 limit: s.request_timeout,
+                setting: "upstream.request_timeout",
             }),
         }
-    }
-
-    /// Answers a program's own login, refresh or logout call.
-    async fn intercept(&self, k: &Knobs, call: Call, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
-        let s = &*self.shared;
-        let (_, body) = req.into_parts();
-        let body = Limited::new(body, 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
-            .to_bytes();
-        match call {
-            Call::Logout => {
-                s.metrics.intercepted(AuthKind::Logout);
-                // The real session stays: other programs use it too.
-                return Ok(local(envelope::ok(serde_json::json!({ "loggedOut": true }))));
-            }
-            Call::Login => {
-                if let Ok(Some(name)) = intercept::login_username(&body) {
-                    if name != k.username {
-                        return Err(ProxyError::Forbidden(format!(
-                            "this sidecar holds the session of account {:?}, not {name:?}; point the program for {name:?} at its own sidecar",
-                            k.username
-                        )));
-                    }
-                }
-            }
-            Call::Refresh => {}
-        }
-        let session = self.session(k).await?;
-        let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
-        s.metrics.intercepted(if call == Call::Login {
-            AuthKind::Login
-        } else {
-            AuthKind::Refresh
-        });
-        let data = s.placeholders.grant(&k.username, unix_now(), expires_in);
-        Ok(local(envelope::ok(data)))
     }
 }
 

@@ -10,6 +10,9 @@
 //! Each connection runs in its own task; its errors are logged there with the
 //! peer, never stopping the accept loop. TCP clients outside
 //! `proxy.allowed_clients` get a 403 envelope and are disconnected.
+//!
+//! It also takes over sockets passed by systemd (socket activation,
+//! [`inherited_listeners`]), so the binary never deals with file descriptors.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +24,6 @@ use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admin::Admin;
-use crate::config::Listen;
+use crate::config::{Listen, Live};
 use crate::framing::{Guarded, Verdicts};
 use crate::proxy::{ConnContext, Proxy};
 
@@ -135,10 +137,9 @@ impl Listener {
     }
 }
 
-/// Binds a TCP listener with `SO_REUSEPORT`, so that each proxy worker can
-/// bind its own socket on the same address and the kernel spreads new
-/// connections across them, and a backlog fit for bursts of connections.
-/// (Only sockets of the same user can join a reuseport group on Linux.)
+/// Binds a TCP listener (`SO_REUSEADDR`, so a restart does not wait for old
+/// connections in TIME_WAIT) with a backlog fit for bursts of connections.
+/// The proxy workers share it through duplicated descriptors.
 fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -168,17 +169,12 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Server settings that a reload may change.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub allowed_clients: Vec<IpNet>,
-}
-
 /// What [`run`] needs besides the listeners.
 pub struct Server {
     pub proxy: Proxy,
     pub admin: Admin,
-    pub access: Arc<ArcSwap<Access>>,
+    /// What a reload changes; the allow-list is read per connection.
+    pub live: Arc<ArcSwap<Live>>,
     /// hyper's own read-buffer limit; heads beyond it get a bare 431.
     pub max_buf: usize,
     pub grace: Duration,
@@ -246,9 +242,9 @@ pub async fn run(
     drained
 }
 
-/// One listener per worker: TCP listeners get siblings bound to the same
-/// address with SO_REUSEPORT (the kernel balances connections); others
-/// (unix, or a socket from systemd without SO_REUSEPORT) are shared.
+/// One listener per worker: duplicated descriptors of the same socket, which
+/// every worker accepts from (the kernel hands each connection to one of
+/// them).
 fn worker_listeners(first: Listener, n: usize) -> Vec<Inherited> {
     let mut out = Vec::with_capacity(n);
     match first {
@@ -370,9 +366,9 @@ where
     // addresses are matched as IPv4 too).
     let allowed = match (&role, peer) {
         (Role::Proxy(_), Some(addr)) => {
-            let access = server.access.load();
+            let live = server.live.load();
             let (ip, canonical) = (addr.ip(), addr.ip().to_canonical());
-            access
+            live.proxy
                 .allowed_clients
                 .iter()
                 .any(|net| net.contains(&ip) || net.contains(&canonical))
@@ -426,4 +422,41 @@ where
     if let Err(e) = result {
         debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// Listeners handed over by systemd (socket activation), by name (`proxy`,
+/// `admin`) or else by position: the proxy's and, if passed, the admin's.
+/// Must run before any thread starts: it clears `LISTEN_FDS` from the
+/// environment.
+pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, String> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let count = fds.len();
+    if count == 0 {
+        return Ok(None);
+    }
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut take = |idx: usize| -> Result<Option<Inherited>, String> {
+        if let Ok(Some(l)) = fds.take_tcp_listener(idx) {
+            return Ok(Some(Inherited::Tcp(l)));
+        }
+        match fds.take_unix_listener(idx) {
+            Ok(Some(l)) => Ok(Some(Inherited::Unix(l))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("socket-activation fd {}: {e}", idx + 3)),
+        }
+    };
+    let by_name = |name: &str| names.iter().position(|n| n == name);
+    let (proxy_idx, admin_idx) = match (by_name("proxy"), by_name("admin")) {
+        (Some(p), a) => (p, a),
+        (None, Some(a)) => (if a == 0 { 1 } else { 0 }, Some(a)),
+        (None, None) => (0, (count > 1).then_some(1)),
+    };
+    let proxy = take(proxy_idx)?.ok_or("socket activation: no proxy listener among the passed fds")?;
+    let admin = match admin_idx {
+        Some(i) => take(i)?,
+        None => None,
+    };
+    Ok(Some((proxy, admin)))
 }

@@ -1,7 +1,8 @@
-//! Signals: which one arrived, and nothing else.
+//! Signals: which one arrived, and what each means to the process.
 //!
-//! SIGTERM and SIGINT ask for a graceful stop, SIGHUP for a reload. The
-//! caller decides what each means; this module only listens.
+//! [`Signals`] only listens; [`drive`] is the policy every command shares:
+//! SIGTERM and SIGINT ask for a graceful stop (a second one ends the process
+//! at once), SIGHUP for a reload.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -34,6 +35,33 @@ impl Signals {
             _ = self.term.recv() => Signal::Terminate,
             _ = self.int.recv() => Signal::Interrupt,
             _ = self.hup.recv() => Signal::Hangup,
+        }
+    }
+}
+
+/// The process's signal policy, in one place: SIGHUP asks for a reload (when
+/// `reloads` is given; otherwise it is ignored), the first SIGTERM or SIGINT
+/// cancels `shutdown` (a graceful stop), a second one exits at once with 130.
+pub async fn drive(
+    mut signals: Signals,
+    shutdown: tokio_util::sync::CancellationToken,
+    reloads: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+) {
+    loop {
+        match signals.recv().await {
+            Signal::Hangup => {
+                if let Some(tx) = &reloads {
+                    let _ = tx.send(());
+                }
+            }
+            sig if shutdown.is_cancelled() => {
+                tracing::warn!(?sig, "second stop signal: exiting without waiting for the drain");
+                std::process::exit(130);
+            }
+            sig => {
+                tracing::info!(?sig, "stopping: no new connections; finishing requests in flight");
+                shutdown.cancel();
+            }
         }
     }
 }

@@ -136,13 +136,14 @@ impl Target {
         };
         let authority = settings
             .base_url
+            .origin
             .authority()
             .cloned()
             .unwrap_or_else(|| Authority::from_static("localhost"));
         Target {
             scheme,
             authority,
-            base_path: settings.base_path.clone(),
+            base_path: settings.base_url.path.clone(),
             host: settings.host(),
             port: settings.port(),
         }

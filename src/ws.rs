@@ -12,10 +12,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -33,11 +34,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE};
-use crate::envelope;
+use crate::envelope::Envelope;
+use crate::error::ProxyError;
 use crate::intercept::Placeholders;
 use crate::metrics::Metrics;
-use crate::proxy::Body;
-use crate::upstream::Target;
 
 /// Replies to the sidecar's own logins are withheld from the program for at
 /// most this long (in case the API does not answer logins at all).
@@ -131,36 +131,41 @@ impl WsRelay {
     }
 
     /// Opens the upstream socket and, if that works, answers 101 and starts
-    /// relaying; otherwise answers with the reason in an envelope.
-    pub async fn upgrade(&self, mut req: Request<Incoming>, session: Arc<Session>, _target: &Target) -> Response<Body> {
-        let reply = |status: StatusCode, msg: String| {
-            envelope::error(status, &format!("ethgas-sidecar: {msg}")).map(Either::Right)
-        };
+    /// relaying; otherwise answers with the reason in the API's envelope.
+    pub async fn upgrade(
+        &self,
+        req: Request<Incoming>,
+        session: Arc<Session>,
+        envelope: Envelope,
+    ) -> Response<Full<Bytes>> {
+        match self.open(req, session).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.local(e.reason());
+                e.response(envelope)
+            }
+        }
+    }
+
+    async fn open(
+        &self,
+        mut req: Request<Incoming>,
+        session: Arc<Session>,
+    ) -> Result<Response<Full<Bytes>>, ProxyError> {
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-            return reply(
-                StatusCode::BAD_REQUEST,
+            return Err(ProxyError::BadRequest(
                 "WebSocket upgrade without Sec-WebSocket-Key".into(),
-            );
+            ));
         };
         if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-            let mut resp = reply(
-                StatusCode::UPGRADE_REQUIRED,
-                "only WebSocket version 13 is supported".into(),
-            );
-            resp.headers_mut()
-                .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            return resp;
+            return Err(ProxyError::WebSocketVersion);
         }
         let url = self.upstream_url(req.uri());
-        let mut up_req = match url.as_str().into_client_request() {
-            Ok(r) => r,
-            Err(e) => {
-                return reply(
-                    StatusCode::BAD_GATEWAY,
-                    format!("bad upstream WebSocket URL {url}: {e}"),
-                );
-            }
-        };
+        let origin = || self.url.to_string();
+        let mut up_req = url.as_str().into_client_request().map_err(|e| ProxyError::BadGateway {
+            origin: origin(),
+            cause: format!("bad upstream WebSocket URL {url}: {e}"),
+        })?;
         {
             let h = up_req.headers_mut();
             h.insert(header::AUTHORIZATION, session.authorization().clone());
@@ -171,34 +176,25 @@ impl WsRelay {
                 }
             }
         }
-        let io = match self.connect(&url).await {
-            Ok(io) => io,
-            Err(e) => {
-                self.metrics.local(crate::metrics::LocalReason::Unreachable);
-                return reply(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the WebSocket API is unreachable: {e}"),
-                );
-            }
-        };
+        let io = self.connect(&url).await.map_err(|cause| ProxyError::Unreachable {
+            origin: origin(),
+            cause,
+        })?;
         let (upstream, up_resp) = match tokio_tungstenite::client_async(up_req, io).await {
             Ok(pair) => pair,
             Err(tungstenite::Error::Http(resp)) => {
                 let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                return reply(
-                    status,
-                    format!("the WebSocket API refused the upgrade with HTTP {}", resp.status()),
-                );
+                return Err(ProxyError::WebSocketRefused { status });
             }
             Err(e) => {
-                return reply(
-                    StatusCode::BAD_GATEWAY,
-                    format!("WebSocket handshake with the API failed: {e}"),
-                );
+                return Err(ProxyError::BadGateway {
+                    origin: origin(),
+                    cause: format!("WebSocket handshake failed: {e}"),
+                });
             }
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let mut resp = Response::new(Either::Right(Full::default()));
+        let mut resp = Response::new(Full::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -221,7 +217,7 @@ impl WsRelay {
                 Err(e) => debug!(error = %e, "client WebSocket upgrade failed"),
             }
         });
-        resp
+        Ok(resp)
     }
 
     async fn send_login<S>(&self, upstream: &mut WebSocketStream<S>, session: &Session) -> bool

@@ -33,17 +33,26 @@ fn valid_configs_load() {
 fn full_config_sets_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/valid/full.toml");
     let c = Config::load(&path).unwrap();
-    assert_eq!(c.proxy.listen, Listen::Unix("/run/ethgas-sidecar/proxy.sock".into()));
-    assert_eq!(c.proxy.unix_mode, 0o600);
-    assert_eq!(c.proxy.allowed_clients.len(), 2);
-    assert!(!c.proxy.intercept_login);
-    assert_eq!(c.proxy.host_aliases, vec!["api.ethgas.com", "api.ethgas.com"]);
-    assert_eq!(c.proxy.replay_buffer, 131072);
-    assert_eq!(c.upstream.base_url.to_string(), "https://testnet-api.ethgas.com/");
-    assert_eq!(c.upstream.websocket_url.to_string(), "wss://testnet-ws.ethgas.com/");
-    assert_eq!(c.auth.refresh_ratio, 0.8);
-    assert_eq!(c.auth.credential_retry_max, std::time::Duration::from_secs(600));
-    assert_eq!(c.admin.listen, Listen::Tcp("[::1]:9090".parse().unwrap()));
+    assert_eq!(
+        c.restart.proxy.listen,
+        Listen::Unix("/run/ethgas-sidecar/proxy.sock".into())
+    );
+    assert_eq!(c.restart.proxy.unix_mode, 0o600);
+    assert_eq!(c.live.proxy.allowed_clients.len(), 2);
+    assert!(!c.live.proxy.intercept_login);
+    assert_eq!(c.live.proxy.host_aliases, vec!["api.ethgas.com", "api.ethgas.com"]);
+    assert_eq!(c.live.proxy.replay_buffer, 131072);
+    assert_eq!(
+        c.restart.upstream.base_url.origin.to_string(),
+        "https://testnet-api.ethgas.com/"
+    );
+    assert_eq!(
+        c.restart.upstream.websocket_url.to_string(),
+        "wss://testnet-ws.ethgas.com/"
+    );
+    assert_eq!(c.live.auth.refresh_ratio, 0.8);
+    assert_eq!(c.live.auth.credential_retry_max, std::time::Duration::from_secs(600));
+    assert_eq!(c.restart.admin.listen, Listen::Tcp("[::1]:9090".parse().unwrap()));
     let shown = c.render_redacted();
     assert!(!shown.contains("not-a-real-password"), "{shown}");
 }
@@ -80,8 +89,11 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     std::fs::write(dir.path().join("password"), "x\n").unwrap();
     let text = text.replace("\"/etc/ethgas-sidecar/password\"", "\"password\"");
     let c = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
-    assert_eq!(c.upstream.base_url.to_string(), "https://api.ethgas.com/");
-    assert_eq!(c.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(
+        c.restart.upstream.base_url.origin.to_string(),
+        "https://api.ethgas.com/"
+    );
+    assert_eq!(c.restart.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
     // Every key it shows commented out is a real key: uncomment them all.
     let uncommented: String = text
         .lines()

@@ -548,10 +548,10 @@ async fn unix_socket_listener_with_its_file_mode() {
     );
     std::fs::write(&files.config, &text).unwrap();
     let config = ethgas_sidecar::config::Config::load(&files.config).unwrap();
-    let proxy = ethgas_sidecar::server::Listener::bind(&config.proxy.listen, config.proxy.unix_mode)
+    let proxy = ethgas_sidecar::server::Listener::bind(&config.restart.proxy.listen, config.restart.proxy.unix_mode)
         .await
         .unwrap();
-    let admin = ethgas_sidecar::server::Listener::bind(&config.admin.listen, 0o660)
+    let admin = ethgas_sidecar::server::Listener::bind(&config.restart.admin.listen, 0o660)
         .await
         .unwrap();
     let admin_addr = admin.tcp_addr().unwrap();

@@ -17,12 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Arbitrary, Unstructured};
-use ethgas_sidecar::auth::{AuthError, jwt_exp, parse_grant};
 use ethgas_sidecar::config::{Config, ConfigError};
-use ethgas_sidecar::framing::{Tracker, Verdicts};
-use ethgas_sidecar::intercept::Placeholders;
-use ethgas_sidecar::proxy::{ClientAuth, rewrite_request};
-use ethgas_sidecar::upstream::Target;
+use ethgas_sidecar::fuzzing::{AuthError, ClientAuth, Placeholders, Target, Tracker, Verdicts};
+use ethgas_sidecar::fuzzing::{jwt_exp, parse_grant, rewrite_request};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Version};
 use serde_json::{Value, json};
@@ -95,7 +92,7 @@ fn fixture() -> &'static Fixture {
                 pw.display().to_string()
             );
             let config = Config::from_toml(&text, &config_path).expect("fixture config parses");
-            Target::new(&config.upstream)
+            Target::new(&config.restart.upstream)
         };
         let targets = [
             target("https://api.ethgas.com"),
@@ -148,27 +145,27 @@ pub fn check_config(data: &[u8]) {
         Ok(config) => {
             assert_eq!(config.path, path);
             let shown = config.render_redacted();
-            let password = config.auth.password.expose();
+            let password = config.live.auth.password.expose();
             if password == FIXTURE_PASSWORD && !text.contains(FIXTURE_PASSWORD) {
                 assert!(
                     !shown.contains(FIXTURE_PASSWORD),
                     "render_redacted shows the password:\n{shown}"
                 );
             }
-            assert_eq!(format!("{:?}", config.auth.password), "<redacted>");
+            assert_eq!(format!("{:?}", config.live.auth.password), "<redacted>");
             // Validated durations are used as `Instant::now() + d` (the token
             // wait on the request path, the session lifetime in the auth task);
             // validation must not let through one that overflows the clock.
             let durations = [
-                ("proxy.token_wait", config.proxy.token_wait),
-                ("proxy.shutdown_grace", config.proxy.shutdown_grace),
-                ("upstream.connect_timeout", config.upstream.connect_timeout),
-                ("upstream.request_timeout", config.upstream.request_timeout),
-                ("upstream.pool_idle_timeout", config.upstream.pool_idle_timeout),
-                ("auth.default_lifetime", config.auth.default_lifetime),
-                ("auth.timeout", config.auth.timeout),
-                ("auth.retry_max", config.auth.retry_max),
-                ("auth.credential_retry_max", config.auth.credential_retry_max),
+                ("proxy.token_wait", config.live.proxy.token_wait),
+                ("proxy.shutdown_grace", config.restart.proxy.shutdown_grace),
+                ("upstream.connect_timeout", config.restart.upstream.connect_timeout),
+                ("upstream.request_timeout", config.restart.upstream.request_timeout),
+                ("upstream.pool_idle_timeout", config.restart.upstream.pool_idle_timeout),
+                ("auth.default_lifetime", config.live.auth.default_lifetime),
+                ("auth.timeout", config.live.auth.timeout),
+                ("auth.retry_max", config.live.auth.retry_max),
+                ("auth.credential_retry_max", config.live.auth.credential_retry_max),
             ];
             for (key, d) in durations {
                 assert!(
@@ -177,10 +174,10 @@ pub fn check_config(data: &[u8]) {
                 );
             }
             // The Target the proxy builds from it must not panic either.
-            let target = Target::new(&config.upstream);
+            let target = Target::new(&config.restart.upstream);
             assert_eq!(
                 target.scheme.as_str(),
-                config.upstream.base_url.scheme_str().unwrap_or("")
+                config.restart.upstream.base_url.origin.scheme_str().unwrap_or("")
             );
         }
     }

@@ -20,11 +20,11 @@ fn minimal(dir: &Path) -> String {
 fn minimal_config_gets_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config::from_toml(&minimal(dir.path()), &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
-    assert_eq!(cfg.admin.listen, Listen::Tcp("127.0.0.1:9090".parse().unwrap()));
-    assert_eq!(cfg.auth.password.expose(), "s3cret", "trailing newline trimmed");
-    assert_eq!(cfg.auth.refresh_ratio, 0.75);
-    assert_eq!(cfg.upstream.websocket_url.to_string(), "wss://ws.ethgas.com/");
+    assert_eq!(cfg.restart.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(cfg.restart.admin.listen, Listen::Tcp("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(cfg.live.auth.password.expose(), "s3cret", "trailing newline trimmed");
+    assert_eq!(cfg.live.auth.refresh_ratio, 0.75);
+    assert_eq!(cfg.restart.upstream.websocket_url.to_string(), "wss://ws.ethgas.com/");
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     let shown = cfg.render_redacted();
     assert!(!shown.contains("s3cret"));
@@ -36,9 +36,12 @@ fn base_path_and_derived_websocket() {
     let dir = tempfile::tempdir().unwrap();
     let text = minimal(dir.path()).replace("https://api.ethgas.com", "http://127.0.0.1:7000/prefix/");
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.upstream.base_path, "/prefix");
-    assert_eq!(cfg.upstream.base_url.to_string(), "http://127.0.0.1:7000/");
-    assert_eq!(cfg.upstream.websocket_url.to_string(), "ws://127.0.0.1:7000/");
+    assert_eq!(cfg.restart.upstream.base_url.path, "/prefix");
+    assert_eq!(
+        cfg.restart.upstream.base_url.origin.to_string(),
+        "http://127.0.0.1:7000/"
+    );
+    assert_eq!(cfg.restart.upstream.websocket_url.to_string(), "ws://127.0.0.1:7000/");
 }
 
 #[test]
@@ -46,7 +49,7 @@ fn relative_password_file_is_taken_from_config_dir() {
     let dir = tempfile::tempdir().unwrap();
     let text = minimal(dir.path()).replace(&dir.path().join("pw").display().to_string(), "pw");
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.auth.password.expose(), "s3cret");
+    assert_eq!(cfg.live.auth.password.expose(), "s3cret");
 }
 
 #[test]
@@ -65,7 +68,7 @@ fn durations_are_parsed_and_bad_ones_named() {
     let dir = tempfile::tempdir().unwrap();
     let text = minimal(dir.path()).replace("[auth]", "connect_timeout = \"250ms\"\n[auth]");
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.upstream.connect_timeout, Duration::from_millis(250));
+    assert_eq!(cfg.restart.upstream.connect_timeout, Duration::from_millis(250));
     let text = minimal(dir.path()).replace("[auth]", "connect_timeout = \"soon\"\n[auth]");
     let err = Config::from_toml(&text, &dir.path().join("c.toml"))
         .err()
@@ -111,6 +114,55 @@ fn unix_listen_and_mode() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[proxy]\nlisten = \"unix:/run/x.sock\"\nunix_mode = \"0600\"\n".to_string() + &minimal(dir.path());
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.proxy.listen, Listen::Unix("/run/x.sock".into()));
-    assert_eq!(cfg.proxy.unix_mode, 0o600);
+    assert_eq!(cfg.restart.proxy.listen, Listen::Unix("/run/x.sock".into()));
+    assert_eq!(cfg.restart.proxy.unix_mode, 0o600);
+}
+
+#[test]
+fn what_needs_a_restart_is_computed_from_the_data_and_named_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let base = minimal(dir.path());
+    let old = Config::from_toml(&base, &path).unwrap();
+    let cases: [(&str, &[&str]); 5] = [
+        ("[proxy]\ntoken_wait = \"9s\"\nhost_aliases = [\"x.example\"]\n", &[]),
+        ("[proxy]\nmax_header_bytes = 65536\n", &["proxy.max_header_bytes"]),
+        (
+            "[proxy]\nlisten = \"127.0.0.1:1\"\nworker_threads = 3\n",
+            &["proxy.listen", "proxy.worker_threads"],
+        ),
+        ("[log]\nformat = \"json\"\nlevel = \"debug\"\n", &["log.format"]),
+        ("[admin]\nlisten = \"127.0.0.1:9\"\n", &["admin.listen"]),
+    ];
+    for (extra, expected) in cases {
+        let new = Config::from_toml(&format!("{extra}{base}"), &path).unwrap();
+        assert_eq!(old.restart_differences(&new), expected.to_vec(), "{extra}");
+    }
+    let moved = base.replace("https://api.ethgas.com", "https://testnet-api.ethgas.com");
+    let new = Config::from_toml(&moved, &path).unwrap();
+    assert_eq!(
+        old.restart_differences(&new),
+        ["upstream.base_url", "upstream.websocket_url"],
+        "the derived WebSocket URL moves with the base URL"
+    );
+}
+
+#[test]
+fn the_rendered_config_is_the_file_layout_and_loads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let cfg = Config::from_toml(&minimal(dir.path()), &path).unwrap();
+    let shown = cfg.render_redacted();
+    let sections: Vec<&str> = shown.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(
+        sections,
+        ["[proxy]", "[upstream]", "[auth]", "[admin]", "[log]"],
+        "{shown}"
+    );
+    assert!(shown.contains("token_wait = \"5s\""), "{shown}");
+    assert!(shown.contains("unix_mode = \"0660\""), "{shown}");
+    assert!(shown.contains("password_file = "), "{shown}");
+    // What check-config prints is itself a valid configuration.
+    let again = Config::from_toml(&shown, &path).unwrap();
+    assert!(again.restart == cfg.restart && again.live == cfg.live, "{shown}");
 }

@@ -7,7 +7,10 @@ fn settings(base: &str) -> UpstreamSettings {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "x").unwrap();
     let text = format!("[upstream]\nbase_url = {base:?}\n[auth]\nusername = \"u\"\npassword_file = \"pw\"\n");
-    Config::from_toml(&text, &dir.path().join("c.toml")).unwrap().upstream
+    Config::from_toml(&text, &dir.path().join("c.toml"))
+        .unwrap()
+        .restart
+        .upstream
 }
 
 #[test]

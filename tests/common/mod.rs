@@ -178,8 +178,8 @@ pub async fn start_sidecar_with_password(api_addr: SocketAddr, password: &str, e
 /// Starts a sidecar on a config written by `write_config` (and perhaps edited).
 pub async fn start_from_files(files: Files) -> Sidecar {
     let config = Config::load(&files.config).expect("valid config");
-    let proxy_l = Listener::bind(&config.proxy.listen, 0o660).await.unwrap();
-    let admin_l = Listener::bind(&config.admin.listen, 0o660).await.unwrap();
+    let proxy_l = Listener::bind(&config.restart.proxy.listen, 0o660).await.unwrap();
+    let admin_l = Listener::bind(&config.restart.admin.listen, 0o660).await.unwrap();
     let proxy = proxy_l.tcp_addr().unwrap();
     let admin = admin_l.tcp_addr().unwrap();
     let stop = CancellationToken::new();

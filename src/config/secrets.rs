@@ -1,0 +1,78 @@
+//! Secrets named by the configuration: reading the password from its one
+//! source, bounded, so that a mistaken path cannot read forever.
+
+use std::path::Path;
+
+use super::PasswordSource;
+use crate::secret::Secret;
+
+/// Reads a secret file, refusing anything larger than a password could be
+/// (a mistaken `/dev/zero` must not read forever).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 64 * 1024;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::other(format!(
+            "larger than {LIMIT} bytes; is it the right file?"
+        )));
+    }
+    Ok(text)
+}
+
+/// Reads the password from its source. Errors come back as (key, message).
+pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Result<Secret, (&'static str, String)> {
+    let (key, text) = match source {
+        PasswordSource::Inline(secret) => return Ok(secret.clone()),
+        PasswordSource::File(path) => {
+            let key = "auth.password_file";
+            let text =
+                read_bounded(path).map_err(|e| (key, format!("cannot read password file {}: {e}", path.display())))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path) {
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        warnings.push(format!(
+                            "password file {} is readable by group or others (mode {:04o}); chmod 0600 it",
+                            path.display(),
+                            meta.permissions().mode() & 0o777
+                        ));
+                    }
+                }
+            }
+            (key, text)
+        }
+        PasswordSource::Env(var) => {
+            let key = "auth.password_env";
+            let text = std::env::var(var)
+                .map_err(|_| (key, format!("environment variable {var} is not set (or is not UTF-8)")))?;
+            (key, text)
+        }
+        PasswordSource::Credential(name) => {
+            let key = "auth.password_credential";
+            if name.is_empty() || name.contains('/') {
+                return Err((key, format!("{name:?} is not a credential name")));
+            }
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                (
+                    key,
+                    format!("$CREDENTIALS_DIRECTORY is not set; run under systemd with LoadCredential={name}:/etc/ethgas-sidecar/password, or use auth.password_file"),
+                )
+            })?;
+            let path = Path::new(&dir).join(name);
+            let text =
+                read_bounded(&path).map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))?;
+            (key, text)
+        }
+    };
+    let trimmed = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if trimmed.is_empty() {
+        return Err((key, "the password is empty".to_string()));
+    }
+    Ok(Secret::new(trimmed))
+}

@@ -1,0 +1,551 @@
+//! Stage one of the configuration: the file as written ([`RawConfig`],
+//! serde, unknown keys rejected), and the one pass that validates it into a
+//! [`Config`]. Each key is read, checked and given its default here, and an
+//! error names the key and the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::secrets::load_password;
+use super::*;
+use crate::secret::Secret;
+
+/// The longest duration a setting may have. Longer is a typo, and the program
+/// computes `Instant::now() + d` (token wait, session lifetime), which
+/// overflows and panics on values near `u64::MAX` seconds.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Parses and validates the text of a config file.
+pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    Validator { path, password: None }.validate(raw)
+}
+
+/// Every default, in front of `base_url`, for `username` with `password`.
+pub(super) fn for_account(base_url: &str, username: &str, password: Secret) -> Result<Config, ConfigError> {
+    let raw = RawConfig {
+        upstream: Some(RawUpstream {
+            base_url: Some(base_url.to_string()),
+            ..RawUpstream::default()
+        }),
+        auth: Some(RawAuth {
+            username: Some(username.to_string()),
+            ..RawAuth::default()
+        }),
+        ..RawConfig::default()
+    };
+    Validator {
+        path: Path::new("<built in>"),
+        password: Some(password),
+    }
+    .validate(raw)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    proxy: RawProxy,
+    upstream: Option<RawUpstream>,
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    listen: Option<String>,
+    unix_mode: Option<String>,
+    allowed_clients: Option<Vec<String>>,
+    intercept_login: Option<bool>,
+    host_aliases: Option<Vec<String>>,
+    token_wait: Option<String>,
+    replay_buffer_bytes: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_uri_bytes: Option<u64>,
+    shutdown_grace: Option<String>,
+    worker_threads: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    base_url: Option<String>,
+    websocket_url: Option<String>,
+    ca_file: Option<String>,
+    connect_timeout: Option<String>,
+    request_timeout: Option<String>,
+    pool_idle_timeout: Option<String>,
+    pool_max_idle_per_host: Option<u64>,
+}
+
+// No `Debug`: it may hold the name of a secret source, and the habit matters.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    password_credential: Option<String>,
+    refresh_ratio: Option<f64>,
+    login_path: Option<String>,
+    refresh_path: Option<String>,
+    verify_path: Option<String>,
+    logout_path: Option<String>,
+    default_lifetime: Option<String>,
+    timeout: Option<String>,
+    retry_max: Option<String>,
+    credential_retry_max: Option<String>,
+    logout_on_shutdown: Option<bool>,
+}
+
+impl std::fmt::Debug for RawAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawAuth { .. }")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    /// A password given as a value instead of a source in the file.
+    password: Option<Secret>,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn missing(&self, key: &str, hint: &str) -> ConfigError {
+        self.err(key, format!("missing required key; {hint}"))
+    }
+
+    fn duration(&self, key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(text) = value else {
+            return Ok(default);
+        };
+        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+            self.err(
+                key,
+                format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"30s\" or \"5m\""),
+            )
+        })?;
+        if d > MAX_DURATION {
+            return Err(self.err(key, format!("{text:?} is longer than 100 years")));
+        }
+        Ok(d)
+    }
+
+    fn positive_duration(&self, key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, value, default)?;
+        if d.is_zero() {
+            return Err(self.err(key, "must be longer than zero"));
+        }
+        Ok(d)
+    }
+
+    fn size(
+        &self,
+        key: &str,
+        value: Option<u64>,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        let v = value
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+            .unwrap_or(default);
+        if v < min || v > max {
+            return Err(self.err(key, format!("{v} is out of range; use a value from {min} to {max}")));
+        }
+        Ok(v)
+    }
+
+    /// Resolves a path from the file: relative paths are taken from the
+    /// directory that holds the config file.
+    fn file_path(&self, value: &str) -> PathBuf {
+        let p = PathBuf::from(value);
+        if p.is_absolute() {
+            p
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    fn listen(&self, key: &str, value: &str) -> Result<Listen, ConfigError> {
+        let value = value.trim();
+        if let Some(path) = value.strip_prefix("unix:") {
+            if path.is_empty() || !path.starts_with('/') {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\""
+                    ),
+                ));
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        value.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
+            self.err(key, format!("{value:?} is not an address; write IP:PORT such as \"127.0.0.1:8080\" or \"[::1]:8080\", or \"unix:/path\""))
+        })
+    }
+
+    fn api_path(&self, key: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+        let v = value.unwrap_or_else(|| default.to_string());
+        if !v.starts_with('/') || v.contains(['?', '#', ' ']) {
+            return Err(self.err(key, format!("{v:?} must be a path starting with '/' (no query)")));
+        }
+        Ok(v)
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+
+        // [upstream]
+        let ru = raw.upstream.unwrap_or_default();
+        let base_text = ru.base_url.ok_or_else(|| {
+            self.missing(
+                "upstream.base_url",
+                "set it to the API, e.g. \"https://api.ethgas.com\"",
+            )
+        })?;
+        let base_url = self.base_url(&base_text)?;
+        let websocket_url = match ru.websocket_url {
+            Some(text) => self.websocket_url(&text)?,
+            None => derive_websocket_url(&base_url.origin),
+        };
+        let ca_file = ru.ca_file.map(|p| self.file_path(&p));
+        if let Some(ca) = &ca_file {
+            if let Err(e) = std::fs::metadata(ca) {
+                return Err(self.err("upstream.ca_file", format!("cannot read {}: {e}", ca.display())));
+            }
+            if base_url.origin.scheme_str() != Some("https") {
+                warnings.push("upstream.ca_file is set but upstream.base_url is not https://; it is only used for wss:// WebSockets".into());
+            }
+        }
+        let upstream = UpstreamSettings {
+            base_url,
+            websocket_url,
+            ca_file,
+            connect_timeout: self.positive_duration(
+                "upstream.connect_timeout",
+                ru.connect_timeout,
+                Duration::from_secs(5),
+            )?,
+            request_timeout: self.positive_duration(
+                "upstream.request_timeout",
+                ru.request_timeout,
+                Duration::from_secs(60),
+            )?,
+            pool_idle_timeout: self.positive_duration(
+                "upstream.pool_idle_timeout",
+                ru.pool_idle_timeout,
+                Duration::from_secs(90),
+            )?,
+            pool_max_idle_per_host: self.size(
+                "upstream.pool_max_idle_per_host",
+                ru.pool_max_idle_per_host,
+                1024,
+                0,
+                1 << 20,
+            )?,
+        };
+
+        // [auth]
+        let ra = raw.auth.unwrap_or_default();
+        let username = ra
+            .username
+            .ok_or_else(|| self.missing("auth.username", "set it to the ETHGas account name"))?;
+        if username.trim().is_empty() {
+            return Err(self.err("auth.username", "must not be empty"));
+        }
+        let sources = [
+            ra.password_file.is_some(),
+            ra.password_env.is_some(),
+            ra.password_credential.is_some(),
+        ];
+        let password_source = match sources.iter().filter(|s| **s).count() {
+            0 => match &self.password {
+                Some(given) => PasswordSource::Inline(given.clone()),
+                None => {
+                    return Err(self.missing(
+                        "auth.password_file",
+                        "give the password through exactly one of auth.password_file, auth.password_env or auth.password_credential",
+                    ));
+                }
+            },
+            1 => {
+                if let Some(f) = ra.password_file {
+                    PasswordSource::File(self.file_path(&f))
+                } else if let Some(e) = ra.password_env {
+                    PasswordSource::Env(e)
+                } else {
+                    PasswordSource::Credential(ra.password_credential.unwrap_or_default())
+                }
+            }
+            _ => {
+                return Err(self.err(
+                    "auth.password_file",
+                    "more than one password source is set; keep exactly one of password_file, password_env, password_credential",
+                ));
+            }
+        };
+        let password = load_password(&password_source, &mut warnings).map_err(|(key, msg)| self.err(key, msg))?;
+        let refresh_ratio = ra.refresh_ratio.unwrap_or(0.75);
+        if !(0.1..=0.95).contains(&refresh_ratio) {
+            return Err(self.err(
+                "auth.refresh_ratio",
+                format!(
+                    "{refresh_ratio} is out of range; use a share of the token lifetime from 0.1 to 0.95 (default 0.75)"
+                ),
+            ));
+        }
+        let retry_max = self.positive_duration("auth.retry_max", ra.retry_max, Duration::from_secs(30))?;
+        let credential_retry_max = self.positive_duration(
+            "auth.credential_retry_max",
+            ra.credential_retry_max,
+            Duration::from_secs(300),
+        )?;
+        let auth = AuthSettings {
+            username,
+            password_source,
+            password,
+            refresh_ratio,
+            login_path: self.api_path("auth.login_path", ra.login_path, "/api/v1/user/login")?,
+            refresh_path: self.api_path("auth.refresh_path", ra.refresh_path, "/api/v1/user/login/refresh")?,
+            verify_path: self.api_path("auth.verify_path", ra.verify_path, "/api/v1/user/login/verify")?,
+            logout_path: self.api_path("auth.logout_path", ra.logout_path, "/api/v1/user/logout")?,
+            default_lifetime: self.positive_duration(
+                "auth.default_lifetime",
+                ra.default_lifetime,
+                Duration::from_secs(3600),
+            )?,
+            timeout: self.positive_duration("auth.timeout", ra.timeout, Duration::from_secs(10))?,
+            retry_max,
+            credential_retry_max,
+            logout_on_shutdown: ra.logout_on_shutdown.unwrap_or(true),
+        };
+
+        // [proxy]
+        let rp = raw.proxy;
+        let listen = self.listen("proxy.listen", rp.listen.as_deref().unwrap_or("127.0.0.1:8080"))?;
+        let unix_mode = match rp.unix_mode {
+            None => 0o660,
+            Some(text) => u32::from_str_radix(text.trim().trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| {
+                    self.err(
+                        "proxy.unix_mode",
+                        format!("{text:?} is not an octal file mode such as \"0660\""),
+                    )
+                })?,
+        };
+        let allowed_clients = match rp.allowed_clients {
+            None => [
+                IpNet::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8),
+                IpNet::new(std::net::Ipv6Addr::LOCALHOST.into(), 128),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Some(list) => list
+                .iter()
+                .map(|s| {
+                    parse_net(s).ok_or_else(|| {
+                        self.err(
+                            "proxy.allowed_clients",
+                            format!("{s:?} is not an address or network such as \"10.0.0.0/8\""),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if let Listen::Tcp(addr) = &listen {
+            if !addr.ip().is_loopback() {
+                warnings.push(format!(
+                    "proxy.listen = {addr} is not a loopback address: anything that can reach it and is in proxy.allowed_clients acts as the account"
+                ));
+            }
+        }
+        let host_aliases = rp
+            .host_aliases
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if let Some(bad) = host_aliases.iter().find(|h| h.is_empty() || h.contains(['/', ' '])) {
+            return Err(self.err("proxy.host_aliases", format!("{bad:?} is not a host name")));
+        }
+        let policy = ProxyPolicy {
+            allowed_clients,
+            intercept_login: rp.intercept_login.unwrap_or(true),
+            host_aliases,
+            token_wait: self.duration("proxy.token_wait", rp.token_wait, Duration::from_secs(5))?,
+            replay_buffer: self.size(
+                "proxy.replay_buffer_bytes",
+                rp.replay_buffer_bytes,
+                64 * 1024,
+                0,
+                16 << 20,
+            )?,
+        };
+        let proxy = ProxyListener {
+            listen,
+            unix_mode,
+            max_header_bytes: self.size("proxy.max_header_bytes", rp.max_header_bytes, 32 * 1024, 1024, 1 << 20)?,
+            max_uri_bytes: self.size("proxy.max_uri_bytes", rp.max_uri_bytes, 8 * 1024, 256, 1 << 20)?,
+            shutdown_grace: self.duration("proxy.shutdown_grace", rp.shutdown_grace, Duration::from_secs(30))?,
+            worker_threads: self.size("proxy.worker_threads", rp.worker_threads, 0, 0, 1024)?,
+        };
+
+        // [admin]
+        let admin = AdminSettings {
+            listen: self.listen("admin.listen", raw.admin.listen.as_deref().unwrap_or("127.0.0.1:9090"))?,
+        };
+        let port_zero = matches!(&admin.listen, Listen::Tcp(a) if a.port() == 0);
+        if admin.listen == proxy.listen && !port_zero {
+            return Err(self.err("admin.listen", "must differ from proxy.listen"));
+        }
+
+        // [log]
+        let level = raw.log.level.map(|l| l.trim().to_string());
+        if let Some(l) = &level {
+            if crate::telemetry::filter(l).is_err() {
+                return Err(self.err(
+                    "log.level",
+                    format!("{l:?} is not a level or filter; use error, warn, info, debug or trace"),
+                ));
+            }
+        }
+        let format = match raw.log.format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(self.err(
+                    "log.format",
+                    format!("{other:?} is not a format; use \"text\" or \"json\""),
+                ));
+            }
+        };
+
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            restart: Restart {
+                proxy,
+                upstream,
+                admin,
+                log: LogOutput { format },
+            },
+            live: Live {
+                proxy: policy,
+                auth,
+                log: LogLevel { level },
+            },
+            warnings,
+        })
+    }
+
+    fn base_url(&self, text: &str) -> Result<BaseUrl, ConfigError> {
+        let key = "upstream.base_url";
+        let bad = || {
+            self.err(
+                key,
+                format!("{text:?} is not an absolute http:// or https:// URL such as \"https://api.ethgas.com\""),
+            )
+        };
+        let uri: Uri = text.trim().parse().map_err(|_| bad())?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err(bad()),
+        }
+        let authority = uri.authority().ok_or_else(bad)?;
+        if authority.host().is_empty() || authority.as_str().contains('@') {
+            return Err(bad());
+        }
+        if uri.query().is_some() {
+            return Err(self.err(key, format!("{text:?} must not have a query")));
+        }
+        let path = uri.path().trim_end_matches('/').to_string();
+        let origin: Uri = origin(&uri).parse().map_err(|_| bad())?;
+        Ok(BaseUrl { origin, path })
+    }
+
+    fn websocket_url(&self, text: &str) -> Result<Uri, ConfigError> {
+        let key = "upstream.websocket_url";
+        let bad = || {
+            self.err(
+                key,
+                format!("{text:?} is not a ws:// or wss:// URL such as \"wss://ws.ethgas.com\""),
+            )
+        };
+        let uri: Uri = text.trim().parse().map_err(|_| bad())?;
+        match uri.scheme_str() {
+            Some("ws") | Some("wss") => {}
+            _ => return Err(bad()),
+        }
+        if uri.authority().is_none_or(|a| a.host().is_empty()) {
+            return Err(bad());
+        }
+        Ok(uri)
+    }
+}
+
+/// The WebSocket endpoint that goes with an API base URL: the public ETHGas
+/// hosts have their own socket hosts; anything else (a mock, a test
+/// server) serves both on one origin.
+fn derive_websocket_url(base: &Uri) -> Uri {
+    let host = base.host().unwrap_or_default().to_ascii_lowercase();
+    let known = match host.as_str() {
+        "api.ethgas.com" => Some("wss://ws.ethgas.com"),
+        "testnet-api.ethgas.com" => Some("wss://testnet-ws.ethgas.com"),
+        _ => None,
+    };
+    if let Some(url) = known {
+        return Uri::from_static(url);
+    }
+    let scheme = if base.scheme_str() == Some("https") {
+        "wss"
+    } else {
+        "ws"
+    };
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("localhost");
+    format!("{scheme}://{authority}/")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("ws://localhost/"))
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}

@@ -1,0 +1,194 @@
+//! The sidecar's own answers: one error type for everything it refuses or
+//! cannot do itself — on the proxy, the WebSocket relay and the admin
+//! listener — and the one mapping from an error to a status, an envelope and
+//! the headers that help the client (`Retry-After`, `Allow`, `Connection`).
+//!
+//! Like linkerd's `errors` module, each kind of failure has its status here
+//! and nowhere else: a timeout is a 504, a missing token a 503, an
+//! unreachable API a 502, a refused host a 403.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+
+use crate::auth::Status;
+use crate::envelope::Envelope;
+use crate::metrics::LocalReason;
+
+/// An answer the sidecar gives instead of the API's.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no valid token for account {account:?} yet: {reason}")]
+    NoToken {
+        account: String,
+        reason: String,
+        retry_after: u64,
+    },
+    #[error("the API at {origin} is unreachable: {cause}")]
+    Unreachable { origin: String, cause: String },
+    #[error("the API at {origin} failed to answer: {cause}")]
+    BadGateway { origin: String, cause: String },
+    #[error("the API at {origin} did not answer within {} ({setting})", humantime::format_duration(*.limit))]
+    Timeout {
+        origin: String,
+        limit: Duration,
+        setting: &'static str,
+    },
+    #[error(
+        "host {host:?} is not the API ({upstream}); this sidecar forwards only there (add it to proxy.host_aliases if it is the same API)"
+    )]
+    RefusedHost { host: String, upstream: String },
+    #[error("client {addr} is not in proxy.allowed_clients")]
+    RefusedClient { addr: String },
+    #[error(
+        "CONNECT is not supported: a TLS tunnel cannot carry the injected token; use a plain http:// base URL pointing at the sidecar (or HTTP_PROXY with http:// API URLs) — the sidecar itself speaks HTTPS to the API"
+    )]
+    Connect,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("request headers are larger than {limit} bytes (proxy.max_header_bytes)")]
+    HeadersTooLarge { limit: usize },
+    #[error("request URI is longer than {limit} bytes (proxy.max_uri_bytes)")]
+    UriTooLong { limit: usize },
+    #[error("only WebSocket version 13 is supported")]
+    WebSocketVersion,
+    #[error("the WebSocket API refused the upgrade with HTTP {status}")]
+    WebSocketRefused { status: StatusCode },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: &'static str },
+}
+
+impl ProxyError {
+    /// The answer for a request that found no valid token in time: what the
+    /// auth task last said, and when it tries next.
+    pub fn no_token(status: &Status) -> ProxyError {
+        let retry_after = status
+            .next_attempt
+            .map(|at| at.saturating_duration_since(Instant::now()).as_secs().clamp(1, 60))
+            .unwrap_or(1);
+        ProxyError::NoToken {
+            account: status.username.clone(),
+            reason: status
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the login is still in progress".into()),
+            retry_after,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RefusedHost { .. } | ProxyError::RefusedClient { .. } | ProxyError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ProxyError::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::WebSocketRefused { status } => *status,
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// The metric label of a locally answered proxy request.
+    pub fn reason(&self) -> LocalReason {
+        match self {
+            ProxyError::NoToken { .. } => LocalReason::NoToken,
+            ProxyError::Unreachable { .. } => LocalReason::Unreachable,
+            ProxyError::BadGateway { .. } | ProxyError::WebSocketRefused { .. } => LocalReason::BadGateway,
+            ProxyError::Timeout { .. } => LocalReason::Timeout,
+            ProxyError::RefusedHost { .. } | ProxyError::Forbidden(_) => LocalReason::RefusedHost,
+            ProxyError::RefusedClient { .. } => LocalReason::RefusedClient,
+            ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => LocalReason::Connect,
+            ProxyError::BadRequest(_) | ProxyError::WebSocketVersion | ProxyError::NotFound(_) => {
+                LocalReason::BadRequest
+            }
+            ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
+        }
+    }
+
+    /// The reason as the live envelope's `errorMsgKey` suffix.
+    fn key(&self) -> &'static str {
+        match self {
+            ProxyError::NoToken { .. } => "no_token",
+            ProxyError::Unreachable { .. } => "unreachable",
+            ProxyError::BadGateway { .. } | ProxyError::WebSocketRefused { .. } => "bad_gateway",
+            ProxyError::Timeout { .. } => "timeout",
+            ProxyError::RefusedHost { .. } => "refused_host",
+            ProxyError::RefusedClient { .. } => "refused_client",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::Connect => "connect_unsupported",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::HeadersTooLarge { .. } => "headers_too_large",
+            ProxyError::UriTooLong { .. } => "uri_too_long",
+            ProxyError::WebSocketVersion => "websocket_version",
+            ProxyError::NotFound(_) => "not_found",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::NoToken { retry_after, .. } => Some(*retry_after),
+            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => Some(1),
+            _ => None,
+        }
+    }
+
+    fn allow(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::Connect => Some("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+            ProxyError::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
+        }
+    }
+
+    /// Whether the client connection should close after this answer.
+    fn closes(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest(_)
+                | ProxyError::HeadersTooLarge { .. }
+                | ProxyError::UriTooLong { .. }
+                | ProxyError::Connect
+                | ProxyError::RefusedClient { .. }
+        )
+    }
+
+    /// The one mapping from the sidecar's own errors to a response: the
+    /// status, the API's envelope with a message that says what to do,
+    /// `Retry-After` where a retry helps.
+    pub fn response(&self, envelope: Envelope) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let mut resp = envelope.error(status, self.key(), &format!("ethgas-sidecar: {self}"));
+        let headers = resp.headers_mut();
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow() {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ProxyError::WebSocketVersion = self {
+            headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        if self.closes() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests;
