@@ -1,7 +1,7 @@
 //! Configuration: the TOML file, read once and validated up front.
 //!
 //! Two stages, as in ripgrep's `flags/` and rathole's `config.rs`: the raw
-//! serde structs of [`validate`] mirror the file (unknown keys rejected), and
+//! serde structs of `raw` mirror the file (unknown keys rejected), and
 //! [`Config::from_toml`] turns them into a [`Config`] of real types
 //! (`SocketAddr`, `Uri`, `Duration`), loading the password from its one
 //! source. Every error names the key and the file, so `check-config` and a
@@ -18,6 +18,7 @@
 //! hand. Adding a key touches its raw field, its validation and its typed
 //! field (whose doc comment is its documentation).
 
+mod raw;
 mod secrets;
 mod validate;
 

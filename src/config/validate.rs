@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use http::Uri;
 use ipnet::IpNet;
-use serde::Deserialize;
 
+use super::raw::*;
 use super::secrets::load_password;
 use super::*;
 use crate::secret::Secret;
@@ -47,86 +47,6 @@ pub(super) fn for_account(base_url: &str, username: &str, password: Secret) -> R
         password: Some(password),
     }
     .validate(raw)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    proxy: RawProxy,
-    upstream: Option<RawUpstream>,
-    auth: Option<RawAuth>,
-    #[serde(default)]
-    admin: RawAdmin,
-    #[serde(default)]
-    log: RawLog,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProxy {
-    listen: Option<String>,
-    unix_mode: Option<String>,
-    allowed_clients: Option<Vec<String>>,
-    intercept_login: Option<bool>,
-    host_aliases: Option<Vec<String>>,
-    token_wait: Option<String>,
-    replay_buffer_bytes: Option<u64>,
-    max_header_bytes: Option<u64>,
-    max_uri_bytes: Option<u64>,
-    shutdown_grace: Option<String>,
-    worker_threads: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    base_url: Option<String>,
-    websocket_url: Option<String>,
-    ca_file: Option<String>,
-    connect_timeout: Option<String>,
-    request_timeout: Option<String>,
-    pool_idle_timeout: Option<String>,
-    pool_max_idle_per_host: Option<u64>,
-}
-
-// No `Debug`: it may hold the name of a secret source, and the habit matters.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    username: Option<String>,
-    password_file: Option<String>,
-    password_env: Option<String>,
-    password_credential: Option<String>,
-    refresh_ratio: Option<f64>,
-    login_path: Option<String>,
-    refresh_path: Option<String>,
-    verify_path: Option<String>,
-    logout_path: Option<String>,
-    default_lifetime: Option<String>,
-    timeout: Option<String>,
-    retry_max: Option<String>,
-    credential_retry_max: Option<String>,
-    logout_on_shutdown: Option<bool>,
-}
-
-impl std::fmt::Debug for RawAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RawAuth { .. }")
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    level: Option<String>,
-    format: Option<String>,
 }
 
 struct Validator<'a> {

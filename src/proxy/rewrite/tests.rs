@@ -1,6 +1,7 @@
-//! Unit tests of `proxy`.
+//! Unit tests of `proxy::rewrite`.
 
 use super::*;
+use http_body_util::BodyExt;
 
 #[test]
 fn hop_by_hop_and_connection_named_headers_are_dropped() {

@@ -1,0 +1,85 @@
+//! The configuration file as written: serde structs that mirror its
+//! sections and keys, every key optional, unknown keys rejected. Nothing
+//! here is checked beyond TOML types; [`super::validate`] does the rest.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) proxy: RawProxy,
+    pub(super) upstream: Option<RawUpstream>,
+    pub(super) auth: Option<RawAuth>,
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+    #[serde(default)]
+    pub(super) log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub(super) listen: Option<String>,
+    pub(super) unix_mode: Option<String>,
+    pub(super) allowed_clients: Option<Vec<String>>,
+    pub(super) intercept_login: Option<bool>,
+    pub(super) host_aliases: Option<Vec<String>>,
+    pub(super) token_wait: Option<String>,
+    pub(super) replay_buffer_bytes: Option<u64>,
+    pub(super) max_header_bytes: Option<u64>,
+    pub(super) max_uri_bytes: Option<u64>,
+    pub(super) shutdown_grace: Option<String>,
+    pub(super) worker_threads: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) base_url: Option<String>,
+    pub(super) websocket_url: Option<String>,
+    pub(super) ca_file: Option<String>,
+    pub(super) connect_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) pool_idle_timeout: Option<String>,
+    pub(super) pool_max_idle_per_host: Option<u64>,
+}
+
+// No `Debug`: it may hold the name of a secret source, and the habit matters.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_credential: Option<String>,
+    pub(super) refresh_ratio: Option<f64>,
+    pub(super) login_path: Option<String>,
+    pub(super) refresh_path: Option<String>,
+    pub(super) verify_path: Option<String>,
+    pub(super) logout_path: Option<String>,
+    pub(super) default_lifetime: Option<String>,
+    pub(super) timeout: Option<String>,
+    pub(super) retry_max: Option<String>,
+    pub(super) credential_retry_max: Option<String>,
+    pub(super) logout_on_shutdown: Option<bool>,
+}
+
+impl std::fmt::Debug for RawAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawAuth { .. }")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) level: Option<String>,
+    pub(super) format: Option<String>,
+}

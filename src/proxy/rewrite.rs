@@ -1,0 +1,165 @@
+//! Rewriting a client's request for the API, and keeping a copy to send
+//! again: the pure part of forwarding. `rewrite_request` sets the upstream
+//! URI and the account's `Authorization` and drops hop-by-hop headers; it is
+//! a fuzz target and must not panic on any input. [`Replay`] is a request
+//! copied into memory of its own so it can be replayed after a 401.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Uri, Version};
+
+use crate::intercept::Placeholders;
+use crate::upstream::{self, Target};
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
+/// `Expect` (the sidecar has answered it already) and `Host` (set from the
+/// upstream URI).
+const HOP_BY_HOP: [HeaderName; 11] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
+    header::HOST,
+];
+
+/// Whether the client sent an `Authorization` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Placeholder,
+    Own,
+}
+
+/// Removes hop-by-hop headers, including those that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the few headers a message has, instead of a lookup per
+    // hop-by-hop name: most requests carry none of them.
+    let mut present: u16 = 0;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    // HOP_BY_HOP[0] is `Connection`.
+    if present & 1 != 0 {
+        // Bytes, not `to_str`: one non-ASCII byte in the value must not
+        // spare the names listed beside it.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Rewrites a client request for the API, in place: upstream URI, hop-by-hop
+/// headers dropped, `Authorization` set to `authorization`. Pure apart from
+/// its arguments; a fuzz target, so it must not panic on any input.
+pub fn rewrite_request(
+    parts: &mut Parts,
+    target: &Target,
+    authorization: &HeaderValue,
+    placeholders: &Placeholders,
+) -> ClientAuth {
+    strip_hop_by_hop(&mut parts.headers);
+    let client_auth = match parts.headers.get(header::AUTHORIZATION) {
+        None => ClientAuth::None,
+        Some(v) if placeholders.is_placeholder(v.as_bytes()) => ClientAuth::Placeholder,
+        Some(_) => ClientAuth::Own,
+    };
+    // `insert` replaces every value the client sent.
+    parts.headers.insert(header::AUTHORIZATION, authorization.clone());
+    parts.uri = target.uri(parts.uri.path_and_query().cloned());
+    parts.version = Version::HTTP_11;
+    client_auth
+}
+
+/// A forwarded request as it can be sent again after a 401, copied into
+/// memory of its own. The parsed request's URI, header values and small body
+/// are slices of hyper's read buffer for the client connection; holding them
+/// for the round trip would make hyper allocate a second buffer for every
+/// request in flight.
+pub(super) struct Replay {
+    method: Method,
+    uri: Uri,
+    names: Vec<HeaderName>,
+    /// Value `i` is `values[ends[i - 1]..ends[i]]`.
+    ends: Vec<usize>,
+    values: Vec<u8>,
+    body: Bytes,
+}
+
+impl Replay {
+    pub(super) fn new(parts: &Parts, body: &Bytes) -> Replay {
+        let n = parts.headers.len();
+        let (mut names, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut values = Vec::with_capacity(parts.headers.iter().map(|(_, v)| v.len()).sum());
+        for (name, value) in &parts.headers {
+            if name == header::AUTHORIZATION {
+                continue;
+            }
+            names.push(name.clone());
+            values.extend_from_slice(value.as_bytes());
+            ends.push(values.len());
+        }
+        // Scheme and authority are the upstream's; the path is copied.
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = parts.uri.scheme().cloned();
+        uri.authority = parts.uri.authority().cloned();
+        uri.path_and_query = parts
+            .uri
+            .path_and_query()
+            .and_then(|pq| http::uri::PathAndQuery::try_from(pq.as_str()).ok());
+        let uri = Uri::from_parts(uri).unwrap_or_else(|_| parts.uri.clone());
+        Replay {
+            method: parts.method.clone(),
+            uri,
+            names,
+            ends,
+            values,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    /// The request again, with `authorization`.
+    pub(super) fn request(self, authorization: &HeaderValue) -> Request<upstream::Body> {
+        let mut headers = HeaderMap::with_capacity(self.names.len() + 1);
+        let mut start = 0;
+        for (name, end) in self.names.into_iter().zip(self.ends) {
+            if let Some(value) = self.values.get(start..end) {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    headers.append(name, value);
+                }
+            }
+            start = end;
+        }
+        headers.insert(header::AUTHORIZATION, authorization.clone());
+        let mut again = Request::new(upstream::full(self.body));
+        *again.method_mut() = self.method;
+        *again.uri_mut() = self.uri;
+        *again.headers_mut() = headers;
+        again
+    }
+}
+
+#[cfg(test)]
+mod tests;
