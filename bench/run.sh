@@ -109,44 +109,13 @@ done
 unset seen
 
 # ------------------------------------------------------------- dependencies
-apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"
-}
-
-ensure_tools() {
-    local pkgs=() nginx_pkg=nginx-light
-    command -v nginx >/dev/null 2>&1 || pkgs+=("$nginx_pkg")
-    command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
-    command -v curl >/dev/null 2>&1 || pkgs+=(curl)
-    command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
-    command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
-    ((${#pkgs[@]} > 0)) || return 0
-    [[ $(id -u) -eq 0 ]] || die "missing tools; install them first: apt-get install -y ${pkgs[*]}"
-    command -v apt-get >/dev/null 2>&1 || die "missing ${pkgs[*]} and no apt-get"
-    local old_pid=""
-    [[ -r /run/nginx.pid ]] && old_pid=$(cat /run/nginx.pid)
-    log "installing: ${pkgs[*]}"
-    if ! apt_install "${pkgs[@]}"; then
-        log "apt-get install failed; running apt-get update and retrying"
-        apt-get -o DPkg::Lock::Timeout=600 update -q
-        if ! apt_install "${pkgs[@]}"; then
-            # nginx-light is gone from newer releases: fall back to nginx.
-            pkgs=("${pkgs[@]/#nginx-light/nginx}")
-            apt_install "${pkgs[@]}" || die "could not install ${pkgs[*]}"
-        fi
+for tool in nginx wrk curl python3 pgrep; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        log "$tool is missing: running bench/setup.sh"
+        bash "$BENCH_DIR/setup.sh"
+        break
     fi
-    # The Debian package may start the system nginx on :80. We never leave
-    # nginx running, so stop the instance that the install just started.
-    if [[ -r /run/nginx.pid ]]; then
-        local new_pid
-        new_pid=$(cat /run/nginx.pid)
-        if [[ -n $new_pid && $new_pid != "$old_pid" ]] && kill -0 "$new_pid" 2>/dev/null; then
-            log "stopping the system nginx (pid $new_pid) that the package install started"
-            kill -QUIT "$new_pid" 2>/dev/null || true
-        fi
-    fi
-}
-ensure_tools
+done
 
 # --------------------------------------------------------------------- build
 if has_target sidecar; then
