@@ -223,6 +223,13 @@ pub struct ProxyPolicy {
     /// Hosts that absolute-form (HTTP_PROXY) requests may name besides the
     /// upstream's own, lower-cased.
     pub host_aliases: Vec<String>,
+    /// Names besides `localhost` and loopback addresses that an origin-form
+    /// request's `Host` may carry (lower case): a `Host` naming anything
+    /// else is a web page's own domain resolved to this host.
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`scheme://host[:port]`) whose pages may use the account;
+    /// empty by default, so browsers cannot.
+    pub allowed_origins: Vec<String>,
     /// How long a request waits for a token when none is valid.
     #[serde(serialize_with = "human")]
     pub token_wait: Duration,

@@ -3,9 +3,12 @@
 //! account's real session stays with the sidecar.
 //!
 //! This module owns the whole behaviour: which requests are account calls
-//! ([`recognise`]), the answers ([`Interceptor::answer`]) and the placeholder
-//! tokens they carry. `verify` is not intercepted: it only reads the session,
-//! and the API answers it for the real token.
+//! ([`recognise`], which reads the path as a normalising upstream would, so
+//! look-alikes such as `//api/v1/user/logout/` cannot slip past), the answers
+//! ([`Interceptor::answer`]) and the placeholder tokens they carry. An account
+//! call is never forwarded with the real token: it is answered here (POST),
+//! refused (other methods), or — with `proxy.intercept_login = false` —
+//! forwarded as the program sent it, without the sidecar's token.
 //!
 //! The program gets placeholder tokens: JWT-shaped (some programs read the
 //! `exp` claim to time their own refresh), with the real session's expiry, an
@@ -18,7 +21,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -42,24 +45,82 @@ const MAX_LOGIN_BODY: usize = 64 * 1024;
 pub enum Call {
     Login,
     Refresh,
+    Verify,
     Logout,
 }
 
-/// The account call a request makes, if it makes one (and interception is on).
-pub fn recognise(live: &Live, method: &Method, path: &str) -> Option<Call> {
-    if !live.proxy.intercept_login || method != Method::POST {
-        return None;
-    }
+/// The account call a request's path names, whatever its method, read the
+/// way an upstream that normalises paths would read it ([`normalize_path`]):
+/// `//api/v1/user/logout/`, `/api/v1/user/logout;x`, `/api/v1/user/%6Cogout`
+/// and `/api/v1/p/../user/logout` are all the logout endpoint.
+pub fn recognise(live: &Live, path: &str) -> Option<Call> {
     let a = &live.auth;
-    if path == a.login_path {
-        Some(Call::Login)
-    } else if path == a.refresh_path {
-        Some(Call::Refresh)
-    } else if path == a.logout_path {
-        Some(Call::Logout)
-    } else {
-        None
+    let endpoints = [
+        (a.login_path.as_str(), Call::Login),
+        (a.refresh_path.as_str(), Call::Refresh),
+        (a.verify_path.as_str(), Call::Verify),
+        (a.logout_path.as_str(), Call::Logout),
+    ];
+    // The common case costs no allocation: a plain path that is not one of
+    // them. Anything unusual is normalised first.
+    let unusual = path.len() > 1 && path.ends_with('/')
+        || path.contains("//")
+        || path
+            .bytes()
+            .any(|b| matches!(b, b'%' | b';' | b'.' | b'\\') || b.is_ascii_uppercase());
+    if !unusual {
+        return endpoints.iter().find(|(p, _)| *p == path).map(|(_, c)| *c);
     }
+    let normal = normalize_path(path);
+    endpoints
+        .iter()
+        .find(|(p, _)| normalize_path(p) == normal)
+        .map(|(_, c)| *c)
+}
+
+/// A path as the most lenient upstream would route it: percent-escapes
+/// decoded (twice, for double encoding), `\\` taken as `/`, `;parameters`
+/// dropped from each segment, empty and `.` segments dropped, `..` resolved,
+/// no trailing slash, lower case. Only used to recognise the account
+/// endpoints; the request itself is forwarded as the client wrote it.
+pub fn normalize_path(path: &str) -> String {
+    let decoded = percent_decode(&percent_decode(path.as_bytes()));
+    let text = String::from_utf8_lossy(&decoded).to_lowercase().replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        let segment = segment.split(';').next().unwrap_or("");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match (
+            input[i],
+            input.get(i + 1).copied().and_then(hex),
+            input.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Answers account calls with placeholders.
@@ -106,6 +167,19 @@ impl Interceptor {
                 metrics.intercepted(AuthKind::Logout);
                 // The real session stays: other programs use it too.
                 return Ok(crate::envelope::ok(json!({ "loggedOut": true })));
+            }
+            Call::Verify => {
+                // Any token a program holds stands for the sidecar's session:
+                // it is valid for as long as that session is.
+                let session = auth
+                    .wait_valid(live.proxy.token_wait)
+                    .await
+                    .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
+                let expires_at = crate::clock::unix_now() + session.expires_in(Instant::now()).as_secs();
+                metrics.intercepted(AuthKind::Refresh);
+                return Ok(crate::envelope::ok(
+                    json!({ "valid": true, "userId": username, "expiresAt": expires_at }),
+                ));
             }
             Call::Login => {
                 if let Ok(Some(name)) = login_username(&body) {

@@ -11,6 +11,7 @@
 //! - [`config`] — the TOML file: raw serde structs, validated once into a typed
 //!   `Config`, split into what needs a restart and what a reload applies.
 //! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
+//! - `access` — who may use the account: client allow-list, `Host` rule (DNS rebinding), browser `Origin`/`Sec-Fetch-Site`.
 //! - `secret` — the `Secret` newtype whose formatting is a mask.
 //! - `auth` — login, refresh, logout; the token cell and its single writer task.
 //! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
@@ -36,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod access;
 pub(crate) mod admin;
 pub mod app;
 pub(crate) mod auth;

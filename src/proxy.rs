@@ -27,6 +27,7 @@ use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::access;
 use crate::auth::{AuthHandle, Session, error_chain};
 use crate::config::{Live, Restart};
 use crate::envelope::Envelope;
@@ -79,6 +80,7 @@ pub struct Proxy {
 /// What the server knows about the request's connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnContext {
+    /// The TCP peer; `None` on the unix-socket listener.
     pub peer: Option<SocketAddr>,
     /// False when the framing guard found this request's length ambiguous.
     pub framing_ok: bool,
@@ -215,13 +217,34 @@ impl Proxy {
                 limit: shared.max_header_bytes,
             });
         }
+        access::check_request(
+            &live.proxy,
+            req.headers(),
+            &shared.target.host,
+            ctx.peer.is_none(),
+            req.uri().authority().is_some(),
+        )?;
         if let Some(authority) = req.uri().authority() {
             self.check_absolute_form(&live, req.uri().scheme_str(), authority)?;
         }
-        if let Some(call) = intercept::recognise(&live, req.method(), req.uri().path()) {
+        if let Some(call) = intercept::recognise(&live, req.uri().path()) {
             // Rare paths are boxed: the future of every request (which
             // each client connection keeps allocated) stays small.
             return Box::pin(async {
+                if !live.proxy.intercept_login {
+                    // The program logs in by itself: its call goes as it
+                    // is, never with the account's token.
+                    return self.forward_as_sent(req).await;
+                }
+                if req.method() != Method::POST {
+                    return Err(ProxyError::MethodNotAllowed {
+                        message: format!(
+                            "{} is the account's {call:?} endpoint, which this sidecar answers itself, and only to POST",
+                            req.uri().path()
+                        ),
+                        allow: "POST",
+                    });
+                }
                 let resp = shared
                     .interceptor
                     .answer(call, req, &live, &shared.auth, &shared.metrics)
@@ -319,6 +342,28 @@ impl Proxy {
         Box::pin(self.after_401(live.proxy.token_wait, session, resp, kept)).await
     }
 
+    /// Forwards a request with the client's own headers and no token of
+    /// the sidecar's (an account call while interception is off).
+    async fn forward_as_sent(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+        let shared = &*self.shared;
+        let (mut parts, body) = req.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::ORIGIN);
+        parts.uri = shared.target.uri(parts.uri.path_and_query().cloned());
+        parts.version = http::Version::HTTP_11;
+        let started = Instant::now();
+        let result = tokio::time::timeout_at(
+            started + shared.request_timeout,
+            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
+        )
+        .await;
+        match result {
+            Ok(Ok(resp)) => Ok(finish(resp.map(Either::Left))),
+            Ok(Err(e)) => Err(self.upstream_error(&e)),
+            Err(_) => Err(self.timeout()),
+        }
+    }
+
     /// The API rejected the token it was just given: renew it, and replay the
     /// request if its body was kept.
     async fn after_401(
@@ -391,19 +436,31 @@ impl Proxy {
         shared.metrics.observe_upstream(started.elapsed());
         match result {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_connect() => Err(ProxyError::Unreachable {
-                origin: shared.origin.clone(),
-                cause: error_chain(&e),
-            }),
-            Ok(Err(e)) => Err(ProxyError::BadGateway {
-                origin: shared.origin.clone(),
-                cause: error_chain(&e),
-            }),
-            Err(_) => Err(ProxyError::Timeout {
-                origin: shared.origin.clone(),
-                limit: shared.request_timeout,
-                setting: "upstream.request_timeout",
-            }),
+            Ok(Err(e)) => Err(self.upstream_error(&e)),
+            Err(_) => Err(self.timeout()),
+        }
+    }
+
+    fn upstream_error(&self, e: &crate::pool::PoolError) -> ProxyError {
+        let origin = self.shared.origin.clone();
+        if e.is_connect() {
+            ProxyError::Unreachable {
+                origin,
+                cause: error_chain(e),
+            }
+        } else {
+            ProxyError::BadGateway {
+                origin,
+                cause: error_chain(e),
+            }
+        }
+    }
+
+    fn timeout(&self) -> ProxyError {
+        ProxyError::Timeout {
+            origin: self.shared.origin.clone(),
+            limit: self.shared.request_timeout,
+            setting: "upstream.request_timeout",
         }
     }
 }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::access;
 use crate::admin::Admin;
 use crate::config::{Listen, Live};
 use crate::framing::{Guarded, Verdicts};
@@ -365,14 +366,7 @@ where
     // A TCP client of the proxy must be in the allow-list (IPv4-mapped IPv6
     // addresses are matched as IPv4 too).
     let allowed = match (&role, peer) {
-        (Role::Proxy(_), Some(addr)) => {
-            let live = server.live.load();
-            let (ip, canonical) = (addr.ip(), addr.ip().to_canonical());
-            live.proxy
-                .allowed_clients
-                .iter()
-                .any(|net| net.contains(&ip) || net.contains(&canonical))
-        }
+        (Role::Proxy(_), Some(addr)) => access::peer_allowed(&server.live.load().proxy, addr),
         _ => true,
     };
 

@@ -57,7 +57,8 @@ async fn a_program_that_logs_in_itself_works_without_touching_the_real_session()
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["data"]["headers"]["authorization"]["valid"], true);
 
-    // Verify answers for the real session.
+    // Verify answers for the real session (by the sidecar: an account
+    // endpoint is never forwarded with the real token).
     let req = Request::post(sidecar.url("/api/v1/user/login/verify"))
         .header("authorization", format!("Bearer {access}"))
         .body(Full::default())
@@ -94,7 +95,7 @@ async fn a_program_that_logs_in_itself_works_without_touching_the_real_session()
         "no refresh reached the API"
     );
     assert_eq!(counts.logouts, 0, "no logout reached the API");
-    assert_eq!(counts.verifies, 1);
+    assert_eq!(counts.verifies, 0, "verify is answered by the sidecar too");
 
     // A login for another account is refused rather than answered as ours.
     let other = post_json(
@@ -444,35 +445,35 @@ async fn smuggling_vectors_get_400_and_never_reach_the_api() {
     let vectors: Vec<(&str, Vec<u8>)> = vec![
         (
             "CL then TE",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/v1/user/info HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/v1/user/info HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
         ),
         (
             "TE then CL",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n0\r\n\r\nGET /api/v1/user/info HTTP/1.1\r\n\r\n".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n0\r\n\r\nGET /api/v1/user/info HTTP/1.1\r\n\r\n".to_vec(),
         ),
         (
             "duplicate equal CL",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd".to_vec(),
         ),
         (
             "duplicate different CL",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde".to_vec(),
         ),
         (
             "TE not chunked",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabcd".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\nabcd".to_vec(),
         ),
         (
             "space before colon",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n".to_vec(),
         ),
         (
             "CL with a sign",
-            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\nabcd".to_vec(),
+            b"POST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: +4\r\n\r\nabcd".to_vec(),
         ),
         (
             "second request smuggled behind a fine one",
-            b"GET /api/v1/p/ticker HTTP/1.1\r\nHost: x\r\n\r\nPOST /api/v1/mock/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            b"GET /api/v1/p/ticker HTTP/1.1\r\nHost: localhost\r\n\r\nPOST /api/v1/mock/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
         ),
     ];
     for (name, bytes) in vectors {

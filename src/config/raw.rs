@@ -25,6 +25,8 @@ pub(super) struct RawProxy {
     pub(super) allowed_clients: Option<Vec<String>>,
     pub(super) intercept_login: Option<bool>,
     pub(super) host_aliases: Option<Vec<String>>,
+    pub(super) allowed_hosts: Option<Vec<String>>,
+    pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) token_wait: Option<String>,
     pub(super) replay_buffer_bytes: Option<u64>,
     pub(super) max_header_bytes: Option<u64>,

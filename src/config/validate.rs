@@ -138,6 +138,19 @@ impl Validator<'_> {
         })
     }
 
+    /// A list of host names, lower-cased.
+    fn host_names(&self, key: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+        let names: Vec<String> = value
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| normalize_host(h.trim()))
+            .collect();
+        if let Some(bad) = names.iter().find(|h| h.is_empty() || h.contains(['/', ' ', ':'])) {
+            return Err(self.err(key, format!("{bad:?} is not a host name (no scheme, port or path)")));
+        }
+        Ok(names)
+    }
+
     fn api_path(&self, key: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
         let v = value.unwrap_or_else(|| default.to_string());
         if !v.starts_with('/') || v.contains(['?', '#', ' ']) {
@@ -325,10 +338,28 @@ impl Validator<'_> {
         if let Some(bad) = host_aliases.iter().find(|h| h.is_empty() || h.contains(['/', ' '])) {
             return Err(self.err("proxy.host_aliases", format!("{bad:?} is not a host name")));
         }
+        let allowed_hosts = self.host_names("proxy.allowed_hosts", rp.allowed_hosts)?;
+        let allowed_origins = rp
+            .allowed_origins
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if let Some(bad) = allowed_origins.iter().find(|o| {
+            let parsed = o.parse::<Uri>();
+            !matches!(&parsed, Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.path() == "/")
+        }) {
+            return Err(self.err(
+                "proxy.allowed_origins",
+                format!("{bad:?} is not a web origin such as \"https://dashboard.example\" (scheme and host, no path)"),
+            ));
+        }
         let policy = ProxyPolicy {
             allowed_clients,
             intercept_login: rp.intercept_login.unwrap_or(true),
             host_aliases,
+            allowed_hosts,
+            allowed_origins,
             token_wait: self.duration("proxy.token_wait", rp.token_wait, Duration::from_secs(5))?,
             replay_buffer: self.size(
                 "proxy.replay_buffer_bytes",

@@ -24,3 +24,23 @@ fn websocket_login_is_rewritten() {
     assert!(Placeholders::rewrite_ws_login(r#"{"cmd":"subscribe"}"#, "real").is_none());
     assert!(Placeholders::rewrite_ws_login("not json", "real").is_none());
 }
+
+#[test]
+fn paths_are_normalised_as_a_lenient_upstream_would() {
+    let cases = [
+        ("/api/v1/user/logout", "/api/v1/user/logout"),
+        ("//api//v1/user/logout/", "/api/v1/user/logout"),
+        ("/api/v1/user/logout;jsessionid=x", "/api/v1/user/logout"),
+        ("/api/v1/user/%6C%6Fgout", "/api/v1/user/logout"),
+        ("/api/v1/user/%256Cogout", "/api/v1/user/logout"),
+        ("/api/v1/./user/x/../logout", "/api/v1/user/logout"),
+        ("/api/v1/user\\logout", "/api/v1/user/logout"),
+        ("/API/v1/User/Logout", "/api/v1/user/logout"),
+        ("/../../api/v1/user/logout", "/api/v1/user/logout"),
+        ("/", "/"),
+        ("%zz/%", "/%zz/%"),
+    ];
+    for (path, normal) in cases {
+        assert_eq!(normalize_path(path), normal, "{path}");
+    }
+}

@@ -81,6 +81,9 @@ pub fn rewrite_request(
     placeholders: &Placeholders,
 ) -> ClientAuth {
     strip_hop_by_hop(&mut parts.headers);
+    // A page's origin is none of the API's business (and the sidecar, not
+    // the page, is the API's client).
+    parts.headers.remove(header::ORIGIN);
     let client_auth = match parts.headers.get(header::AUTHORIZATION) {
         None => ClientAuth::None,
         Some(v) if placeholders.is_placeholder(v.as_bytes()) => ClientAuth::Placeholder,
