@@ -15,9 +15,13 @@ fn policy() -> ProxyPolicy {
     }
 }
 
+/// Request headers, whether they came over the unix listener, and whether
+/// the request is allowed.
+type Case = (&'static [(&'static str, &'static str)], bool, bool);
+
 #[test]
 fn hosts_and_browser_marks() {
-    let cases: &[(&[(&str, &str)], bool, bool)] = &[
+    let cases: &[Case] = &[
         // (headers, unix listener, allowed)
         (&[("host", "127.0.0.1:8080")], false, true),
         (&[("host", "localhost")], false, true),
