@@ -84,6 +84,7 @@ pub struct Metrics {
     pub upstream_unauthorized: IntCounter,
     pub reauthentications: IntCounter,
     pub replays: IntCounter,
+    pub response_headers_redacted: IntCounter,
     local: Vec<IntCounter>,
     intercepted: Vec<IntCounter>,
     pub websocket_open: IntGauge,
@@ -186,6 +187,12 @@ impl Metrics {
         ))?;
         reg(Box::new(replays.clone()))?;
 
+        let response_headers_redacted = IntCounter::with_opts(opts(
+            "response_headers_redacted_total",
+            "Response header values removed because they carried the account's token.",
+        ))?;
+        reg(Box::new(response_headers_redacted.clone()))?;
+
         let local_vec = IntCounterVec::new(
             opts(
                 "local_responses_total",
@@ -251,6 +258,7 @@ impl Metrics {
             upstream_unauthorized,
             reauthentications,
             replays,
+            response_headers_redacted,
             local,
             intercepted,
             websocket_open,

@@ -25,7 +25,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::access;
 use crate::auth::{AuthHandle, Session, error_chain};
@@ -38,13 +38,13 @@ use crate::pool::{Pool, PooledBody};
 use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
+mod body;
 mod rewrite;
 
-use rewrite::Replay;
-pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
+pub use body::Body;
 
-/// A response on its way to the client: streamed from the API, or made here.
-pub type Body = Either<PooledBody, Full<Bytes>>;
+pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
+use rewrite::{Replay, scrub_response_headers};
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
@@ -96,7 +96,7 @@ impl Drop for InFlight<'_> {
 }
 
 fn local(resp: Response<Full<Bytes>>) -> Response<Body> {
-    resp.map(Either::Right)
+    resp.map(body::local)
 }
 
 impl Proxy {
@@ -336,7 +336,7 @@ impl Proxy {
         let resp = Box::pin(self.send(first)).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             session.mark_proven();
-            return Ok(finish(resp.map(Either::Left)));
+            return Ok(self.finish(resp.map(body::streamed), Some(&session)));
         }
 
         Box::pin(self.after_401(live.proxy.token_wait, session, resp, kept)).await
@@ -358,7 +358,7 @@ impl Proxy {
         )
         .await;
         match result {
-            Ok(Ok(resp)) => Ok(finish(resp.map(Either::Left))),
+            Ok(Ok(resp)) => Ok(self.finish(resp.map(body::streamed), None)),
             Ok(Err(e)) => Err(self.upstream_error(&e)),
             Err(_) => Err(self.timeout()),
         }
@@ -379,22 +379,18 @@ impl Proxy {
             // The body is gone; renew the token for the next requests and
             // hand this 401 back as it is.
             let auth = shared.auth.clone();
+            let stale = session.clone();
             tokio::spawn(async move {
-                auth.reauthenticate(&session, token_wait).await;
+                auth.reauthenticate(&stale, token_wait).await;
             });
-            return Ok(finish(resp.map(Either::Left)));
+            return Ok(self.finish(resp.map(body::streamed), Some(&session)));
         };
+        // The 401's body is read ahead (a bounded part of it) so that the
+        // client gets the API's whole answer if no new token comes.
         let (resp_parts, resp_body) = resp.into_parts();
-        let kept_401 = Limited::new(resp_body, MAX_KEPT_401_BODY)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let kept_401 = body::read_ahead(resp_body, MAX_KEPT_401_BODY).await;
         let Some(fresh) = shared.auth.reauthenticate(&session, token_wait).await else {
-            return Ok(finish(Response::from_parts(
-                resp_parts,
-                Either::Right(Full::new(kept_401)),
-            )));
+            return Ok(self.finish(Response::from_parts(resp_parts, kept_401), Some(&session)));
         };
         let again = replay.request(fresh.authorization());
         shared.metrics.replays.inc();
@@ -403,7 +399,25 @@ impl Proxy {
         if resp.status() == StatusCode::UNAUTHORIZED {
             shared.metrics.upstream_unauthorized.inc();
         }
-        Ok(finish(resp.map(Either::Left)))
+        Ok(self.finish(resp.map(body::streamed), Some(&fresh)))
+    }
+
+    /// The API's response, made fit for the client: hop-by-hop headers
+    /// removed, and no header that carries the account's token (an API that
+    /// reflects `Authorization`, or sets the live refresh cookie).
+    fn finish(&self, resp: Response<Body>, session: Option<&Session>) -> Response<Body> {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let token = session.map(|s| s.access_token().expose().as_bytes());
+        let removed = scrub_response_headers(&mut parts.headers, token);
+        if removed > 0 {
+            self.shared.metrics.response_headers_redacted.inc_by(removed as u64);
+            warn!(
+                headers = removed,
+                "the API's response carried the account's token in a header; removed before it reached the client"
+            );
+        }
+        Response::from_parts(parts, body)
     }
 
     /// Keeps a small body whole (so it can be replayed); streams the rest.
@@ -463,11 +477,4 @@ impl Proxy {
             setting: "upstream.request_timeout",
         }
     }
-}
-
-/// The API's response, made fit for the client: hop-by-hop headers removed.
-fn finish(resp: Response<Body>) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body)
 }

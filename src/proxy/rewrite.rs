@@ -164,5 +164,49 @@ impl Replay {
     }
 }
 
+/// Removes response headers that carry `token` (anywhere in the value) and
+/// `Set-Cookie`s of the live API's refresh token; returns how many values
+/// were removed. Header values shorter than the token are skipped at once,
+/// so the common response costs a length check per header.
+pub fn scrub_response_headers(headers: &mut HeaderMap, token: Option<&[u8]>) -> usize {
+    let carries = |name: &HeaderName, value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        let reflected =
+            token.is_some_and(|t| !t.is_empty() && bytes.len() >= t.len() && memchr::memmem::find(bytes, t).is_some());
+        reflected
+            || (name == header::SET_COOKIE
+                && bytes
+                    .trim_ascii_start()
+                    .to_ascii_lowercase()
+                    .starts_with(REFRESH_COOKIE.as_bytes()))
+    };
+    let tainted: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| carries(name, value))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut removed = 0;
+    for name in tainted {
+        if !headers.contains_key(&name) {
+            continue;
+        }
+        let kept: Vec<HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .filter(|v| !carries(&name, v))
+            .cloned()
+            .collect();
+        removed += headers.get_all(&name).iter().count() - kept.len();
+        headers.remove(&name);
+        for v in kept {
+            headers.append(name.clone(), v);
+        }
+    }
+    removed
+}
+
+/// The live API's refresh-token cookie (`name=`), lower case.
+const REFRESH_COOKIE: &str = "x_auth_refresh_token=";
+
 #[cfg(test)]
 mod tests;

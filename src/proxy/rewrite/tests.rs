@@ -53,3 +53,29 @@ async fn a_replayed_request_is_the_original_with_the_fresh_token() {
     let sent = again.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(sent, body);
 }
+
+#[test]
+fn response_headers_carrying_the_token_are_removed() {
+    let token = b"eyJ.real-token.sig";
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-echo-authorization",
+        HeaderValue::from_static("Bearer eyJ.real-token.sig"),
+    );
+    h.append("x-multi", HeaderValue::from_static("fine"));
+    h.append("x-multi", HeaderValue::from_static("prefix eyJ.real-token.sig suffix"));
+    h.append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("x_auth_refresh_token=abc; Path=/"),
+    );
+    h.append(header::SET_COOKIE, HeaderValue::from_static("theme=dark"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    assert_eq!(scrub_response_headers(&mut h, Some(token)), 3);
+    assert!(h.get("x-echo-authorization").is_none());
+    let multi: Vec<_> = h.get_all("x-multi").iter().collect();
+    assert_eq!(multi, ["fine"]);
+    let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+    assert_eq!(cookies, ["theme=dark"]);
+    assert_eq!(h.len(), 4 - 1 - 1 + 1, "{h:?}");
+    assert_eq!(scrub_response_headers(&mut h, None), 0);
+}
