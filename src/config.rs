@@ -302,6 +302,10 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        secrets::not_world_writable(path).map_err(|message| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Config::from_toml(&text, path)
     }
 

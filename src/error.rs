@@ -67,19 +67,28 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// The answer for a request that found no valid token in time: what the
-    /// auth task last said, and when it tries next.
+    /// The answer for a request that found no valid token in time: the
+    /// sidecar's own summary of the auth state (never the API's words, which
+    /// a client has no business reading; `/readyz` has them for the
+    /// operator), and when the next attempt is due.
     pub fn no_token(status: &Status) -> ProxyError {
         let retry_after = status
             .next_attempt
             .map(|at| at.saturating_duration_since(Instant::now()).as_secs().clamp(1, 60))
             .unwrap_or(1);
+        let reason = if status.credentials_rejected {
+            "the API refused the account's credentials; the operator must fix them (see /readyz)".to_string()
+        } else if status.consecutive_failures > 0 {
+            format!(
+                "logging in has failed {} time(s) in a row and is being retried (see /readyz)",
+                status.consecutive_failures
+            )
+        } else {
+            "the login is still in progress".to_string()
+        };
         ProxyError::NoToken {
             account: status.username.clone(),
-            reason: status
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "the login is still in progress".into()),
+            reason,
             retry_after,
         }
     }

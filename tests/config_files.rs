@@ -7,8 +7,34 @@ use std::path::{Path, PathBuf};
 
 use ethgas_sidecar::config::{Config, Listen};
 
+/// A copy of `tests/configs` whose password files only their owner can read
+/// (git keeps no such mode, and the sidecar refuses a password file that
+/// others can read).
+fn fixtures() -> &'static Path {
+    static COPY: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+        let dst = tempfile::tempdir().unwrap();
+        for sub in ["", "valid", "invalid"] {
+            std::fs::create_dir_all(dst.path().join(sub)).unwrap();
+            for entry in std::fs::read_dir(src.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    let to = dst.path().join(sub).join(path.file_name().unwrap());
+                    std::fs::copy(&path, &to).unwrap();
+                    let mode = if sub.is_empty() { 0o600 } else { 0o644 };
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+                }
+            }
+        }
+        dst
+    })
+    .path()
+}
+
 fn toml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs").join(dir);
+    let dir = fixtures().join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -31,7 +57,7 @@ fn valid_configs_load() {
 
 #[test]
 fn full_config_sets_every_key() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/valid/full.toml");
+    let path = fixtures().join("valid/full.toml");
     let c = Config::load(&path).unwrap();
     assert_eq!(
         c.restart.proxy.listen,
@@ -87,6 +113,8 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     let text = std::fs::read_to_string(root.join("config.toml.example")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("password"), "x\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("password"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let text = text.replace("\"/etc/ethgas-sidecar/password\"", "\"password\"");
     let c = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
     assert_eq!(

@@ -22,26 +22,14 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
 }
 
 /// Reads the password from its source. Errors come back as (key, message).
-pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Result<Secret, (&'static str, String)> {
+pub fn load_password(source: &PasswordSource) -> Result<Secret, (&'static str, String)> {
     let (key, text) = match source {
         PasswordSource::Inline(secret) => return Ok(secret.clone()),
         PasswordSource::File(path) => {
             let key = "auth.password_file";
             let text =
                 read_bounded(path).map_err(|e| (key, format!("cannot read password file {}: {e}", path.display())))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                if let Ok(meta) = std::fs::metadata(path) {
-                    if meta.permissions().mode() & 0o077 != 0 {
-                        warnings.push(format!(
-                            "password file {} is readable by group or others (mode {:04o}); chmod 0600 it",
-                            path.display(),
-                            meta.permissions().mode() & 0o777
-                        ));
-                    }
-                }
-            }
+            private_file(path, "password file").map_err(|m| (key, m))?;
             (key, text)
         }
         PasswordSource::Env(var) => {
@@ -75,4 +63,42 @@ pub fn load_password(source: &PasswordSource, warnings: &mut Vec<String>) -> Res
         return Err((key, "the password is empty".to_string()));
     }
     Ok(Secret::new(trimmed))
+}
+
+/// Refuses a secret file that others than its owner may read: on a shared
+/// host any local user could take the account. (Credentials that systemd
+/// hands over are exempt: systemd makes them private to the service.)
+pub(crate) fn private_file(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{what} {} may be read by group or others (mode {:04o}); run `chmod 600 {}` so only its owner can",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a configuration file that anyone may change: whoever writes it
+/// chooses where the account's token is sent.
+pub(crate) fn not_world_writable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "the file may be changed by any user (mode {:04o}); run `chmod o-w {}`",
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
 }

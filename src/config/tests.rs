@@ -78,20 +78,45 @@ fn durations_are_parsed_and_bad_ones_named() {
 }
 
 #[test]
-fn world_readable_password_file_is_warned_about() {
+fn a_password_file_others_can_read_is_refused_naming_the_chmod() {
     let dir = tempfile::tempdir().unwrap();
     let text = minimal(dir.path());
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path().join("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-        assert!(
-            cfg.warnings.iter().any(|w| w.contains("chmod 0600")),
-            "{:?}",
-            cfg.warnings
-        );
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(dir.path().join("pw"), std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("auth.password_file") && err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
+}
+
+#[test]
+fn a_config_file_anyone_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, minimal(dir.path())).unwrap();
+    assert!(Config::load(&path).is_ok());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = Config::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("chmod o-w"), "{err}");
+}
+
+#[test]
+fn a_unix_socket_everyone_can_open_is_refused_and_a_public_admin_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[proxy]\nlisten = \"unix:/run/x.sock\"\nunix_mode = \"0777\"\n".to_string() + &minimal(dir.path());
+    let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("proxy.unix_mode") && err.contains("every local user"), "{err}");
+    let text = "[admin]\nlisten = \"0.0.0.0:9090\"\n".to_string() + &minimal(dir.path());
+    let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
+    assert!(cfg.warnings.iter().any(|w| w.contains("NOT a loopback")), "{:?}", cfg.warnings);
 }
 
 #[test]

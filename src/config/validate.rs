@@ -251,7 +251,7 @@ impl Validator<'_> {
                 ));
             }
         };
-        let password = load_password(&password_source, &mut warnings).map_err(|(key, msg)| self.err(key, msg))?;
+        let password = load_password(&password_source).map_err(|(key, msg)| self.err(key, msg))?;
         let refresh_ratio = ra.refresh_ratio.unwrap_or(0.75);
         if !(0.1..=0.95).contains(&refresh_ratio) {
             return Err(self.err(
@@ -302,6 +302,14 @@ impl Validator<'_> {
                     )
                 })?,
         };
+        if unix_mode & 0o002 != 0 {
+            return Err(self.err(
+                "proxy.unix_mode",
+                format!(
+                    "{unix_mode:04o} lets every local user connect and act as the account; use \"0660\" (owner and group) or \"0600\""
+                ),
+            ));
+        }
         let allowed_clients = match rp.allowed_clients {
             None => [
                 IpNet::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8),
@@ -382,6 +390,13 @@ impl Validator<'_> {
         let admin = AdminSettings {
             listen: self.listen("admin.listen", raw.admin.listen.as_deref().unwrap_or("127.0.0.1:9090"))?,
         };
+        if let Listen::Tcp(addr) = &admin.listen {
+            if !addr.ip().is_loopback() {
+                warnings.push(format!(
+                    "admin.listen = {addr} is NOT a loopback address: /readyz and /metrics (account name, token timing, errors) are open to the network; bind it to 127.0.0.1 unless a firewall guards it"
+                ));
+            }
+        }
         let port_zero = matches!(&admin.listen, Listen::Tcp(a) if a.port() == 0);
         if admin.listen == proxy.listen && !port_zero {
             return Err(self.err("admin.listen", "must differ from proxy.listen"));

@@ -16,6 +16,8 @@ use crate::upstream;
 fn settings(base: &str, extra: &str) -> UpstreamSettings {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("pw"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let text = format!("[upstream]\nbase_url = {base:?}\n{extra}\n[auth]\nusername = \"u\"\npassword_file = \"pw\"\n");
     Config::from_toml(&text, &dir.path().join("c.toml"))
         .unwrap()
