@@ -1,4 +1,4 @@
-//! Unit tests of `auth`.
+//! Unit tests of `auth::grant`: the answers the API gives, read or refused.
 
 use super::*;
 
@@ -103,26 +103,4 @@ fn retry_after_is_read_from_server_errors() {
         .err()
         .unwrap();
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-}
-
-#[test]
-fn backoff_grows_and_is_capped() {
-    let cap = Duration::from_secs(30);
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 1.0), Duration::from_millis(250));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 0.0), Duration::from_millis(125));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 3, 1.0), Duration::from_secs(2));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 1.0), cap);
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 0.0), cap / 2);
-    // a refused password: at most a handful of attempts in the first minute
-    let slow = Duration::from_secs(300);
-    let mut t = Duration::ZERO;
-    let mut attempts = 1;
-    for n in 0.. {
-        t += backoff(CREDENTIAL_BASE, slow, n, 0.0);
-        if t > Duration::from_secs(60) {
-            break;
-        }
-        attempts += 1;
-    }
-    assert!(attempts <= 5, "{attempts} attempts in a minute");
 }

@@ -1,0 +1,302 @@
+//! The auth task's policy, as pure functions of (state, now[, jitter]):
+//! when to refresh, how long to back off after a failure and what to try
+//! then, and whether a 401 seen by a request earns a re-authentication.
+//!
+//! Nothing here reads a clock, draws a random number or touches the network:
+//! the task ([`super::task`]) passes `now` and the jitter in, and sleeps
+//! until the deadline it gets back (the pattern of mini-redis'
+//! `purge_expired_keys`). So every rule is a table test in microseconds
+//! (see `schedule/tests.rs`) instead of a real-time integration test.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::grant::AuthError;
+use crate::config::AuthSettings;
+
+/// Base of the fast backoff after an outage (connect error, 5xx, garbage).
+pub(super) const TRANSIENT_BASE: Duration = Duration::from_millis(250);
+/// Base of the slow backoff after the API refused the credentials.
+pub(super) const CREDENTIAL_BASE: Duration = Duration::from_secs(5);
+/// A token that a 401-triggered renewal produced and that the API rejects
+/// before it ever worked must have lived this long before the next renewal;
+/// the wait doubles each time, so an API that rejects every token cannot
+/// cause a login storm. Any other rejected token is renewed at once.
+pub(super) const REAUTH_COOLDOWN: Duration = Duration::from_secs(1);
+pub(super) const REAUTH_COOLDOWN_MAX: Duration = Duration::from_secs(60);
+/// A failing refresh gets one more try this long before the token stops
+/// being handed out.
+pub(super) const LAST_CHANCE: Duration = Duration::from_millis(200);
+
+/// The two ways to a new token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Login,
+    Refresh,
+}
+
+/// What the task does next, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Next {
+    pub step: Step,
+    pub at: Instant,
+}
+
+/// The knobs of the policy, from `[auth]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Policy {
+    /// Refresh when this share of the lifetime has passed.
+    pub refresh_ratio: f64,
+    /// Cap of the fast backoff (outages).
+    pub retry_max: Duration,
+    /// Cap of the slow backoff (refused credentials).
+    pub credential_retry_max: Duration,
+}
+
+impl Policy {
+    pub(super) fn from_settings(settings: &AuthSettings) -> Policy {
+        Policy {
+            refresh_ratio: settings.refresh_ratio,
+            retry_max: settings.retry_max,
+            credential_retry_max: settings.credential_retry_max,
+        }
+    }
+}
+
+/// A token's life on the monotonic clock: from the moment its request was
+/// sent, for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lease {
+    pub obtained_at: Instant,
+    pub lifetime: Duration,
+}
+
+impl Lease {
+    pub(super) fn expires_at(&self) -> Instant {
+        self.obtained_at + self.lifetime
+    }
+
+    /// The last moment the token is handed out: a margin for the request's
+    /// trip is kept, its last second (or last tenth, for very short
+    /// lifetimes).
+    pub(super) fn valid_until(&self) -> Instant {
+        self.expires_at() - Duration::from_secs(1).min(self.lifetime / 10)
+    }
+}
+
+/// Exponential backoff with jitter: the `attempt`-th wait (0-based) is drawn
+/// from [d/2, d) where d = base·2^attempt, capped.
+pub fn backoff(base: Duration, cap: Duration, attempt: u32, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(20));
+    let d = exp.min(cap);
+    d.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// The refresh point of a token: `refresh_ratio` of its lifetime, moved by
+/// up to ±5 % of the lifetime (`jitter` in [0, 1)) so that sidecars started
+/// together do not refresh together.
+pub(super) fn refresh_point(policy: &Policy, lease: Lease, jitter: f64) -> Instant {
+    let jitter = (jitter.clamp(0.0, 1.0) - 0.5) * 0.1;
+    let ratio = (policy.refresh_ratio + jitter).clamp(0.05, 0.95);
+    lease.obtained_at + lease.lifetime.mul_f64(ratio)
+}
+
+/// What follows a new token: its refresh.
+pub(super) fn after_grant(policy: &Policy, lease: Lease, jitter: f64) -> Next {
+    Next {
+        step: Step::Refresh,
+        at: refresh_point(policy, lease, jitter),
+    }
+}
+
+/// How a failed attempt is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    /// The API refused the refresh: the refresh token is spent, log in now.
+    RefreshRefused,
+    /// The API refused the credentials of a login: retry slowly.
+    Credential,
+    /// The API was unreachable, too slow, answered 5xx or garbage: retry fast.
+    Outage,
+}
+
+pub(super) fn classify(step: Step, e: &AuthError) -> Class {
+    match (step, e.is_rejection()) {
+        (Step::Refresh, true) => Class::RefreshRefused,
+        (Step::Login, true) => Class::Credential,
+        (_, false) => Class::Outage,
+    }
+}
+
+/// Consecutive failures since the last token, by class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Failures {
+    pub outage: u32,
+    pub credential: u32,
+}
+
+impl Failures {
+    pub(super) fn total(&self) -> u32 {
+        self.outage + self.credential
+    }
+}
+
+/// The schedule's answer to a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Retry {
+    pub next: Next,
+    /// The backoff drawn, before any rule moved `next.at` earlier (for the log).
+    pub wait: Duration,
+}
+
+/// After a failed attempt at `step` of class `class`: counts it in
+/// `failures` and says what to try when. `retry_after` is the API's
+/// `Retry-After`; `held` is the token in the cell, if any; `jitter` is in
+/// [0, 1).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn after_failure(
+    policy: &Policy,
+    failures: &mut Failures,
+    step: Step,
+    class: Class,
+    retry_after: Option<Duration>,
+    held: Option<Lease>,
+    now: Instant,
+    jitter: f64,
+) -> Retry {
+    let wait = match class {
+        // Not a failure to back off from: the refresh token is spent.
+        Class::RefreshRefused => {
+            return Retry {
+                next: Next {
+                    step: Step::Login,
+                    at: now,
+                },
+                wait: Duration::ZERO,
+            };
+        }
+        Class::Credential => {
+            failures.credential += 1;
+            backoff(
+                CREDENTIAL_BASE,
+                policy.credential_retry_max,
+                failures.credential - 1,
+                jitter,
+            )
+        }
+        Class::Outage => {
+            failures.outage += 1;
+            let w = backoff(TRANSIENT_BASE, policy.retry_max, failures.outage - 1, jitter);
+            match retry_after {
+                Some(ra) => w.max(ra.min(policy.retry_max)),
+                None => w,
+            }
+        }
+    };
+    let mut at = now + wait;
+    // A failing refresh is tried again before the token runs out.
+    if step == Step::Refresh {
+        if let Some(lease) = held.filter(|l| l.valid_until() > now) {
+            let last_chance = lease.valid_until().checked_sub(LAST_CHANCE).unwrap_or(now);
+            if at > last_chance && last_chance > now {
+                at = last_chance;
+            }
+        }
+    }
+    Retry {
+        next: Next { step, at },
+        wait,
+    }
+}
+
+/// A request's report that the API answered 401 to its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rejection {
+    /// The generation of the rejected token.
+    pub stale: u64,
+    /// The generation in the cell.
+    pub current: u64,
+    /// When the rejected token was obtained and whether it ever worked, if
+    /// it is still the one in the cell.
+    pub stale_session: Option<(Instant, bool)>,
+    /// A login or refresh is due now anyway (scheduled, or already asked for).
+    pub renewal_due: bool,
+}
+
+/// The answer to a [`Rejection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// A newer token is in the cell already.
+    Newer,
+    /// A renewal is due now; the request waits for it.
+    Join,
+    /// Not now: renewing would only repeat what the API rejects.
+    Decline { cooldown: Duration },
+    /// Renew now.
+    Renew,
+}
+
+/// The state behind the re-authentication decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reauth {
+    cooldown: Duration,
+    /// The generation a 401-triggered renewal produced, and whether one is
+    /// under way.
+    fruit: u64,
+    pending: bool,
+}
+
+impl Default for Reauth {
+    fn default() -> Self {
+        Reauth {
+            cooldown: REAUTH_COOLDOWN,
+            fruit: 0,
+            pending: false,
+        }
+    }
+}
+
+impl Reauth {
+    /// Decides on a request's 401, and records a renewal it grants.
+    pub(super) fn judge(&mut self, r: &Rejection, now: Instant) -> Verdict {
+        let age = r
+            .stale_session
+            .map(|(obtained, _)| now.saturating_duration_since(obtained));
+        let proven = r.stale_session.is_some_and(|(_, proven)| proven);
+        // Suspicious only if the rejected token is itself the fruit of a
+        // 401-triggered renewal and never worked: the API rejects what it
+        // issues, and renewing again at once would loop.
+        let suspicious = !proven && r.stale == self.fruit;
+        if r.stale < r.current {
+            return Verdict::Newer;
+        }
+        if r.renewal_due {
+            return Verdict::Join;
+        }
+        if suspicious && age.is_some_and(|a| a < self.cooldown) {
+            return Verdict::Decline {
+                cooldown: self.cooldown,
+            };
+        }
+        // A token that served requests was revoked: renew at once. One that
+        // never worked makes the next wait longer.
+        self.cooldown = if suspicious {
+            (self.cooldown * 2).min(REAUTH_COOLDOWN_MAX)
+        } else {
+            REAUTH_COOLDOWN
+        };
+        self.pending = true;
+        Verdict::Renew
+    }
+
+    /// A new token of `generation` is in the cell.
+    pub(super) fn installed(&mut self, generation: u64) {
+        if std::mem::take(&mut self.pending) {
+            self.fruit = generation;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

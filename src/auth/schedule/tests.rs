@@ -1,0 +1,444 @@
+//! Unit tests of `auth::schedule`: every rule as a table of cases, with
+//! `Instant` arithmetic from one captured base. Nothing sleeps.
+
+use super::*;
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+fn policy() -> Policy {
+    Policy {
+        refresh_ratio: 0.75,
+        retry_max: 30 * S,
+        credential_retry_max: 300 * S,
+    }
+}
+
+fn rejected(status: u16) -> AuthError {
+    AuthError::Rejected {
+        status,
+        code: i64::from(status),
+        message: "refused".into(),
+    }
+}
+
+fn server(status: u16) -> AuthError {
+    AuthError::Server {
+        status,
+        message: "down".into(),
+        retry_after: None,
+    }
+}
+
+#[test]
+fn refresh_point_stays_within_the_jitter_bounds() {
+    let t0 = Instant::now();
+    let lease = |secs: u64| Lease {
+        obtained_at: t0,
+        lifetime: Duration::from_secs(secs),
+    };
+    // (refresh_ratio, lifetime, jitter, expected offset from t0)
+    let cases: Vec<(f64, u64, f64, Duration)> = vec![
+        (0.75, 3600, 0.5, 2700 * S),  // no jitter: exactly the ratio
+        (0.75, 3600, 0.0, 2520 * S),  // -5 % of the lifetime
+        (0.75, 3600, 1.0, 2880 * S),  // +5 % of the lifetime
+        (0.5, 10, 0.0, 4500 * MS),    // short tokens move by the same share
+        (0.5, 10, 1.0, 5500 * MS),    //
+        (0.95, 100, 1.0, 95 * S),     // never later than 95 %
+        (0.1, 100, 0.0, 5 * S),       // never earlier than 5 %
+        (0.75, 3600, 7.0, 2880 * S),  // jitter outside [0, 1] is clamped
+        (0.75, 3600, -3.0, 2520 * S), //
+    ];
+    for (ratio, secs, jitter, expected) in cases {
+        let p = Policy {
+            refresh_ratio: ratio,
+            ..policy()
+        };
+        let at = refresh_point(&p, lease(secs), jitter);
+        let got = at - t0;
+        let diff = got.abs_diff(expected);
+        assert!(
+            diff < MS,
+            "ratio {ratio}, lifetime {secs}s, jitter {jitter}: {got:?}, expected {expected:?}"
+        );
+        let next = after_grant(&p, lease(secs), jitter);
+        assert_eq!(
+            next,
+            Next {
+                step: Step::Refresh,
+                at
+            },
+            "a new token is refreshed next"
+        );
+    }
+}
+
+#[test]
+fn failures_are_classified_by_step_and_answer() {
+    let timeout = AuthError::Timeout {
+        url: "u".into(),
+        limit: S,
+    };
+    let garbage = AuthError::Garbage {
+        status: 200,
+        detail: "x".into(),
+    };
+    let cases: Vec<(Step, AuthError, Class)> = vec![
+        (Step::Refresh, rejected(401), Class::RefreshRefused),
+        (Step::Refresh, rejected(403), Class::RefreshRefused),
+        (Step::Login, rejected(401), Class::Credential),
+        (Step::Login, server(503), Class::Outage),
+        (Step::Refresh, server(500), Class::Outage),
+        (Step::Refresh, timeout.clone(), Class::Outage),
+        (Step::Login, timeout, Class::Outage),
+        (Step::Login, garbage, Class::Outage),
+    ];
+    for (step, e, class) in cases {
+        assert_eq!(classify(step, &e), class, "{step:?} {e}");
+    }
+}
+
+/// One failure fed to `after_failure`, and what must come of it.
+struct Case {
+    name: &'static str,
+    step: Step,
+    class: Class,
+    before: Failures,
+    retry_after: Option<Duration>,
+    /// The token in the cell: obtained this long before now, with this lifetime.
+    held: Option<(Duration, Duration)>,
+    jitter: f64,
+    /// Expected: what next, how long after now, and the failure counts after.
+    next_step: Step,
+    after: Duration,
+    failures: Failures,
+}
+
+fn outage(n: u32) -> Failures {
+    Failures {
+        outage: n,
+        credential: 0,
+    }
+}
+
+fn credential(n: u32) -> Failures {
+    Failures {
+        outage: 0,
+        credential: n,
+    }
+}
+
+fn run(cases: Vec<Case>) {
+    let now = Instant::now() + 3600 * S;
+    for c in cases {
+        let mut failures = c.before;
+        let held = c.held.map(|(age, lifetime)| Lease {
+            obtained_at: now - age,
+            lifetime,
+        });
+        let retry = after_failure(
+            &policy(),
+            &mut failures,
+            c.step,
+            c.class,
+            c.retry_after,
+            held,
+            now,
+            c.jitter,
+        );
+        assert_eq!(retry.next.step, c.next_step, "{}: step", c.name);
+        assert_eq!(retry.next.at - now, c.after, "{}: deadline", c.name);
+        assert_eq!(failures, c.failures, "{}: failure counts", c.name);
+    }
+}
+
+#[test]
+fn a_refused_refresh_is_followed_by_a_login_at_once() {
+    run(vec![
+        Case {
+            name: "refused refresh, token valid",
+            step: Step::Refresh,
+            class: Class::RefreshRefused,
+            before: Failures::default(),
+            retry_after: None,
+            held: Some((2700 * S, 3600 * S)),
+            jitter: 1.0,
+            next_step: Step::Login,
+            after: Duration::ZERO,
+            failures: Failures::default(),
+        },
+        Case {
+            name: "refused refresh after outages: no backoff, counts kept",
+            step: Step::Refresh,
+            class: Class::RefreshRefused,
+            before: outage(2),
+            retry_after: Some(20 * S),
+            held: None,
+            jitter: 1.0,
+            next_step: Step::Login,
+            after: Duration::ZERO,
+            failures: outage(2),
+        },
+    ]);
+}
+
+#[test]
+fn credential_and_outage_backoffs_have_their_own_caps() {
+    let login = |name, class, before, jitter, after, failures| Case {
+        name,
+        step: Step::Login,
+        class,
+        before,
+        retry_after: None,
+        held: None,
+        jitter,
+        next_step: Step::Login,
+        after,
+        failures,
+    };
+    run(vec![
+        login("first outage", Class::Outage, outage(0), 1.0, 250 * MS, outage(1)),
+        login(
+            "first outage, low jitter",
+            Class::Outage,
+            outage(0),
+            0.0,
+            125 * MS,
+            outage(1),
+        ),
+        login("fourth outage", Class::Outage, outage(3), 1.0, 2 * S, outage(4)),
+        login(
+            "outages cap at retry_max",
+            Class::Outage,
+            outage(12),
+            1.0,
+            30 * S,
+            outage(13),
+        ),
+        login(
+            "outage cap, low jitter",
+            Class::Outage,
+            outage(40),
+            0.0,
+            15 * S,
+            outage(41),
+        ),
+        login(
+            "first refusal",
+            Class::Credential,
+            credential(0),
+            1.0,
+            5 * S,
+            credential(1),
+        ),
+        login(
+            "third refusal",
+            Class::Credential,
+            credential(2),
+            1.0,
+            20 * S,
+            credential(3),
+        ),
+        login(
+            "refusals cap at credential_retry_max",
+            Class::Credential,
+            credential(9),
+            1.0,
+            300 * S,
+            credential(10),
+        ),
+        // Each class counts its own failures.
+        login(
+            "a refusal after outages starts slow",
+            Class::Credential,
+            outage(5),
+            1.0,
+            5 * S,
+            Failures {
+                outage: 5,
+                credential: 1,
+            },
+        ),
+    ]);
+}
+
+#[test]
+fn retry_after_is_honoured_and_capped() {
+    let case = |name, retry_after: Option<Duration>, before, after| Case {
+        name,
+        step: Step::Login,
+        class: Class::Outage,
+        before,
+        retry_after,
+        held: None,
+        jitter: 1.0,
+        next_step: Step::Login,
+        after,
+        failures: outage(1 + before.outage),
+    };
+    run(vec![
+        case("no Retry-After", None, outage(0), 250 * MS),
+        case("Retry-After longer than the backoff", Some(7 * S), outage(0), 7 * S),
+        case("Retry-After shorter than the backoff", Some(S), outage(5), 8 * S),
+        case("Retry-After capped at retry_max", Some(3600 * S), outage(0), 30 * S),
+    ]);
+}
+
+#[test]
+fn a_failing_refresh_gets_a_last_chance_before_the_token_runs_out() {
+    let refresh = |name, held, before: Failures, next_step, after| Case {
+        name,
+        step: Step::Refresh,
+        class: Class::Outage,
+        before,
+        retry_after: None,
+        held,
+        jitter: 1.0,
+        next_step,
+        after,
+        failures: outage(before.outage + 1),
+    };
+    run(vec![
+        // 10 s token, 2 s old: handed out for 7 s more, room for the backoff.
+        refresh(
+            "backoff inside the validity: kept",
+            Some((2 * S, 10 * S)),
+            outage(0),
+            Step::Refresh,
+            250 * MS,
+        ),
+        // 3600 s token, 3590 s old: handed out for 9 s more (1 s margin);
+        // a 16 s backoff is pulled to 200 ms before that.
+        refresh(
+            "backoff past the validity: pulled in",
+            Some((3590 * S, 3600 * S)),
+            outage(6),
+            Step::Refresh,
+            8800 * MS,
+        ),
+        refresh("no token held: plain backoff", None, outage(6), Step::Refresh, 16 * S),
+        refresh(
+            "token already past its validity: plain backoff",
+            Some((3600 * S, 3600 * S)),
+            outage(6),
+            Step::Refresh,
+            16 * S,
+        ),
+    ]);
+}
+
+#[test]
+fn reauthentication_is_single_flight_and_cooled_down() {
+    let t0 = Instant::now();
+    // (name, rejection, now, expected verdict) applied in order to one state.
+    let steps: Vec<(&str, Rejection, Instant, Verdict)> = vec![
+        (
+            "a proven token is revoked: renew at once",
+            Rejection {
+                stale: 1,
+                current: 1,
+                stale_session: Some((t0, true)),
+                renewal_due: false,
+            },
+            t0 + 60 * S,
+            Verdict::Renew,
+        ),
+        (
+            "the same 401 from a request that is late: a newer token exists",
+            Rejection {
+                stale: 1,
+                current: 2,
+                stale_session: None,
+                renewal_due: false,
+            },
+            t0 + 61 * S,
+            Verdict::Newer,
+        ),
+        (
+            "a renewal is due anyway: join it",
+            Rejection {
+                stale: 2,
+                current: 2,
+                stale_session: Some((t0 + 61 * S, false)),
+                renewal_due: true,
+            },
+            t0 + 61 * S,
+            Verdict::Join,
+        ),
+        (
+            "the fresh token never worked and is rejected at once: declined",
+            Rejection {
+                stale: 2,
+                current: 2,
+                stale_session: Some((t0 + 61 * S, false)),
+                renewal_due: false,
+            },
+            t0 + 61 * S + 500 * MS,
+            Verdict::Decline { cooldown: S },
+        ),
+        (
+            "after the cooldown: renewed, and the next cooldown doubles",
+            Rejection {
+                stale: 2,
+                current: 2,
+                stale_session: Some((t0 + 61 * S, false)),
+                renewal_due: false,
+            },
+            t0 + 62 * S,
+            Verdict::Renew,
+        ),
+        (
+            "its fruit never worked either: declined for 2 s",
+            Rejection {
+                stale: 3,
+                current: 3,
+                stale_session: Some((t0 + 62 * S, false)),
+                renewal_due: false,
+            },
+            t0 + 63 * S + 900 * MS,
+            Verdict::Decline { cooldown: 2 * S },
+        ),
+        (
+            "a fruit that worked is renewed at once",
+            Rejection {
+                stale: 3,
+                current: 3,
+                stale_session: Some((t0 + 62 * S, true)),
+                renewal_due: false,
+            },
+            t0 + 63 * S + 900 * MS,
+            Verdict::Renew,
+        ),
+    ];
+    let mut state = Reauth::default();
+    let mut generation = 1;
+    for (name, rejection, now, verdict) in steps {
+        assert_eq!(state.judge(&rejection, now), verdict, "{name}");
+        if verdict == Verdict::Renew {
+            generation += 1;
+            state.installed(generation);
+        }
+    }
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let cap = Duration::from_secs(30);
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 1.0), Duration::from_millis(250));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 0.0), Duration::from_millis(125));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 3, 1.0), Duration::from_secs(2));
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 1.0), cap);
+    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 0.0), cap / 2);
+    // a refused password: at most a handful of attempts in the first minute
+    let slow = Duration::from_secs(300);
+    let mut t = Duration::ZERO;
+    let mut attempts = 1;
+    for n in 0.. {
+        t += backoff(CREDENTIAL_BASE, slow, n, 0.0);
+        if t > Duration::from_secs(60) {
+            break;
+        }
+        attempts += 1;
+    }
+    assert!(attempts <= 5, "{attempts} attempts in a minute");
+}
