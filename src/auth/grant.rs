@@ -60,6 +60,10 @@ pub struct Grant {
     pub lifetime: Duration,
     /// Where the lifetime came from, for the log line.
     pub lifetime_source: &'static str,
+    /// How long the session lasts from now, when the API says: the refresh
+    /// token's own JWT `exp`. After it only a login works (the live API's
+    /// sessions end after 7 days). `None`: no end known, refreshes go on.
+    pub session_lifetime: Option<Duration>,
     /// A warning about the answer (e.g. an `exp` in the past), for the log.
     pub note: Option<String>,
 }
@@ -321,13 +325,26 @@ pub fn parse_grant(
             detail: format!("a lifetime of {lifetime:?} is too short to use (at least 1 s)"),
         });
     }
+    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now_unix));
     Ok(Grant {
         access: Secret::new(access),
         refresh,
         lifetime,
         lifetime_source,
+        session_lifetime,
         note,
     })
+}
+
+/// How long a refresh token lasts from `now_unix`, by its JWT `exp`; `None`
+/// when it has none, or one in the past or implausibly far ahead (then the
+/// API is the judge: a refused refresh falls back to a login anyway).
+pub(super) fn session_lifetime(refresh: &str, now_unix: u64) -> Option<Duration> {
+    let exp = jwt_exp(refresh)?;
+    let left = exp
+        .checked_sub(now_unix)
+        .filter(|s| *s > 0 && *s <= MAX_LIFETIME.as_secs())?;
+    Some(Duration::from_secs(left))
 }
 
 pub(super) fn unix_now() -> u64 {

@@ -10,7 +10,9 @@
 //!
 //! Lifetimes are the sooner of `expiresIn` and the JWT `exp` claim, measured
 //! on the monotonic clock from the moment the request was sent. A token past
-//! its expiry is never handed out. A request that meets an upstream 401 asks
+//! its expiry is never handed out. When the refresh token has an `exp` of its
+//! own (the session's end: 7 days on the live API), the renewal that would
+//! come too close to it is a login instead of a refresh. A request that meets an upstream 401 asks
 //! for a re-authentication; the task runs one per stale token (single-flight)
 //! and no more often than the schedule allows, so a misbehaving API cannot
 //! cause a login storm.

@@ -25,8 +25,8 @@ pub(super) const CREDENTIAL_BASE: Duration = Duration::from_secs(5);
 /// cause a login storm. Any other rejected token is renewed at once.
 pub(super) const REAUTH_COOLDOWN: Duration = Duration::from_secs(1);
 pub(super) const REAUTH_COOLDOWN_MAX: Duration = Duration::from_secs(60);
-/// A failing refresh gets one more try this long before the token stops
-/// being handed out.
+/// A renewal failing for outage reasons gets one more try this long before
+/// the token stops being handed out.
 pub(super) const LAST_CHANCE: Duration = Duration::from_millis(200);
 
 /// The two ways to a new token.
@@ -65,11 +65,13 @@ impl Policy {
 }
 
 /// A token's life on the monotonic clock: from the moment its request was
-/// sent, for its lifetime.
+/// sent, for its lifetime; and when the session it belongs to ends, if the
+/// API said (the refresh token's `exp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Lease {
     pub obtained_at: Instant,
     pub lifetime: Duration,
+    pub session_end: Option<Instant>,
 }
 
 impl Lease {
@@ -102,11 +104,47 @@ pub(super) fn refresh_point(policy: &Policy, lease: Lease, jitter: f64) -> Insta
     lease.obtained_at + lease.lifetime.mul_f64(ratio)
 }
 
-/// What follows a new token: its refresh.
+/// When a session that ends must be renewed by a login instead of a
+/// refresh: `session_end` minus the share of a token's lifetime a failing
+/// refresh has before expiry ((1 − refresh_ratio)·lifetime), so that a login
+/// has the same room for retries before the session ends. The margin is
+/// never more than that share of the session itself, so a session shorter
+/// than a token does not make every login due at once.
+pub(super) fn session_login_point(policy: &Policy, lease: Lease) -> Option<Instant> {
+    let end = lease.session_end?;
+    let share = 1.0 - policy.refresh_ratio;
+    let session = end.saturating_duration_since(lease.obtained_at);
+    let margin = lease.lifetime.mul_f64(share).min(session.mul_f64(share));
+    Some(end.checked_sub(margin).unwrap_or(end))
+}
+
+/// What follows a new token: its refresh, or a login when that refresh
+/// would come too close to the end of the session (no refresh is ever
+/// tried on a session that has ended, and no request meets one).
 pub(super) fn after_grant(policy: &Policy, lease: Lease, jitter: f64) -> Next {
-    Next {
-        step: Step::Refresh,
-        at: refresh_point(policy, lease, jitter),
+    let refresh_at = refresh_point(policy, lease, jitter);
+    match session_login_point(policy, lease) {
+        Some(login_by) if refresh_at >= login_by => Next {
+            step: Step::Login,
+            at: login_by,
+        },
+        _ => Next {
+            step: Step::Refresh,
+            at: refresh_at,
+        },
+    }
+}
+
+/// How to renew right now (a re-authentication): a refresh while a refresh
+/// token is held and the session is not about to end, else a login.
+pub(super) fn renewal_step(policy: &Policy, lease: Option<Lease>, has_refresh_token: bool, now: Instant) -> Step {
+    let session_over = lease
+        .and_then(|l| session_login_point(policy, l))
+        .is_some_and(|login_by| now >= login_by);
+    if has_refresh_token && !session_over {
+        Step::Refresh
+    } else {
+        Step::Login
     }
 }
 
@@ -152,8 +190,8 @@ pub(super) struct Retry {
 
 /// After a failed attempt at `step` of class `class`: counts it in
 /// `failures` and says what to try when. `retry_after` is the API's
-/// `Retry-After`; `held` is the token in the cell, if any; `jitter` is in
-/// [0, 1).
+/// `Retry-After`; `held` is the newest token's lease (expired or not), if
+/// any; `jitter` is in [0, 1).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn after_failure(
     policy: &Policy,
@@ -195,8 +233,19 @@ pub(super) fn after_failure(
         }
     };
     let mut at = now + wait;
-    // A failing refresh is tried again before the token runs out.
+    let mut step = step;
+    // A refresh retry that would come after the session's login point is a
+    // login, at that point.
     if step == Step::Refresh {
+        if let Some(login_by) = held.and_then(|l| session_login_point(policy, l)) {
+            if at >= login_by {
+                step = Step::Login;
+                at = login_by.max(now);
+            }
+        }
+    }
+    // A failing renewal is tried again before the token runs out.
+    if class == Class::Outage {
         if let Some(lease) = held.filter(|l| l.valid_until() > now) {
             let last_chance = lease.valid_until().checked_sub(LAST_CHANCE).unwrap_or(now);
             if at > last_chance && last_chance > now {

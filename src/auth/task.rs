@@ -44,6 +44,9 @@ pub struct Authenticator {
     generation: u64,
     /// The newest refresh token; it outlives the access token's validity.
     refresh_token: Option<Secret>,
+    /// The newest token's timing and its session's end, kept after the
+    /// token leaves the cell: what the schedule reads.
+    lease: Option<Lease>,
     next: Next,
     failures: Failures,
     reauth: Reauth,
@@ -72,6 +75,7 @@ impl Authenticator {
             metrics,
             generation: 0,
             refresh_token: None,
+            lease: None,
             next: Next {
                 step: Step::Login,
                 at: Instant::now(),
@@ -137,11 +141,7 @@ impl Authenticator {
                     Verdict::Renew => {
                         self.metrics.reauthentications.inc();
                         info!("the API rejected the current token; re-authenticating now");
-                        let step = if self.refresh_token.is_some() {
-                            Step::Refresh
-                        } else {
-                            Step::Login
-                        };
+                        let step = schedule::renewal_step(&self.policy, self.lease, self.refresh_token.is_some(), now);
                         self.next = Next { step, at: now };
                         true
                     }
@@ -204,12 +204,7 @@ impl Authenticator {
                     };
                     let result = self.method.refresh(&self.http, held).await;
                     self.count(AuthKind::Refresh, &result);
-                    // Rotation: the answer's refresh token replaces ours; an
-                    // API that sends none keeps the old one valid.
-                    result.map(|mut grant| {
-                        grant.refresh.get_or_insert(refresh);
-                        grant
-                    })
+                    result
                 }
                 None => Err(AuthError::Rejected {
                     status: 0,
@@ -236,9 +231,18 @@ impl Authenticator {
     /// Puts a new session in the cell and schedules what follows.
     fn install(&mut self, grant: Grant, sent: Instant, how: Step) {
         let lifetime = grant.lifetime;
+        // Rotation: the answer's refresh token replaces ours (and its `exp`
+        // says when the session ends); an API that sends none with a refresh
+        // keeps the old one, and the old session end, valid.
+        let (refresh_token, session_end) = match grant.refresh {
+            Some(refresh) => (Some(refresh), grant.session_lifetime.map(|l| sent + l)),
+            None if how == Step::Refresh => (self.refresh_token.clone(), self.lease.and_then(|l| l.session_end)),
+            None => (None, None),
+        };
         let lease = Lease {
             obtained_at: sent,
             lifetime,
+            session_end,
         };
         let next = schedule::after_grant(&self.policy, lease, rand::random());
         let timing = Timing {
@@ -254,7 +258,8 @@ impl Authenticator {
             return;
         };
         self.generation += 1;
-        self.refresh_token = grant.refresh;
+        self.refresh_token = refresh_token;
+        self.lease = Some(lease);
         self.cell.store(Some(Arc::new(session)));
         self.reauth.installed(self.generation);
         self.next = next;
@@ -270,13 +275,18 @@ impl Authenticator {
         } else {
             "token refreshed"
         };
+        let then = match next.step {
+            Step::Refresh => "refresh",
+            Step::Login => "login (the session ends)",
+        };
         info!(
             username = %self.method.account(),
             expires_in_s = lifetime.as_secs(),
             lifetime_from = grant.lifetime_source,
+            session_ends_in_s = session_end.map(|e| e.saturating_duration_since(sent).as_secs()),
             next_refresh_in_ms = wait.as_millis() as u64,
             recovered,
-            "{what}; next refresh in {}",
+            "{what}; next {then} in {}",
             humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
         );
         let now = SystemTime::now();
@@ -298,17 +308,13 @@ impl Authenticator {
     fn failed(&mut self, step: Step, e: AuthError) {
         let now = Instant::now();
         let class = schedule::classify(step, &e);
-        let held = self.current().map(|s| Lease {
-            obtained_at: s.obtained_at,
-            lifetime: s.lifetime,
-        });
         let retry = schedule::after_failure(
             &self.policy,
             &mut self.failures,
             step,
             class,
             e.retry_after(),
-            held,
+            self.lease,
             now,
             rand::random(),
         );

@@ -104,3 +104,23 @@ fn retry_after_is_read_from_server_errors() {
         .unwrap();
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
 }
+
+#[test]
+fn the_session_ends_with_the_refresh_tokens_exp() {
+    // (refresh token, expected session lifetime) at now = 1_000_000
+    let cases: Vec<(String, Option<Duration>)> = vec![
+        (jwt(1_000_000 + 7 * 86400), Some(Duration::from_secs(7 * 86400))),
+        (jwt(1_000_005), Some(Duration::from_secs(5))),
+        ("opaque".into(), None),
+        (jwt(1_000_000), None),    // ends now: the API will say
+        (jwt(999_000), None),      // in the past (clock skew)
+        (jwt(u64::MAX / 2), None), // milliseconds, or nonsense
+    ];
+    for (refresh, expected) in cases {
+        let body = format!(r#"{{"code":200,"data":{{"accessToken":"a","refreshToken":"{refresh}","expiresIn":60}}}}"#);
+        let g = grant(200, &body).unwrap();
+        assert_eq!(g.session_lifetime, expected, "{refresh}");
+    }
+    let g = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":60}}"#).unwrap();
+    assert_eq!(g.session_lifetime, None, "no refresh token, no session end");
+}

@@ -36,6 +36,7 @@ fn refresh_point_stays_within_the_jitter_bounds() {
     let lease = |secs: u64| Lease {
         obtained_at: t0,
         lifetime: Duration::from_secs(secs),
+        session_end: None,
     };
     // (refresh_ratio, lifetime, jitter, expected offset from t0)
     let cases: Vec<(f64, u64, f64, Duration)> = vec![
@@ -105,8 +106,10 @@ struct Case {
     class: Class,
     before: Failures,
     retry_after: Option<Duration>,
-    /// The token in the cell: obtained this long before now, with this lifetime.
+    /// The newest token: obtained this long before now, with this lifetime.
     held: Option<(Duration, Duration)>,
+    /// Its session ends this long after now.
+    session_left: Option<Duration>,
     jitter: f64,
     /// Expected: what next, how long after now, and the failure counts after.
     next_step: Step,
@@ -135,6 +138,7 @@ fn run(cases: Vec<Case>) {
         let held = c.held.map(|(age, lifetime)| Lease {
             obtained_at: now - age,
             lifetime,
+            session_end: c.session_left.map(|left| now + left),
         });
         let retry = after_failure(
             &policy(),
@@ -162,6 +166,7 @@ fn a_refused_refresh_is_followed_by_a_login_at_once() {
             before: Failures::default(),
             retry_after: None,
             held: Some((2700 * S, 3600 * S)),
+            session_left: None,
             jitter: 1.0,
             next_step: Step::Login,
             after: Duration::ZERO,
@@ -174,6 +179,7 @@ fn a_refused_refresh_is_followed_by_a_login_at_once() {
             before: outage(2),
             retry_after: Some(20 * S),
             held: None,
+            session_left: None,
             jitter: 1.0,
             next_step: Step::Login,
             after: Duration::ZERO,
@@ -191,6 +197,7 @@ fn credential_and_outage_backoffs_have_their_own_caps() {
         before,
         retry_after: None,
         held: None,
+        session_left: None,
         jitter,
         next_step: Step::Login,
         after,
@@ -271,6 +278,7 @@ fn retry_after_is_honoured_and_capped() {
         before,
         retry_after,
         held: None,
+        session_left: None,
         jitter: 1.0,
         next_step: Step::Login,
         after,
@@ -293,6 +301,7 @@ fn a_failing_refresh_gets_a_last_chance_before_the_token_runs_out() {
         before,
         retry_after: None,
         held,
+        session_left: None,
         jitter: 1.0,
         next_step,
         after,
@@ -325,6 +334,146 @@ fn a_failing_refresh_gets_a_last_chance_before_the_token_runs_out() {
             16 * S,
         ),
     ]);
+}
+
+#[test]
+fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
+    let t0 = Instant::now();
+    // (name, token lifetime, session end after t0, expected step, at after t0)
+    let cases: Vec<(&str, Duration, Option<Duration>, Step, Duration)> = vec![
+        ("no session end: refresh", 3600 * S, None, Step::Refresh, 2700 * S),
+        (
+            "7-day session: refresh",
+            3600 * S,
+            Some(7 * 86400 * S),
+            Step::Refresh,
+            2700 * S,
+        ),
+        // The login point is the end minus (1 - 0.75) of the token's lifetime.
+        (
+            "refresh before the login point",
+            3600 * S,
+            Some(3700 * S),
+            Step::Refresh,
+            2700 * S,
+        ),
+        (
+            "refresh after the login point: login",
+            3600 * S,
+            Some(3600 * S),
+            Step::Login,
+            2700 * S,
+        ),
+        (
+            "... at the login point",
+            3600 * S,
+            Some(3400 * S),
+            Step::Login,
+            2550 * S,
+        ),
+        // ... but at most that share of the session itself.
+        (
+            "short session: login at 3/4 of it",
+            3600 * S,
+            Some(60 * S),
+            Step::Login,
+            45 * S,
+        ),
+        // The integration test's 2 s tokens in a 5 s session.
+        ("2 s token, 5 s left", 2 * S, Some(5 * S), Step::Refresh, 1500 * MS),
+        ("2 s token, 2 s left", 2 * S, Some(2 * S), Step::Login, 1500 * MS),
+        ("2 s token, 1.5 s left", 2 * S, Some(1500 * MS), Step::Login, 1125 * MS),
+    ];
+    for (name, lifetime, end, step, at) in cases {
+        let lease = Lease {
+            obtained_at: t0,
+            lifetime,
+            session_end: end.map(|e| t0 + e),
+        };
+        let next = after_grant(&policy(), lease, 0.5);
+        assert_eq!(next, Next { step, at: t0 + at }, "{name}");
+    }
+    // A session that ended before the token came (kept from an older
+    // refresh token): the login is due at once.
+    let lease = Lease {
+        obtained_at: t0 + 10 * S,
+        lifetime: 3600 * S,
+        session_end: Some(t0),
+    };
+    let next = after_grant(&policy(), lease, 0.5);
+    assert_eq!(next.step, Step::Login);
+    assert!(next.at <= lease.obtained_at, "{:?}", next.at - t0);
+}
+
+#[test]
+fn no_refresh_is_tried_past_the_sessions_login_point() {
+    let refresh = |name, held, session_left, before: Failures, next_step, after| Case {
+        name,
+        step: Step::Refresh,
+        class: Class::Outage,
+        before,
+        retry_after: None,
+        held,
+        session_left,
+        jitter: 1.0,
+        next_step,
+        after,
+        failures: outage(before.outage + 1),
+    };
+    run(vec![
+        // 3600 s token, 2700 s old; login point 900 s before the end.
+        refresh(
+            "retry well before the login point: refresh",
+            Some((2700 * S, 3600 * S)),
+            Some(86400 * S),
+            outage(0),
+            Step::Refresh,
+            250 * MS,
+        ),
+        refresh(
+            "retry after the login point: login at that point",
+            Some((2700 * S, 3600 * S)),
+            Some(910 * S),
+            outage(6),
+            Step::Login,
+            10 * S,
+        ),
+        refresh(
+            "login point passed: login now",
+            Some((2700 * S, 3600 * S)),
+            Some(800 * S),
+            outage(0),
+            Step::Login,
+            Duration::ZERO,
+        ),
+    ]);
+    // A 401 between: refresh while the session lasts, else log in.
+    let now = Instant::now() + 3600 * S;
+    let lease = |left: Option<Duration>| Lease {
+        obtained_at: now - 100 * S,
+        lifetime: 3600 * S,
+        session_end: left.map(|l| now + l),
+    };
+    let cases: Vec<(&str, Option<Lease>, bool, Step)> = vec![
+        ("refresh token, no session end", Some(lease(None)), true, Step::Refresh),
+        (
+            "refresh token, session lasts",
+            Some(lease(Some(86400 * S))),
+            true,
+            Step::Refresh,
+        ),
+        (
+            "refresh token, session about to end",
+            Some(lease(Some(10 * S))),
+            true,
+            Step::Login,
+        ),
+        ("no refresh token", Some(lease(None)), false, Step::Login),
+        ("nothing held", None, false, Step::Login),
+    ];
+    for (name, lease, has_refresh, step) in cases {
+        assert_eq!(renewal_step(&policy(), lease, has_refresh, now), step, "{name}");
+    }
 }
 
 #[test]
