@@ -336,15 +336,17 @@ pub fn parse_grant(
     })
 }
 
-/// How long a refresh token lasts from `now_unix`, by its JWT `exp`; `None`
-/// when it has none, or one in the past or implausibly far ahead (then the
-/// API is the judge: a refused refresh falls back to a login anyway).
+/// How long a refresh token lasts from `now_unix`, by its JWT `exp`, less
+/// a second: both are whole seconds, so the session may end up to a second
+/// sooner than `exp - now_unix` says. `None` when it has no `exp`, or one
+/// less than two seconds ahead or implausibly far (then the API is the
+/// judge: a refused refresh falls back to a login anyway).
 pub(super) fn session_lifetime(refresh: &str, now_unix: u64) -> Option<Duration> {
     let exp = jwt_exp(refresh)?;
     let left = exp
         .checked_sub(now_unix)
-        .filter(|s| *s > 0 && *s <= MAX_LIFETIME.as_secs())?;
-    Some(Duration::from_secs(left))
+        .filter(|s| *s >= 2 && *s <= MAX_LIFETIME.as_secs())?;
+    Some(Duration::from_secs(left - 1))
 }
 
 pub(super) fn unix_now() -> u64 {

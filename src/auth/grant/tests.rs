@@ -109,10 +109,13 @@ fn retry_after_is_read_from_server_errors() {
 fn the_session_ends_with_the_refresh_tokens_exp() {
     // (refresh token, expected session lifetime) at now = 1_000_000
     let cases: Vec<(String, Option<Duration>)> = vec![
-        (jwt(1_000_000 + 7 * 86400), Some(Duration::from_secs(7 * 86400))),
-        (jwt(1_000_005), Some(Duration::from_secs(5))),
+        // A second less: whole seconds on both sides.
+        (jwt(1_000_000 + 7 * 86400), Some(Duration::from_secs(7 * 86400 - 1))),
+        (jwt(1_000_005), Some(Duration::from_secs(4))),
+        (jwt(1_000_002), Some(Duration::from_secs(1))),
         ("opaque".into(), None),
-        (jwt(1_000_000), None),    // ends now: the API will say
+        (jwt(1_000_001), None),    // too short to plan with: the API will say
+        (jwt(1_000_000), None),    // ends now
         (jwt(999_000), None),      // in the past (clock skew)
         (jwt(u64::MAX / 2), None), // milliseconds, or nonsense
     ];
