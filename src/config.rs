@@ -101,6 +101,7 @@ struct RawAuth {
     timeout: Option<String>,
     retry_max: Option<String>,
     credential_retry_max: Option<String>,
+    reauth_min_interval: Option<String>,
     logout_on_shutdown: Option<bool>,
 }
 
@@ -246,6 +247,9 @@ pub struct AuthSettings {
     pub retry_max: Duration,
     /// Cap of the slow backoff used when the API refuses the credentials.
     pub credential_retry_max: Duration,
+    /// Least time between two re-authentications that clients' 401s cause;
+    /// doubles while the new tokens keep being rejected.
+    pub reauth_min_interval: Duration,
     pub logout_on_shutdown: bool,
 }
 
@@ -347,6 +351,7 @@ impl Config {
         let _ = writeln!(out, "timeout = {:?}", d(a.timeout));
         let _ = writeln!(out, "retry_max = {:?}", d(a.retry_max));
         let _ = writeln!(out, "credential_retry_max = {:?}", d(a.credential_retry_max));
+        let _ = writeln!(out, "reauth_min_interval = {:?}", d(a.reauth_min_interval));
         let _ = writeln!(out, "logout_on_shutdown = {}", a.logout_on_shutdown);
         let _ = writeln!(out, "\n[admin]");
         let _ = writeln!(out, "listen = {:?}", self.admin.listen.to_string());
@@ -639,6 +644,11 @@ impl Validator<'_> {
             timeout: self.positive_duration("auth.timeout", ra.timeout, Duration::from_secs(10))?,
             retry_max,
             credential_retry_max,
+            reauth_min_interval: self.positive_duration(
+                "auth.reauth_min_interval",
+                ra.reauth_min_interval,
+                Duration::from_secs(10),
+            )?,
             logout_on_shutdown: ra.logout_on_shutdown.unwrap_or(true),
         };
 

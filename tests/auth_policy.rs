@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::MockConfig;
+use ethgas_sidecar::mock::{Counts, MockConfig};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -105,4 +105,75 @@ async fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
     );
     assert_eq!(counts.expired_in_use, 0, "{counts:?}");
     assert_eq!(counts.private_unauthorized, 0, "{counts:?}");
+}
+
+/// Auth calls of any outcome that the mock saw between two snapshots.
+fn auth_calls(before: &Counts, after: &Counts) -> u64 {
+    after.auth_calls() - before.auth_calls()
+}
+
+#[tokio::test]
+async fn alternating_accepted_and_rejected_requests_cannot_drive_reauthentication() {
+    // The attack of issue #11: one request the API accepts, then one it
+    // answers 401 (an endpoint that rejects a token that works elsewhere),
+    // over and over. The mock's reject-all switch makes the second answer
+    // 401 whatever the token; it is off again for the first of each pair,
+    // so every token the sidecar gets works — as far as it can tell.
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
+    let url = sidecar.url("/api/v1/user/info");
+    let before = api.mock.counts();
+    let started = Instant::now();
+    let (mut pairs, mut passed_on) = (0u64, 0u64);
+    let mut last_401 = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        api.mock.set_reject_all(false);
+        assert_eq!(get(&c, &url).await.status, 200, "pair {pairs}: the accepted request");
+        api.mock.set_reject_all(true);
+        let r = get(&c, &url).await;
+        assert_eq!(r.status, 401, "pair {pairs}: the API's 401 reaches the client");
+        passed_on += 1;
+        last_401 = Some(r);
+        pairs += 1;
+    }
+    api.mock.set_reject_all(false);
+    let elapsed = started.elapsed();
+    let after = api.mock.counts();
+    let calls = auth_calls(&before, &after);
+    eprintln!(
+        "alternating 200/401 for {elapsed:?}: {pairs} pairs, {passed_on} 401s passed on, {calls} auth calls ({} refreshes, {} logins)",
+        after.refreshes_ok - before.refreshes_ok,
+        after.logins_ok - before.logins_ok
+    );
+    assert!(pairs >= 50, "the attack ran ({pairs} pairs)");
+    assert!(calls <= 2, "{calls} auth calls in {elapsed:?} of alternating traffic");
+    assert!(calls >= 1, "the first 401 on a working token still renews it at once");
+    // A declined 401 is the API's own answer, body included.
+    let body = last_401.map(|r| r.json()).unwrap_or_default();
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("Unauthorized")),
+        "{body}"
+    );
+}
+
+#[test]
+fn reauth_min_interval_is_a_validated_auth_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    write_private(&password, "pw\n");
+    let load = |extra: &str| {
+        let text = config_text("127.0.0.1:9".parse().unwrap(), &password, &Extra::auth(extra));
+        ethgas_sidecar::config::Config::from_toml(&text, &dir.path().join("c.toml"))
+    };
+    let c = load("").unwrap();
+    assert_eq!(c.auth.reauth_min_interval, Duration::from_secs(10), "the default");
+    assert!(c.render_redacted().contains("reauth_min_interval = \"10s\""));
+    let c = load("reauth_min_interval = \"250ms\"").unwrap();
+    assert_eq!(c.auth.reauth_min_interval, Duration::from_millis(250));
+    for bad in ["\"0s\"", "\"soon\"", "10"] {
+        let Err(e) = load(&format!("reauth_min_interval = {bad}")) else {
+            panic!("{bad} accepted");
+        };
+        assert!(e.to_string().contains("reauth_min_interval"), "{bad}: {e}");
+    }
 }

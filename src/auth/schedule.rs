@@ -19,12 +19,9 @@ use crate::config::AuthSettings;
 pub(super) const TRANSIENT_BASE: Duration = Duration::from_millis(250);
 /// Base of the slow backoff after the API refused the credentials.
 pub(super) const CREDENTIAL_BASE: Duration = Duration::from_secs(5);
-/// A token that a 401-triggered renewal produced and that the API rejects
-/// before it ever worked must have lived this long before the next renewal;
-/// the wait doubles each time, so an API that rejects every token cannot
-/// cause a login storm. Any other rejected token is renewed at once.
-pub(super) const REAUTH_COOLDOWN: Duration = Duration::from_secs(1);
-pub(super) const REAUTH_COOLDOWN_MAX: Duration = Duration::from_secs(60);
+/// The longest the floor between client-triggered re-authentications grows
+/// to while the API keeps rejecting new tokens (see [`Reauth`]).
+pub(super) const REAUTH_FLOOR_MAX: Duration = Duration::from_secs(300);
 /// A renewal failing for outage reasons gets one more try this long before
 /// the token stops being handed out.
 pub(super) const LAST_CHANCE: Duration = Duration::from_millis(200);
@@ -52,6 +49,8 @@ pub(super) struct Policy {
     pub retry_max: Duration,
     /// Cap of the slow backoff (refused credentials).
     pub credential_retry_max: Duration,
+    /// The floor between client-triggered re-authentications.
+    pub reauth_min_interval: Duration,
 }
 
 impl Policy {
@@ -60,6 +59,7 @@ impl Policy {
             refresh_ratio: settings.refresh_ratio,
             retry_max: settings.retry_max,
             credential_retry_max: settings.credential_retry_max,
+            reauth_min_interval: settings.reauth_min_interval,
         }
     }
 }
@@ -266,84 +266,85 @@ pub(super) struct Rejection {
     pub stale: u64,
     /// The generation in the cell.
     pub current: u64,
-    /// When the rejected token was obtained and whether it ever worked, if
-    /// it is still the one in the cell.
-    pub stale_session: Option<(Instant, bool)>,
-    /// A login or refresh is due now anyway (scheduled, or already asked for).
+    /// A login or refresh is due now anyway (scheduled, or already granted).
     pub renewal_due: bool,
 }
 
 /// The answer to a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
-    /// A newer token is in the cell already.
+    /// A newer token is in the cell already: the request may use it.
     Newer,
     /// A renewal is due now; the request waits for it.
     Join,
-    /// Not now: renewing would only repeat what the API rejects.
-    Decline { cooldown: Duration },
-    /// Renew now.
-    Renew,
+    /// Not before `until`: the client gets the API's 401.
+    Decline { until: Instant },
+    /// Renew now; the next client-triggered renewal waits `floor`.
+    Renew { floor: Duration },
 }
 
-/// The state behind the re-authentication decision.
+/// The last renewal that a client's 401 caused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Reauth {
-    cooldown: Duration,
-    /// The generation a 401-triggered renewal produced, and whether one is
-    /// under way.
-    fruit: u64,
-    pending: bool,
+struct LastRenewal {
+    at: Instant,
+    /// How long no other client-triggered renewal may follow it.
+    floor: Duration,
+    /// The generation whose rejection caused it.
+    replaced: u64,
+    /// Whether a token it (or a later renewal) produced was rejected again
+    /// within `floor`: then the next floor is twice as long.
+    rejected_again: bool,
 }
 
-impl Default for Reauth {
-    fn default() -> Self {
-        Reauth {
-            cooldown: REAUTH_COOLDOWN,
-            fruit: 0,
-            pending: false,
-        }
-    }
+/// The record behind the re-authentication decision.
+///
+/// Clients cannot drive renewals: an API that answers 401 on one endpoint
+/// to a token that works on another (or a program that keeps calling such
+/// an endpoint) would otherwise cost one refresh per 401. So a renewal that
+/// a 401 causes is granted at most once per token generation (later 401s
+/// on an older token get the newer one) and no sooner than a floor after
+/// the previous one (`auth.reauth_min_interval`); while the new tokens keep
+/// being rejected within their floor, the floor doubles (up to
+/// [`REAUTH_FLOOR_MAX`]); once a token survives its floor, it is back to
+/// the configured value. A declined 401 reaches the client as the API sent
+/// it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Reauth {
+    last: Option<LastRenewal>,
 }
 
 impl Reauth {
     /// Decides on a request's 401, and records a renewal it grants.
-    pub(super) fn judge(&mut self, r: &Rejection, now: Instant) -> Verdict {
-        let age = r
-            .stale_session
-            .map(|(obtained, _)| now.saturating_duration_since(obtained));
-        let proven = r.stale_session.is_some_and(|(_, proven)| proven);
-        // Suspicious only if the rejected token is itself the fruit of a
-        // 401-triggered renewal and never worked: the API rejects what it
-        // issues, and renewing again at once would loop.
-        let suspicious = !proven && r.stale == self.fruit;
+    pub(super) fn judge(&mut self, policy: &Policy, r: &Rejection, now: Instant) -> Verdict {
         if r.stale < r.current {
             return Verdict::Newer;
         }
         if r.renewal_due {
             return Verdict::Join;
         }
-        if suspicious && age.is_some_and(|a| a < self.cooldown) {
-            return Verdict::Decline {
-                cooldown: self.cooldown,
-            };
+        if let Some(last) = self.last.as_mut() {
+            let until = last.at + last.floor;
+            if now < until {
+                // A token newer than the one that caused the renewal: the
+                // renewal's fruit did not survive.
+                if r.stale > last.replaced {
+                    last.rejected_again = true;
+                }
+                return Verdict::Decline { until };
+            }
         }
-        // A token that served requests was revoked: renew at once. One that
-        // never worked makes the next wait longer.
-        self.cooldown = if suspicious {
-            (self.cooldown * 2).min(REAUTH_COOLDOWN_MAX)
-        } else {
-            REAUTH_COOLDOWN
+        let base = policy.reauth_min_interval;
+        let floor = match self.last {
+            Some(last) if last.rejected_again => (last.floor * 2).min(REAUTH_FLOOR_MAX.max(base)),
+            _ => base,
         };
-        self.pending = true;
-        Verdict::Renew
-    }
-
-    /// A new token of `generation` is in the cell.
-    pub(super) fn installed(&mut self, generation: u64) {
-        if std::mem::take(&mut self.pending) {
-            self.fruit = generation;
-        }
+        self.last = Some(LastRenewal {
+            at: now,
+            floor,
+            replaced: r.stale,
+            rejected_again: false,
+        });
+        Verdict::Renew { floor }
     }
 }
 

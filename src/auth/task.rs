@@ -119,28 +119,33 @@ impl Authenticator {
         match cmd {
             Command::Reauth { stale, reply } => {
                 let now = Instant::now();
-                let stale_session = self
+                let proven = self
                     .current()
                     .filter(|s| s.generation == stale)
-                    .map(|s| (s.obtained_at, s.is_proven()));
+                    .is_some_and(|s| s.is_proven());
                 let rejection = Rejection {
                     stale,
                     current: self.generation,
-                    stale_session,
                     renewal_due: self.next.at <= now,
                 };
-                let accepted = match self.reauth.judge(&rejection, now) {
+                let accepted = match self.reauth.judge(&self.policy, &rejection, now) {
                     Verdict::Newer | Verdict::Join => true,
-                    Verdict::Decline { cooldown } => {
+                    Verdict::Decline { until } => {
+                        let wait = until.saturating_duration_since(now);
                         debug!(
-                            cooldown_ms = cooldown.as_millis() as u64,
-                            "the API rejected a token that never worked; not re-authenticating yet"
+                            proven,
+                            declined_for_ms = wait.as_millis() as u64,
+                            "the API rejected the current token, but a re-authentication happened moments ago; passing the 401 on instead of renewing again"
                         );
                         false
                     }
-                    Verdict::Renew => {
+                    Verdict::Renew { floor } => {
                         self.metrics.reauthentications.inc();
-                        info!("the API rejected the current token; re-authenticating now");
+                        info!(
+                            proven,
+                            next_allowed_in_ms = floor.as_millis() as u64,
+                            "the API rejected the current token; re-authenticating now"
+                        );
                         let step = schedule::renewal_step(&self.policy, self.lease, self.refresh_token.is_some(), now);
                         self.next = Next { step, at: now };
                         true
@@ -261,7 +266,6 @@ impl Authenticator {
         self.refresh_token = refresh_token;
         self.lease = Some(lease);
         self.cell.store(Some(Arc::new(session)));
-        self.reauth.installed(self.generation);
         self.next = next;
         let recovered = self.failures.total() > 0;
         self.failures = Failures::default();

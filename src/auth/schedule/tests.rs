@@ -11,6 +11,7 @@ fn policy() -> Policy {
         refresh_ratio: 0.75,
         retry_max: 30 * S,
         credential_retry_max: 300 * S,
+        reauth_min_interval: 10 * S,
     }
 }
 
@@ -477,97 +478,150 @@ fn no_refresh_is_tried_past_the_sessions_login_point() {
 }
 
 #[test]
-fn reauthentication_is_single_flight_and_cooled_down() {
+fn client_triggered_reauthentication_is_single_flight_and_floored() {
     let t0 = Instant::now();
-    // (name, rejection, now, expected verdict) applied in order to one state.
-    let steps: Vec<(&str, Rejection, Instant, Verdict)> = vec![
+    let p = policy(); // reauth_min_interval 10 s
+    let r = |stale, current| Rejection {
+        stale,
+        current,
+        renewal_due: false,
+    };
+    // (what happens, 401 on generation `stale` while `current` is in the
+    // cell, at t0 + offset, expected verdict) — applied in order to one
+    // state; a granted renewal produces the next generation.
+    let steps: Vec<(&str, Rejection, Duration, Verdict)> = vec![
         (
-            "a proven token is revoked: renew at once",
-            Rejection {
-                stale: 1,
-                current: 1,
-                stale_session: Some((t0, true)),
-                renewal_due: false,
-            },
-            t0 + 60 * S,
-            Verdict::Renew,
+            "a revoked token: renew at once",
+            r(1, 1),
+            60 * S,
+            Verdict::Renew { floor: 10 * S },
         ),
         (
-            "the same 401 from a request that is late: a newer token exists",
-            Rejection {
-                stale: 1,
-                current: 2,
-                stale_session: None,
-                renewal_due: false,
-            },
-            t0 + 61 * S,
+            "a late 401 on the old token: the new one",
+            r(1, 2),
+            61 * S,
             Verdict::Newer,
         ),
         (
             "a renewal is due anyway: join it",
             Rejection {
-                stale: 2,
-                current: 2,
-                stale_session: Some((t0 + 61 * S, false)),
                 renewal_due: true,
+                ..r(2, 2)
             },
-            t0 + 61 * S,
+            61 * S,
             Verdict::Join,
         ),
         (
-            "the fresh token never worked and is rejected at once: declined",
-            Rejection {
-                stale: 2,
-                current: 2,
-                stale_session: Some((t0 + 61 * S, false)),
-                renewal_due: false,
-            },
-            t0 + 61 * S + 500 * MS,
-            Verdict::Decline { cooldown: S },
+            "the new token rejected within the floor: declined",
+            r(2, 2),
+            62 * S,
+            Verdict::Decline { until: t0 + 70 * S },
         ),
         (
-            "after the cooldown: renewed, and the next cooldown doubles",
-            Rejection {
-                stale: 2,
-                current: 2,
-                stale_session: Some((t0 + 61 * S, false)),
-                renewal_due: false,
-            },
-            t0 + 62 * S,
-            Verdict::Renew,
+            "still within the floor: declined",
+            r(2, 2),
+            69 * S + 999 * MS,
+            Verdict::Decline { until: t0 + 70 * S },
         ),
         (
-            "its fruit never worked either: declined for 2 s",
-            Rejection {
-                stale: 3,
-                current: 3,
-                stale_session: Some((t0 + 62 * S, false)),
-                renewal_due: false,
-            },
-            t0 + 63 * S + 900 * MS,
-            Verdict::Decline { cooldown: 2 * S },
+            "after the floor: renewed, and the floor doubles",
+            r(2, 2),
+            70 * S,
+            Verdict::Renew { floor: 20 * S },
         ),
         (
-            "a fruit that worked is renewed at once",
-            Rejection {
-                stale: 3,
-                current: 3,
-                stale_session: Some((t0 + 62 * S, true)),
-                renewal_due: false,
-            },
-            t0 + 63 * S + 900 * MS,
-            Verdict::Renew,
+            "its fruit rejected too: declined for the doubled floor",
+            r(3, 3),
+            75 * S,
+            Verdict::Decline { until: t0 + 90 * S },
+        ),
+        ("doubles again", r(3, 3), 90 * S, Verdict::Renew { floor: 40 * S }),
+        // The scheduled refresh replaced the fruit (4 -> 5): the floor is
+        // global, not per token.
+        (
+            "a scheduled token rejected within the floor: declined too",
+            r(5, 5),
+            100 * S,
+            Verdict::Decline { until: t0 + 130 * S },
+        ),
+        ("doubles to 80 s", r(5, 5), 130 * S, Verdict::Renew { floor: 80 * S }),
+        // Generation 6 survives its floor (no 401 until long after): back to
+        // the configured floor.
+        (
+            "a token that survived its floor: reset",
+            r(6, 6),
+            900 * S,
+            Verdict::Renew { floor: 10 * S },
+        ),
+        (
+            "declined again within 10 s",
+            r(7, 7),
+            905 * S,
+            Verdict::Decline { until: t0 + 910 * S },
         ),
     ];
     let mut state = Reauth::default();
-    let mut generation = 1;
-    for (name, rejection, now, verdict) in steps {
-        assert_eq!(state.judge(&rejection, now), verdict, "{name}");
-        if verdict == Verdict::Renew {
-            generation += 1;
-            state.installed(generation);
+    for (name, rejection, offset, verdict) in steps {
+        assert_eq!(state.judge(&p, &rejection, t0 + offset), verdict, "{name}");
+    }
+}
+
+#[test]
+fn the_reauthentication_floor_is_capped() {
+    let t0 = Instant::now();
+    let p = policy();
+    let mut state = Reauth::default();
+    let mut now = t0;
+    let mut floors = Vec::new();
+    // An API that rejects every token: each new one is rejected at once
+    // (declined), then again once the floor has passed (renewed).
+    for generation in 1..=10 {
+        let rejection = Rejection {
+            stale: generation,
+            current: generation,
+            renewal_due: false,
+        };
+        match state.judge(&p, &rejection, now) {
+            Verdict::Renew { floor } => {
+                floors.push(floor.as_secs());
+                let next = Rejection {
+                    stale: generation + 1,
+                    current: generation + 1,
+                    renewal_due: false,
+                };
+                assert_eq!(
+                    state.judge(&p, &next, now + S),
+                    Verdict::Decline { until: now + floor },
+                    "generation {generation}"
+                );
+                now += floor;
+            }
+            other => panic!("generation {generation}: {other:?}"),
         }
     }
+    assert_eq!(floors, [10, 20, 40, 80, 160, 300, 300, 300, 300, 300]);
+    // 10 renewals in ~28 minutes instead of one per 401.
+    assert!(now - t0 > 1600 * S, "{:?}", now - t0);
+    // A floor configured above the cap is kept, never lowered.
+    let high = Policy {
+        reauth_min_interval: 600 * S,
+        ..p
+    };
+    let mut state = Reauth::default();
+    let reject = |g| Rejection {
+        stale: g,
+        current: g,
+        renewal_due: false,
+    };
+    assert_eq!(state.judge(&high, &reject(1), t0), Verdict::Renew { floor: 600 * S });
+    assert!(matches!(
+        state.judge(&high, &reject(2), t0 + S),
+        Verdict::Decline { .. }
+    ));
+    assert_eq!(
+        state.judge(&high, &reject(2), t0 + 600 * S),
+        Verdict::Renew { floor: 600 * S }
+    );
 }
 
 #[test]
