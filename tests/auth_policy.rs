@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Counts, MockConfig};
+use ethgas_sidecar::mock::{Counts, Fault, MockConfig};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -176,4 +176,45 @@ fn reauth_min_interval_is_a_validated_auth_key() {
         };
         assert!(e.to_string().contains("reauth_min_interval"), "{bad}: {e}");
     }
+}
+
+#[tokio::test]
+async fn a_refresh_that_keeps_failing_with_5xx_falls_back_to_a_login_before_expiry() {
+    // 8 s tokens refreshed at half their life; the refresh endpoint answers
+    // 503 throughout, the login endpoint works. Before, the refresh was
+    // retried until the token expired; now a login takes over after three
+    // failures (or at 3/4 of the lifetime), well before expiry.
+    let api = start_api(Duration::from_secs(8)).await;
+    api.mock.set_refresh_fault(Fault::Status(503));
+    let (sidecar, _c) = ready_sidecar(&api, Extra::auth("refresh_ratio = 0.5")).await;
+    let ready = Instant::now();
+    let load = traffic(&sidecar, 4);
+    eventually(
+        Duration::from_secs(7),
+        "a login in place of the failing refresh, before the first token expires",
+        || api.mock.counts().logins_ok >= 2,
+    )
+    .await;
+    let relogin = ready.elapsed();
+    let at_login = api.mock.counts();
+    // One more round on the new token.
+    eventually(Duration::from_secs(8), "the next fallback login", || {
+        api.mock.counts().logins_ok >= 3
+    })
+    .await;
+    let (ok, failed) = load.finish().await;
+    let counts = api.mock.counts();
+    eprintln!(
+        "refresh answering 503: login {relogin:?} after the first, after {} failed refreshes; {ok} requests ok, {failed} failed, {} expired tokens used; overall {counts:?}",
+        at_login.faults_served, counts.expired_in_use
+    );
+    assert!(
+        (1..=3).contains(&at_login.faults_served),
+        "the refresh was tried, at most 3 times, before the login: {at_login:?}"
+    );
+    assert_eq!(failed, 0, "no request failed");
+    assert!(ok > 100, "traffic flowed ({ok})");
+    assert_eq!(counts.expired_in_use, 0, "no expired token was sent");
+    assert_eq!(counts.private_unauthorized, 0, "{counts:?}");
+    assert_eq!(counts.refreshes_ok, 0, "{counts:?}");
 }

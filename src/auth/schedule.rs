@@ -148,6 +148,27 @@ pub(super) fn renewal_step(policy: &Policy, lease: Option<Lease>, has_refresh_to
     }
 }
 
+/// Refreshes in a row that may fail for outage reasons (5xx, timeouts,
+/// garbage) before the next try is a login: the refresh endpoint may be
+/// broken while the login works.
+pub(super) const REFRESH_OUTAGES_BEFORE_LOGIN: u32 = 3;
+
+/// When a refresh that keeps failing for outage reasons gives way to a
+/// login at the latest: when less than half of the refresh window (the
+/// (1 − refresh_ratio) share of the lifetime) is left, so the login has the
+/// other half to succeed before the token expires.
+pub(super) fn refresh_fallback_point(policy: &Policy, lease: Lease) -> Instant {
+    let share = 1.0 - (1.0 - policy.refresh_ratio) / 2.0;
+    lease.obtained_at + lease.lifetime.mul_f64(share)
+}
+
+/// The last moment a refresh is still tried: the fallback point, or the
+/// session's login point if that comes first.
+pub(super) fn refresh_deadline(policy: &Policy, lease: Lease) -> Instant {
+    let fallback = refresh_fallback_point(policy, lease);
+    session_login_point(policy, lease).map_or(fallback, |login_by| login_by.min(fallback))
+}
+
 /// How a failed attempt is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Class {
@@ -180,14 +201,6 @@ impl Failures {
     }
 }
 
-/// The schedule's answer to a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Retry {
-    pub next: Next,
-    /// The backoff drawn, before any rule moved `next.at` earlier (for the log).
-    pub wait: Duration,
-}
-
 /// After a failed attempt at `step` of class `class`: counts it in
 /// `failures` and says what to try when. `retry_after` is the API's
 /// `Retry-After`; `held` is the newest token's lease (expired or not), if
@@ -202,16 +215,13 @@ pub(super) fn after_failure(
     held: Option<Lease>,
     now: Instant,
     jitter: f64,
-) -> Retry {
+) -> Next {
     let wait = match class {
         // Not a failure to back off from: the refresh token is spent.
         Class::RefreshRefused => {
-            return Retry {
-                next: Next {
-                    step: Step::Login,
-                    at: now,
-                },
-                wait: Duration::ZERO,
+            return Next {
+                step: Step::Login,
+                at: now,
             };
         }
         Class::Credential => {
@@ -234,14 +244,16 @@ pub(super) fn after_failure(
     };
     let mut at = now + wait;
     let mut step = step;
-    // A refresh retry that would come after the session's login point is a
-    // login, at that point.
+    // A refresh that keeps failing for outage reasons gives way to a login:
+    // after a few failures, or when its retry would come after the refresh
+    // deadline (at that deadline, then).
     if step == Step::Refresh {
-        if let Some(login_by) = held.and_then(|l| session_login_point(policy, l)) {
-            if at >= login_by {
-                step = Step::Login;
-                at = login_by.max(now);
-            }
+        let deadline = held.map(|l| refresh_deadline(policy, l));
+        if failures.outage >= REFRESH_OUTAGES_BEFORE_LOGIN || deadline.is_some_and(|d| at >= d) {
+            step = Step::Login;
+        }
+        if let Some(deadline) = deadline {
+            at = at.min(deadline.max(now));
         }
     }
     // A failing renewal is tried again before the token runs out.
@@ -253,10 +265,7 @@ pub(super) fn after_failure(
             }
         }
     }
-    Retry {
-        next: Next { step, at },
-        wait,
-    }
+    Next { step, at }
 }
 
 /// A request's report that the API answered 401 to its token.

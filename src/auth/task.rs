@@ -312,7 +312,7 @@ impl Authenticator {
     fn failed(&mut self, step: Step, e: AuthError) {
         let now = Instant::now();
         let class = schedule::classify(step, &e);
-        let retry = schedule::after_failure(
+        let next = schedule::after_failure(
             &self.policy,
             &mut self.failures,
             step,
@@ -322,7 +322,7 @@ impl Authenticator {
             now,
             rand::random(),
         );
-        self.next = retry.next;
+        self.next = next;
         if class == Class::RefreshRefused {
             info!(reason = %e, "refresh refused; logging in again");
             self.refresh_token = None;
@@ -336,7 +336,8 @@ impl Authenticator {
             Step::Refresh => "refresh",
         };
         let account = self.method.account();
-        let retry_in = humantime::format_duration(Duration::from_millis(retry.wait.as_millis() as u64));
+        let wait = next.at.saturating_duration_since(now);
+        let retry_in = humantime::format_duration(Duration::from_millis(wait.as_millis() as u64));
         if credential {
             error!(
                 username = %account,
@@ -347,6 +348,12 @@ impl Authenticator {
             );
         } else {
             warn!(username = %account, reason = %e, retry_in = %retry_in, failures, "{what} failed");
+            if step == Step::Refresh && next.step == Step::Login {
+                info!(
+                    username = %account,
+                    "the refresh keeps failing; the next attempt is a full login, before the token expires"
+                );
+            }
         }
         let message = if credential {
             format!("login for {account:?} refused: {e}")
@@ -354,7 +361,7 @@ impl Authenticator {
             format!("{what} failed: {e}")
         };
         let at_wall = SystemTime::now();
-        let at = retry.next.at;
+        let at = next.at;
         self.cell.update_status(|s| {
             s.last_error = Some(message);
             s.last_error_at = Some(at_wall);

@@ -141,7 +141,7 @@ fn run(cases: Vec<Case>) {
             lifetime,
             session_end: c.session_left.map(|left| now + left),
         });
-        let retry = after_failure(
+        let next = after_failure(
             &policy(),
             &mut failures,
             c.step,
@@ -151,8 +151,8 @@ fn run(cases: Vec<Case>) {
             now,
             c.jitter,
         );
-        assert_eq!(retry.next.step, c.next_step, "{}: step", c.name);
-        assert_eq!(retry.next.at - now, c.after, "{}: deadline", c.name);
+        assert_eq!(next.step, c.next_step, "{}: step", c.name);
+        assert_eq!(next.at - now, c.after, "{}: deadline", c.name);
         assert_eq!(failures, c.failures, "{}: failure counts", c.name);
     }
 }
@@ -294,13 +294,70 @@ fn retry_after_is_honoured_and_capped() {
 }
 
 #[test]
-fn a_failing_refresh_gets_a_last_chance_before_the_token_runs_out() {
-    let refresh = |name, held, before: Failures, next_step, after| Case {
+fn a_failing_renewal_gets_a_last_chance_before_the_token_runs_out() {
+    // A login failing for outage reasons while a token is still held (after
+    // a refused refresh, or in place of a refresh that kept failing).
+    let login = |name, held, before: Failures, after| Case {
+        name,
+        step: Step::Login,
+        class: Class::Outage,
+        before,
+        retry_after: None,
+        held,
+        session_left: None,
+        jitter: 1.0,
+        next_step: Step::Login,
+        after,
+        failures: outage(before.outage + 1),
+    };
+    run(vec![
+        // 10 s token, 2 s old: handed out for 7 s more, room for the backoff.
+        login(
+            "backoff inside the validity: kept",
+            Some((2 * S, 10 * S)),
+            outage(0),
+            250 * MS,
+        ),
+        // 3600 s token, 3590 s old: handed out for 9 s more (1 s margin);
+        // a 16 s backoff is pulled to 200 ms before that.
+        login(
+            "backoff past the validity: pulled in",
+            Some((3590 * S, 3600 * S)),
+            outage(6),
+            8800 * MS,
+        ),
+        login("no token held: plain backoff", None, outage(6), 16 * S),
+        login(
+            "token already past its validity: plain backoff",
+            Some((3600 * S, 3600 * S)),
+            outage(6),
+            16 * S,
+        ),
+    ]);
+    // A refused password is not pulled in: retrying it sooner changes nothing.
+    run(vec![Case {
+        name: "credential refusal: slow backoff kept",
+        step: Step::Login,
+        class: Class::Credential,
+        before: credential(3),
+        retry_after: None,
+        held: Some((3590 * S, 3600 * S)),
+        session_left: None,
+        jitter: 1.0,
+        next_step: Step::Login,
+        after: 40 * S,
+        failures: credential(4),
+    }]);
+}
+
+#[test]
+fn a_refresh_failing_for_outage_reasons_falls_back_to_a_login_before_expiry() {
+    let refresh = |name, held, before: Failures, retry_after, next_step, after| Case {
         name,
         step: Step::Refresh,
         class: Class::Outage,
         before,
-        retry_after: None,
+        retry_after,
         held,
         session_left: None,
         jitter: 1.0,
@@ -308,33 +365,87 @@ fn a_failing_refresh_gets_a_last_chance_before_the_token_runs_out() {
         after,
         failures: outage(before.outage + 1),
     };
+    // 3600 s tokens refreshed at 0.75: the fallback point is at 0.875
+    // (3150 s), half of the refresh window before expiry.
+    let at_refresh_point = Some((2700 * S, 3600 * S));
     run(vec![
-        // 10 s token, 2 s old: handed out for 7 s more, room for the backoff.
         refresh(
-            "backoff inside the validity: kept",
-            Some((2 * S, 10 * S)),
+            "first failure: refresh again",
+            at_refresh_point,
             outage(0),
+            None,
             Step::Refresh,
             250 * MS,
         ),
-        // 3600 s token, 3590 s old: handed out for 9 s more (1 s margin);
-        // a 16 s backoff is pulled to 200 ms before that.
         refresh(
-            "backoff past the validity: pulled in",
-            Some((3590 * S, 3600 * S)),
-            outage(6),
+            "second failure: refresh again",
+            at_refresh_point,
+            outage(1),
+            None,
             Step::Refresh,
-            8800 * MS,
+            500 * MS,
         ),
-        refresh("no token held: plain backoff", None, outage(6), Step::Refresh, 16 * S),
         refresh(
-            "token already past its validity: plain backoff",
-            Some((3600 * S, 3600 * S)),
-            outage(6),
+            "third failure: a login next",
+            at_refresh_point,
+            outage(2),
+            None,
+            Step::Login,
+            S,
+        ),
+        refresh(
+            "a retry past the fallback point: a login at that point",
+            Some((3140 * S, 3600 * S)),
+            outage(0),
+            Some(20 * S),
+            Step::Login,
+            10 * S,
+        ),
+        refresh(
+            "fallback point passed: a login now",
+            Some((3200 * S, 3600 * S)),
+            outage(0),
+            None,
+            Step::Login,
+            Duration::ZERO,
+        ),
+        // 8 s tokens, 4 s old: fallback at 7 s.
+        refresh(
+            "short token, first failure at 4 s",
+            Some((4 * S, 8 * S)),
+            outage(0),
+            None,
             Step::Refresh,
-            16 * S,
+            250 * MS,
+        ),
+        refresh(
+            "short token, a Retry-After past 7 s",
+            Some((4 * S, 8 * S)),
+            outage(0),
+            Some(5 * S),
+            Step::Login,
+            3 * S,
         ),
     ]);
+    let p = Policy {
+        refresh_ratio: 0.5,
+        ..policy()
+    };
+    let t0 = Instant::now();
+    let lease = Lease {
+        obtained_at: t0,
+        lifetime: 8 * S,
+        session_end: None,
+    };
+    assert_eq!(refresh_fallback_point(&p, lease), t0 + 6 * S);
+    assert_eq!(refresh_fallback_point(&policy(), lease), t0 + 7 * S);
+    // A session that ends first moves the deadline earlier.
+    let ending = Lease {
+        session_end: Some(t0 + 6 * S),
+        ..lease
+    };
+    assert_eq!(refresh_deadline(&policy(), ending), t0 + 4500 * MS);
+    assert_eq!(refresh_deadline(&policy(), lease), t0 + 7 * S);
 }
 
 #[test]
