@@ -201,21 +201,31 @@ impl Failures {
     }
 }
 
-/// After a failed attempt at `step` of class `class`: counts it in
-/// `failures` and says what to try when. `retry_after` is the API's
-/// `Retry-After`; `held` is the newest token's lease (expired or not), if
-/// any; `jitter` is in [0, 1).
-#[allow(clippy::too_many_arguments)]
+/// A failed attempt, as the schedule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Failure {
+    pub step: Step,
+    pub class: Class,
+    /// The API's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+/// After a failed attempt: counts it in `failures` and says what to try
+/// when. `held` is the newest token's lease (expired or not), if any;
+/// `jitter` is in [0, 1).
 pub(super) fn after_failure(
     policy: &Policy,
     failures: &mut Failures,
-    step: Step,
-    class: Class,
-    retry_after: Option<Duration>,
+    failure: Failure,
     held: Option<Lease>,
     now: Instant,
     jitter: f64,
 ) -> Next {
+    let Failure {
+        step,
+        class,
+        retry_after,
+    } = failure;
     let wait = match class {
         // Not a failure to back off from: the refresh token is spent.
         Class::RefreshRefused => {

@@ -38,8 +38,9 @@ pub struct Session {
     pub expires_at_unix: u64,
     pub lifetime: Duration,
     pub refresh_at: Instant,
-    /// Set once the API accepted a request with this token; a 401 on a
-    /// proven token is a revocation, not an API that rejects what it issues.
+    /// Set once the API accepted a request with this token: a 401 on a
+    /// proven token looks like a revocation (the re-authentication log says
+    /// which it was; the schedule's floor applies either way).
     proven: AtomicBool,
 }
 

@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use super::caller::Caller;
 use super::grant::{AuthError, Grant, unix_now};
 use super::method::{Held, Method};
-use super::schedule::{self, Class, Failures, Lease, Next, Policy, Reauth, Rejection, Step, Verdict};
+use super::schedule::{self, Class, Failure, Failures, Lease, Next, Policy, Reauth, Rejection, Step, Verdict};
 use super::session::{AuthHandle, Command, Session, SessionCell, Status, Timing};
 use crate::config::AuthSettings;
 use crate::metrics::{AuthKind, AuthResult, Metrics};
@@ -312,12 +312,15 @@ impl Authenticator {
     fn failed(&mut self, step: Step, e: AuthError) {
         let now = Instant::now();
         let class = schedule::classify(step, &e);
+        let failure = Failure {
+            step,
+            class,
+            retry_after: e.retry_after(),
+        };
         let next = schedule::after_failure(
             &self.policy,
             &mut self.failures,
-            step,
-            class,
-            e.retry_after(),
+            failure,
             self.lease,
             now,
             rand::random(),

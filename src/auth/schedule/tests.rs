@@ -141,16 +141,12 @@ fn run(cases: Vec<Case>) {
             lifetime,
             session_end: c.session_left.map(|left| now + left),
         });
-        let next = after_failure(
-            &policy(),
-            &mut failures,
-            c.step,
-            c.class,
-            c.retry_after,
-            held,
-            now,
-            c.jitter,
-        );
+        let failure = Failure {
+            step: c.step,
+            class: c.class,
+            retry_after: c.retry_after,
+        };
+        let next = after_failure(&policy(), &mut failures, failure, held, now, c.jitter);
         assert_eq!(next.step, c.next_step, "{}: step", c.name);
         assert_eq!(next.at - now, c.after, "{}: deadline", c.name);
         assert_eq!(failures, c.failures, "{}: failure counts", c.name);
