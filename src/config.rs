@@ -263,6 +263,10 @@ pub struct AuthSettings {
     /// Cap of the slow backoff used when the API refuses the credentials.
     #[serde(serialize_with = "human")]
     pub credential_retry_max: Duration,
+    /// Least time between two re-authentications that clients' 401s cause;
+    /// doubles while the new tokens keep being rejected.
+    #[serde(serialize_with = "human")]
+    pub reauth_min_interval: Duration,
     pub logout_on_shutdown: bool,
 }
 

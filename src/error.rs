@@ -80,8 +80,9 @@ impl ProxyError {
             "the API refused the account's credentials; the operator must fix them (see /readyz)".to_string()
         } else if status.consecutive_failures > 0 {
             format!(
-                "logging in has failed {} time(s) in a row and is being retried (see /readyz)",
-                status.consecutive_failures
+                "{} failure(s) in a row (last: {}); retrying (see /readyz)",
+                status.consecutive_failures,
+                status.last_error_summary.as_deref().unwrap_or("unknown")
             )
         } else {
             "the login is still in progress".to_string()

@@ -49,7 +49,9 @@ pub struct MockConfig {
     pub password: String,
     /// `expiresIn` of access tokens.
     pub token_lifetime: Duration,
-    /// How long a refresh token may be used (once).
+    /// How long a session lasts: a refresh token may be used once, and the
+    /// one a refresh issues ends when the session does (as the live API's
+    /// do), so after this only a login works.
     pub refresh_lifetime: Duration,
     /// Send `expiresIn` as a string ("3600"), as some deployments do.
     pub expires_in_as_string: bool,
@@ -138,6 +140,8 @@ struct AccessToken {
 
 struct RefreshToken {
     expires: Instant,
+    /// `expires` as a Unix time: the token's JWT `exp`.
+    exp: u64,
     used: bool,
 }
 
@@ -332,8 +336,9 @@ impl Mock {
         )
     }
 
-    /// Issues a token pair and answers with it.
-    fn grant(&self) -> Response<Body> {
+    /// Issues a token pair and answers with it; the refresh token ends with
+    /// `session` (when and `exp`), or a new session starts.
+    fn grant(&self, session: Option<(Instant, u64)>) -> Response<Body> {
         let config = match self.state.config.lock() {
             Ok(c) => c.clone(),
             Err(_) => {
@@ -346,12 +351,12 @@ impl Mock {
         let lifetime = config.token_lifetime;
         let exp = unix_now() + lifetime.as_secs().max(1);
         let access = self.new_token("access", &config.username, exp);
-        let refresh = self.new_token(
-            "refresh",
-            &config.username,
-            unix_now() + config.refresh_lifetime.as_secs(),
-        );
         let now = Instant::now();
+        let (session_end, session_exp) = session.unwrap_or((
+            now + config.refresh_lifetime,
+            unix_now() + config.refresh_lifetime.as_secs(),
+        ));
+        let refresh = self.new_token("refresh", &config.username, session_exp);
         if let Ok(mut t) = self.state.tokens.lock() {
             t.access.insert(
                 access.clone(),
@@ -363,7 +368,8 @@ impl Mock {
             t.refresh.insert(
                 refresh.clone(),
                 RefreshToken {
-                    expires: now + config.refresh_lifetime,
+                    expires: session_end,
+                    exp: session_exp,
                     used: false,
                 },
             );
@@ -484,7 +490,7 @@ impl Mock {
             return Ok(unauthorized("Unauthorized"));
         }
         c.logins_ok.fetch_add(1, Ordering::SeqCst);
-        Ok(self.grant())
+        Ok(self.grant(None))
     }
 
     async fn refresh(&self, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
@@ -494,23 +500,23 @@ impl Mock {
         }
         let c = &self.state.counters;
         let token = bearer(&req);
-        let usable = match (token, self.state.tokens.lock()) {
+        let session = match (token, self.state.tokens.lock()) {
             (Some(token), Ok(mut t)) => match t.refresh.get_mut(&token) {
                 Some(r) if !r.used && Instant::now() < r.expires => {
                     // Rotation: a refresh token works once.
                     r.used = true;
-                    true
+                    Some((r.expires, r.exp))
                 }
-                _ => false,
+                _ => None,
             },
-            _ => false,
+            _ => None,
         };
-        if !usable {
+        let Some(session) = session else {
             c.refreshes_refused.fetch_add(1, Ordering::SeqCst);
             return Ok(unauthorized("Refresh token is invalid or expired"));
-        }
+        };
         c.refreshes_ok.fetch_add(1, Ordering::SeqCst);
-        Ok(self.grant())
+        Ok(self.grant(Some(session)))
     }
 
     fn verify(&self, req: &Request<Incoming>) -> Response<Body> {

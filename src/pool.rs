@@ -1,10 +1,10 @@
-//! The proxy's way to the API: one small connection pool per worker, over
-//! hyper's connection API.
+//! The way to the API: one small connection pool per proxy worker (and one
+//! for the auth task), over hyper's connection API.
 //!
-//! hyper-util's general-purpose pool (still used by the auth task) keys its
-//! connections by origin in a hash map, builds a connect future for every
-//! request in case no idle connection turns up, and spawns a task per
-//! response to hand the connection back. A worker here only ever talks to
+//! hyper-util's general-purpose pool keys its connections by origin in a
+//! hash map, builds a connect future for every request in case no idle
+//! connection turns up, and spawns a task per response to hand the
+//! connection back. A worker here only ever talks to
 //! one origin from one thread, so its pool is a stack: the most recently used
 //! HTTP/1 connection is taken first (it is the one least likely to have been
 //! closed by the server, and the others can age out), and it goes back on the
@@ -16,7 +16,10 @@
 //! A connection that turns out to be closed before the request was written
 //! (the API dropped an idle keep-alive connection) is discarded and the
 //! request goes out on another one: nothing was sent, so any method is safe
-//! to retry. Once bytes have left, an error is the caller's to report.
+//! to retry. Once bytes have left, an error is the caller's to report. A
+//! request opens at most [`MAX_CONNECTS`] new connections, with a short
+//! pause before each further one, so an API that accepts connections and
+//! closes them at once is not dialled in a loop until the timeout.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -45,6 +48,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// (8 KiB, growing) costs each pooled connection 8–16 KiB while API answers
 /// are mostly small JSON; larger bodies are simply read in more steps.
 const UPSTREAM_READ_BUF: usize = 4096;
+
+/// New connections one request may open when each one closes before the
+/// request could be written; then the request fails as a connect error.
+/// Stale idle connections taken from the pool do not count (there are at
+/// most `pool_max_idle_per_host` of them).
+pub const MAX_CONNECTS: u32 = 3;
+
+/// The pause before a request's second new connection; doubled before the
+/// third. Long enough not to hammer an API that drops connections, short
+/// against any request timeout.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
 /// Why a request got no response from the API.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +150,24 @@ impl Pool {
     /// Sends `req` (with an absolute URI for the API) and returns the
     /// response head; its body hands the connection back when it ends.
     pub async fn request(&self, mut req: Request<Body>) -> Result<Response<PooledBody>, PoolError> {
+        let mut connects = 0;
         loop {
             let conn = match self.inner.checkout() {
                 Some(conn) => conn,
-                // Boxed: the connect and handshake futures are large and rare.
-                None => Box::pin(self.connect_or_join()).await?,
+                None => {
+                    if connects >= MAX_CONNECTS {
+                        return Err(PoolError::Connect(
+                            format!("the API closed {connects} new connections before the request could be sent")
+                                .into(),
+                        ));
+                    }
+                    if connects > 0 {
+                        tokio::time::sleep(RECONNECT_PAUSE * (1 << (connects - 1))).await;
+                    }
+                    connects += 1;
+                    // Boxed: the connect and handshake futures are large and rare.
+                    Box::pin(self.connect_or_join()).await?
+                }
             };
             match conn {
                 Conn::H2(serial, mut tx) => {

@@ -205,7 +205,10 @@ async fn refresh_tokens_revoked() {
 #[tokio::test]
 async fn access_tokens_revoked_mid_flight() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    // Three revocations within a second: each must be renewed, so the floor
+    // between client-triggered re-authentications (10 s by default, which
+    // would pass the second and third revocations' 401s on) is lowered.
+    let (sidecar, _c) = ready_sidecar(&api, Extra::auth("reauth_min_interval = \"1ms\"")).await;
     let load = traffic(&sidecar, 4);
     for round in 1..=3 {
         let ok = load.ok.load(Ordering::SeqCst);

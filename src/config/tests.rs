@@ -113,10 +113,17 @@ fn a_unix_socket_everyone_can_open_is_refused_and_a_public_admin_warned_about() 
         .err()
         .expect("refused")
         .to_string();
-    assert!(err.contains("proxy.unix_mode") && err.contains("every local user"), "{err}");
+    assert!(
+        err.contains("proxy.unix_mode") && err.contains("every local user"),
+        "{err}"
+    );
     let text = "[admin]\nlisten = \"0.0.0.0:9090\"\n".to_string() + &minimal(dir.path());
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert!(cfg.warnings.iter().any(|w| w.contains("NOT a loopback")), "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("NOT a loopback")),
+        "{:?}",
+        cfg.warnings
+    );
 }
 
 #[test]

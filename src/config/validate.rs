@@ -284,6 +284,11 @@ impl Validator<'_> {
             timeout: self.positive_duration("auth.timeout", ra.timeout, Duration::from_secs(10))?,
             retry_max,
             credential_retry_max,
+            reauth_min_interval: self.positive_duration(
+                "auth.reauth_min_interval",
+                ra.reauth_min_interval,
+                Duration::from_secs(10),
+            )?,
             logout_on_shutdown: ra.logout_on_shutdown.unwrap_or(true),
         };
 

@@ -207,3 +207,56 @@ async fn an_unreachable_api_is_a_connect_error() {
         Ok(resp) => panic!("a response from nowhere: {}", resp.status()),
     }
 }
+
+/// An upstream that accepts connections and closes them at once (an API
+/// behind a balancer with no healthy backend).
+async fn dropping_upstream() -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    Upstream { base, accepted }
+}
+
+#[tokio::test]
+async fn an_api_that_closes_every_connection_gets_at_most_three_per_request() {
+    let up = dropping_upstream().await;
+    let (pool, target) = pool_for(&up.base, "");
+    let requests = 5;
+    let started = Instant::now();
+    for i in 0..requests {
+        let before = up.accepted.load(Ordering::SeqCst);
+        let mut req = Request::new(upstream::full(Bytes::new()));
+        *req.uri_mut() = target.uri(Some(PathAndQuery::from_static("/api/v1/user/login")));
+        // Unbounded, the pool dialled for as long as it was let (~350
+        // connections a second here).
+        let result = tokio::time::timeout(Duration::from_secs(5), pool.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} still dialling after 5 s"));
+        match result {
+            // Closed before the request was written (the usual case): a
+            // connect error after at most three connections.
+            Err(PoolError::Connect(e)) => assert!(e.to_string().contains("closed"), "{e}"),
+            // Closed while it was being written: the caller's error.
+            Err(PoolError::Request(_)) => {}
+            Ok(resp) => panic!("request {i}: a response from a closed connection: {}", resp.status()),
+        }
+        let opened = up.accepted.load(Ordering::SeqCst) - before;
+        assert!(
+            (1..=MAX_CONNECTS as usize).contains(&opened),
+            "request {i} opened {opened} connections"
+        );
+    }
+    let total = up.accepted.load(Ordering::SeqCst);
+    eprintln!(
+        "{requests} requests to an API that drops connections: {total} connections in {:?}",
+        started.elapsed()
+    );
+    assert!(total <= requests * MAX_CONNECTS as usize);
+}

@@ -1,4 +1,4 @@
-//! Unit tests of `auth`.
+//! Unit tests of `auth::grant`: the answers the API gives, read or refused.
 
 use super::*;
 
@@ -106,23 +106,24 @@ fn retry_after_is_read_from_server_errors() {
 }
 
 #[test]
-fn backoff_grows_and_is_capped() {
-    let cap = Duration::from_secs(30);
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 1.0), Duration::from_millis(250));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 0, 0.0), Duration::from_millis(125));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 3, 1.0), Duration::from_secs(2));
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 1.0), cap);
-    assert_eq!(backoff(TRANSIENT_BASE, cap, 30, 0.0), cap / 2);
-    // a refused password: at most a handful of attempts in the first minute
-    let slow = Duration::from_secs(300);
-    let mut t = Duration::ZERO;
-    let mut attempts = 1;
-    for n in 0.. {
-        t += backoff(CREDENTIAL_BASE, slow, n, 0.0);
-        if t > Duration::from_secs(60) {
-            break;
-        }
-        attempts += 1;
+fn the_session_ends_with_the_refresh_tokens_exp() {
+    // (refresh token, expected session lifetime) at now = 1_000_000
+    let cases: Vec<(String, Option<Duration>)> = vec![
+        // A second less: whole seconds on both sides.
+        (jwt(1_000_000 + 7 * 86400), Some(Duration::from_secs(7 * 86400 - 1))),
+        (jwt(1_000_005), Some(Duration::from_secs(4))),
+        (jwt(1_000_002), Some(Duration::from_secs(1))),
+        ("opaque".into(), None),
+        (jwt(1_000_001), None),    // too short to plan with: the API will say
+        (jwt(1_000_000), None),    // ends now
+        (jwt(999_000), None),      // in the past (clock skew)
+        (jwt(u64::MAX / 2), None), // milliseconds, or nonsense
+    ];
+    for (refresh, expected) in cases {
+        let body = format!(r#"{{"code":200,"data":{{"accessToken":"a","refreshToken":"{refresh}","expiresIn":60}}}}"#);
+        let g = grant(200, &body).unwrap();
+        assert_eq!(g.session_lifetime, expected, "{refresh}");
     }
-    assert!(attempts <= 5, "{attempts} attempts in a minute");
+    let g = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":60}}"#).unwrap();
+    assert_eq!(g.session_lifetime, None, "no refresh token, no session end");
 }

@@ -1,0 +1,384 @@
+//! What the API answered: the token pair a login or refresh yields
+//! ([`Grant`]), the answer's parser ([`parse_grant`]), JWT claims decoded
+//! without verification, and [`AuthError`] with the helpers that tell a
+//! refusal from an outage.
+//!
+//! Everything here is a pure function of the bytes received (and the wall
+//! clock passed in), so the fuzzers can drive it: nothing may panic on any
+//! input. A login method ([`super::method`]) calls these on the answers it
+//! gets; the schedule ([`super::schedule`]) reads only the error class.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::header::{HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use crate::secret::Secret;
+
+/// Why a login, refresh or logout did not yield a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot reach {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error("{url} did not answer within {}", humantime::format_duration(*.limit))]
+    Timeout { url: String, limit: Duration },
+    #[error("the API answered HTTP {status}: {message}")]
+    Server {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the API refused it (HTTP {status}, code {code}): {message}")]
+    Rejected { status: u16, code: i64, message: String },
+    #[error("the API answered HTTP {status} with a body that is not the expected JSON: {detail}")]
+    Garbage { status: u16, detail: String },
+    #[error("the API's answer has no usable `{field}`: {detail}")]
+    Shape { field: &'static str, detail: String },
+}
+
+impl AuthError {
+    /// What went wrong in the sidecar's own words: the HTTP status and the
+    /// API's error code where there is one, never the API's free text.
+    pub fn summary(&self) -> String {
+        match self {
+            AuthError::Unreachable { .. } => "the API is unreachable".into(),
+            AuthError::Timeout { limit, .. } => {
+                format!("the API did not answer within {}", humantime::format_duration(*limit))
+            }
+            AuthError::Server { status, .. } => format!("the API answered HTTP {status}"),
+            AuthError::Rejected { status, code, .. } => format!("the API refused it (HTTP {status}, code {code})"),
+            AuthError::Garbage { status, .. } => format!("the API answered HTTP {status} with a body that is not JSON"),
+            AuthError::Shape { field, .. } => format!("the API's answer has no usable `{field}`"),
+        }
+    }
+
+    /// The API refused the credentials or the refresh token (as opposed to
+    /// not answering properly).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, AuthError::Rejected { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A token pair read from a login or refresh answer.
+pub struct Grant {
+    pub access: Secret,
+    pub refresh: Option<Secret>,
+    pub lifetime: Duration,
+    /// Where the lifetime came from, for the log line.
+    pub lifetime_source: &'static str,
+    /// How long the session lasts from now, when the API says: the refresh
+    /// token's own JWT `exp`. After it only a login works (the live API's
+    /// sessions end after 7 days). `None`: no end known, refreshes go on.
+    pub session_lifetime: Option<Duration>,
+    /// A warning about the answer (e.g. an `exp` in the past), for the log.
+    pub note: Option<String>,
+}
+
+/// Cuts a server-supplied message to a printable line of bounded length.
+fn clean_message(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// The human message of an envelope, in any of the shapes seen in the wild.
+fn envelope_message(v: &Value) -> Option<String> {
+    let pick = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    pick(v, "message")
+        .or_else(|| pick(v, "errorMsg"))
+        .or_else(|| v.get("data").and_then(|d| pick(d, "errorMsg")))
+        .or_else(|| pick(v, "error"))
+        .map(|m| clean_message(&m))
+}
+
+fn code_of(v: &Value) -> Option<i64> {
+    match v.get("code")? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The shortest token lifetime the sidecar can work with.
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
+/// The longest token lifetime believed. Further out is not a lifetime (a JWT
+/// `exp` in milliseconds, say), and `sent + lifetime` would overflow the clock.
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86400);
+
+/// Seconds as a duration, from an integer, a float or a numeric string.
+fn seconds_of(v: &Value) -> Result<Option<Duration>, String> {
+    let secs = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let lifetime = secs
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < MAX_LIFETIME.as_secs_f64())
+        .map(Duration::from_secs_f64);
+    match (secs, lifetime) {
+        // Below a nanosecond, a positive number still makes no lifetime at all.
+        (_, Some(d)) if !d.is_zero() => Ok(Some(d)),
+        (Some(s), _) => Err(format!("{s} is not a positive number of seconds")),
+        (None, _) => Err(format!("{v} is not a number of seconds")),
+    }
+}
+
+/// One claim of a JWT, decoded but not verified.
+pub fn jwt_claim(token: &str, name: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let mut claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get_mut(name).map(Value::take)
+}
+
+/// The `exp` claim of a JWT, decoded but not verified.
+pub fn jwt_exp(token: &str) -> Option<u64> {
+    match jwt_claim(token, "exp")? {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a login or refresh answer. `now_unix` is the wall clock (for the JWT
+/// `exp`); `default_lifetime` applies when the answer gives no lifetime.
+///
+/// Success needs a 2xx status, a `code` of 200 or 1 (or none), and a non-empty
+/// `data.accessToken`. A 401/403 (or other 4xx) or a success status with an
+/// error code is a rejection; 5xx, 408 and 429 are server trouble; anything
+/// unreadable is garbage. This function is a fuzz target: it must not panic.
+pub fn parse_grant(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: u64,
+    default_lifetime: Duration,
+) -> Result<Grant, AuthError> {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    let code = status.as_u16();
+    if status.is_server_error() || code == 408 || code == 429 {
+        let message = parsed
+            .as_ref()
+            .ok()
+            .and_then(envelope_message)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Err(AuthError::Server {
+            status: code,
+            message,
+            retry_after,
+        });
+    }
+    if status.is_client_error() {
+        let v = parsed.as_ref().ok();
+        return Err(AuthError::Rejected {
+            status: code,
+            code: v.and_then(code_of).unwrap_or(i64::from(code)),
+            message: v
+                .and_then(envelope_message)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("refused").to_string()),
+        });
+    }
+    if !status.is_success() {
+        return Err(AuthError::Garbage {
+            status: code,
+            detail: "expected a 2xx status".into(),
+        });
+    }
+    let v = parsed.map_err(|e| AuthError::Garbage {
+        status: code,
+        detail: clean_message(&e.to_string()),
+    })?;
+    if !v.is_object() {
+        return Err(AuthError::Garbage {
+            status: code,
+            detail: "the body is not a JSON object".into(),
+        });
+    }
+    // A success status with an error code: the codes that speak of the
+    // credentials (401, 403) or of a malformed request (1001) are a refusal;
+    // "operation failed" (1002), "unexpected" (9999) and the like are the
+    // server's trouble and are retried like a 5xx.
+    let refused = |api_code: i64| {
+        let message = envelope_message(&v).unwrap_or_else(|| "no message".into());
+        if matches!(api_code, 401 | 403 | 1001) {
+            AuthError::Rejected {
+                status: code,
+                code: api_code,
+                message,
+            }
+        } else {
+            AuthError::Server {
+                status: code,
+                message: format!("code {api_code}: {message}"),
+                retry_after: None,
+            }
+        }
+    };
+    match v.get("code") {
+        None | Some(Value::Null) => {}
+        Some(_) => match code_of(&v) {
+            Some(200) | Some(1) => {}
+            Some(other) => return Err(refused(other)),
+            None => {
+                return Err(AuthError::Shape {
+                    field: "code",
+                    detail: "not a number".into(),
+                });
+            }
+        },
+    }
+    if v.get("success").and_then(Value::as_bool) == Some(false) {
+        let api_code = v
+            .get("data")
+            .and_then(|d| d.get("errorCode"))
+            .and_then(Value::as_i64)
+            .unwrap_or(401);
+        return Err(refused(api_code));
+    }
+    let data = match v.get("data") {
+        Some(d @ Value::Object(_)) => d,
+        _ => {
+            return Err(AuthError::Shape {
+                field: "data",
+                detail: "missing or not an object".into(),
+            });
+        }
+    };
+    let access = match data.get("accessToken") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => {
+            return Err(AuthError::Shape {
+                field: "data.accessToken",
+                detail: "missing, empty or not a string".into(),
+            });
+        }
+    };
+    let refresh = match data.get("refreshToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+        Some(Value::String(_)) => None,
+        Some(_) => {
+            return Err(AuthError::Shape {
+                field: "data.refreshToken",
+                detail: "not a string".into(),
+            });
+        }
+    };
+    // A header value must not carry control characters; a token that cannot
+    // be sent is no token.
+    if HeaderValue::from_str(&access).is_err() {
+        return Err(AuthError::Shape {
+            field: "data.accessToken",
+            detail: "contains characters not allowed in an HTTP header".into(),
+        });
+    }
+    let expires_in = seconds_of(data.get("expiresIn").unwrap_or(&Value::Null)).map_err(|detail| AuthError::Shape {
+        field: "data.expiresIn",
+        detail,
+    })?;
+    let mut note = None;
+    let from_exp = match jwt_exp(&access) {
+        Some(exp) if exp > now_unix && exp - now_unix <= MAX_LIFETIME.as_secs() => {
+            Some(Duration::from_secs(exp - now_unix))
+        }
+        Some(exp) if exp > now_unix => {
+            note = Some(format!(
+                "the token's JWT exp ({exp}) is more than ten years after this host's clock ({now_unix}); ignoring it — is it in milliseconds?"
+            ));
+            None
+        }
+        Some(exp) => {
+            note = Some(format!(
+                "the token's JWT exp ({exp}) is not after this host's clock ({now_unix}); ignoring it — is the clock right?"
+            ));
+            None
+        }
+        None => None,
+    };
+    let (lifetime, lifetime_source) = match (expires_in, from_exp) {
+        (Some(a), Some(b)) if b < a => (b, "JWT exp"),
+        (Some(a), _) => (a, "expiresIn"),
+        (None, Some(b)) => (b, "JWT exp"),
+        (None, None) => (default_lifetime, "auth.default_lifetime"),
+    };
+    // A token that expires within a second cannot be used (and would be
+    // renewed in a tight loop): treat it as a broken answer, retried with
+    // backoff.
+    if lifetime < MIN_LIFETIME {
+        return Err(AuthError::Shape {
+            field: if lifetime_source == "JWT exp" {
+                "accessToken exp"
+            } else {
+                "data.expiresIn"
+            },
+            detail: format!("a lifetime of {lifetime:?} is too short to use (at least 1 s)"),
+        });
+    }
+    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now_unix));
+    Ok(Grant {
+        access: Secret::new(access),
+        refresh,
+        lifetime,
+        lifetime_source,
+        session_lifetime,
+        note,
+    })
+}
+
+/// How long a refresh token lasts from `now_unix`, by its JWT `exp`, less
+/// a second: both are whole seconds, so the session may end up to a second
+/// sooner than `exp - now_unix` says. `None` when it has no `exp`, or one
+/// less than two seconds ahead or implausibly far (then the API is the
+/// judge: a refused refresh falls back to a login anyway).
+pub(super) fn session_lifetime(refresh: &str, now_unix: u64) -> Option<Duration> {
+    let exp = jwt_exp(refresh)?;
+    let left = exp
+        .checked_sub(now_unix)
+        .filter(|s| *s >= 2 && *s <= MAX_LIFETIME.as_secs())?;
+    Some(Duration::from_secs(left - 1))
+}
+
+/// Joins an error with its sources: "client error (Connect): tcp connect
+/// error: Connection refused (os error 111)".
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,415 @@
+//! The auth task: the single writer of the token cell.
+//!
+//! [`Authenticator::run`] is one background task. It sleeps until the
+//! deadline the schedule ([`super::schedule`]) gave it, then logs in or
+//! refreshes through the configured method ([`super::method`]), puts the new
+//! session in the cell ([`super::session`]) and asks the schedule what comes
+//! next; on a failure it asks the schedule when to try what. Between
+//! attempts it serves the request path's commands (a re-authentication after
+//! a 401, a reload) and takes an expired token out of the cell. At shutdown
+//! it logs out. It holds the state the schedule's functions read — the
+//! failure counts, the re-authentication record — and draws their jitter.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::caller::Caller;
+use super::grant::{AuthError, Grant};
+use super::method::{Held, Method};
+use super::schedule::{self, Class, Failure, Failures, Lease, Next, Policy, Reauth, Rejection, Step, Verdict};
+use super::session::{AuthHandle, Command, Session, SessionCell, Status, Timing};
+use crate::clock::unix_now;
+use crate::config::AuthSettings;
+use crate::metrics::{AuthKind, AuthResult, Metrics};
+use crate::pool::Pool;
+use crate::secret::Secret;
+use crate::upstream::Target;
+
+/// How long a logout at shutdown may take at most.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The single writer of the token cell.
+pub struct Authenticator {
+    cell: Arc<SessionCell>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    method: Method,
+    http: Caller,
+    policy: Policy,
+    logout_on_shutdown: bool,
+    metrics: Arc<Metrics>,
+    generation: u64,
+    /// The newest refresh token; it outlives the access token's validity.
+    refresh_token: Option<Secret>,
+    /// The newest token's timing and its session's end, kept after the
+    /// token leaves the cell: what the schedule reads.
+    lease: Option<Lease>,
+    next: Next,
+    failures: Failures,
+    reauth: Reauth,
+}
+
+impl Authenticator {
+    pub fn new(
+        settings: AuthSettings,
+        pool: Pool,
+        target: Target,
+        metrics: Arc<Metrics>,
+    ) -> (Authenticator, AuthHandle) {
+        let method = Method::from_settings(&settings);
+        let status = Status {
+            username: method.account().to_string(),
+            ..Status::default()
+        };
+        let (cell, commands) = SessionCell::new(status);
+        let auth = Authenticator {
+            cell: cell.clone(),
+            commands,
+            method,
+            http: Caller::new(pool, target, settings.timeout),
+            policy: Policy::from_settings(&settings),
+            logout_on_shutdown: settings.logout_on_shutdown,
+            metrics,
+            generation: 0,
+            refresh_token: None,
+            lease: None,
+            next: Next {
+                step: Step::Login,
+                at: Instant::now(),
+            },
+            failures: Failures::default(),
+            reauth: Reauth::default(),
+        };
+        (auth, AuthHandle::new(cell))
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.cell.load()
+    }
+
+    /// Runs until `stop` is cancelled, then logs out (if configured) and
+    /// returns. Cancel `stop` only after the server has drained, so that
+    /// requests in flight keep a token to the end.
+    pub async fn run(mut self, stop: CancellationToken) {
+        info!(username = %self.method.account(), api = %self.http.origin(), "logging in");
+        loop {
+            let expiry = self.current().map(|s| s.valid_until);
+            let at = self.next.at;
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(expiry.unwrap_or(at)), if expiry.is_some_and(|e| e < at) => {
+                    self.expire();
+                }
+                _ = tokio::time::sleep_until(at) => self.attempt().await,
+            }
+        }
+        self.logout().await;
+        self.cell.update_status(|s| s.stopped = true);
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Reauth { stale, reply } => {
+                let now = Instant::now();
+                let proven = self
+                    .current()
+                    .filter(|s| s.generation == stale)
+                    .is_some_and(|s| s.is_proven());
+                let rejection = Rejection {
+                    stale,
+                    current: self.generation,
+                    renewal_due: self.next.at <= now,
+                };
+                let accepted = match self.reauth.judge(&self.policy, &rejection, now) {
+                    Verdict::Newer | Verdict::Join => true,
+                    Verdict::Decline { until } => {
+                        let wait = until.saturating_duration_since(now);
+                        debug!(
+                            proven,
+                            declined_for_ms = wait.as_millis() as u64,
+                            "the API rejected the current token, but a re-authentication happened moments ago; passing the 401 on instead of renewing again"
+                        );
+                        false
+                    }
+                    Verdict::Renew { floor } => {
+                        self.metrics.reauthentications.inc();
+                        info!(
+                            proven,
+                            next_allowed_in_ms = floor.as_millis() as u64,
+                            "the API rejected the current token; re-authenticating now"
+                        );
+                        let step = schedule::renewal_step(&self.policy, self.lease, self.refresh_token.is_some(), now);
+                        self.next = Next { step, at: now };
+                        true
+                    }
+                };
+                let _ = reply.send(accepted);
+            }
+            Command::Reload { settings, reply } => {
+                let method = Method::from_settings(&settings);
+                let credentials_changed = self.method.credentials_differ(&method);
+                self.method = method;
+                self.policy = Policy::from_settings(&settings);
+                self.http.set_timeout(settings.timeout);
+                self.logout_on_shutdown = settings.logout_on_shutdown;
+                if credentials_changed {
+                    info!(username = %self.method.account(), "credentials changed; logging in with the new ones (the current token keeps serving meanwhile)");
+                    self.next = Next {
+                        step: Step::Login,
+                        at: Instant::now(),
+                    };
+                    self.failures = Failures::default();
+                    let account = self.method.account().to_string();
+                    self.cell.update_status(|s| {
+                        s.username = account;
+                        s.credentials_rejected = false;
+                    });
+                } else {
+                    debug!("auth settings reloaded; credentials unchanged");
+                }
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// The token in the cell has passed its validity: take it out so that
+    /// readiness and metrics say so.
+    fn expire(&mut self) {
+        if self.current().is_some() {
+            warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
+            self.cell.store(None);
+            self.cell.update_status(|_| {});
+        }
+    }
+
+    /// The step that is due: a login or a refresh.
+    async fn attempt(&mut self) {
+        let step = self.next.step;
+        let sent = Instant::now();
+        let result = match step {
+            Step::Login => {
+                let result = self.method.login(&self.http).await;
+                self.count(AuthKind::Login, &result);
+                result
+            }
+            Step::Refresh => match self.refresh_token.clone() {
+                Some(refresh) => {
+                    let current = self.current();
+                    let held = Held {
+                        refresh: &refresh,
+                        access: current.as_ref().map(|s| s.access_token()),
+                    };
+                    let result = self.method.refresh(&self.http, held).await;
+                    self.count(AuthKind::Refresh, &result);
+                    result
+                }
+                None => Err(AuthError::Rejected {
+                    status: 0,
+                    code: 0,
+                    message: "no refresh token held".into(),
+                }),
+            },
+        };
+        match result {
+            Ok(grant) => self.install(grant, sent, step),
+            Err(e) => self.failed(step, e),
+        }
+    }
+
+    fn count(&self, kind: AuthKind, result: &Result<Grant, AuthError>) {
+        let outcome = match result {
+            Ok(_) => AuthResult::Success,
+            Err(e) if e.is_rejection() => AuthResult::Rejected,
+            Err(_) => AuthResult::Error,
+        };
+        self.metrics.auth(kind, outcome);
+    }
+
+    /// Puts a new session in the cell and schedules what follows.
+    fn install(&mut self, grant: Grant, sent: Instant, how: Step) {
+        let lifetime = grant.lifetime;
+        // Rotation: the answer's refresh token replaces ours (and its `exp`
+        // says when the session ends); an API that sends none with a refresh
+        // keeps the old one, and the old session end, valid.
+        let (refresh_token, session_end) = match grant.refresh {
+            Some(refresh) => (Some(refresh), grant.session_lifetime.map(|l| sent + l)),
+            None if how == Step::Refresh => (self.refresh_token.clone(), self.lease.and_then(|l| l.session_end)),
+            None => (None, None),
+        };
+        let lease = Lease {
+            obtained_at: sent,
+            lifetime,
+            session_end,
+        };
+        let next = schedule::after_grant(&self.policy, lease, rand::random());
+        let timing = Timing {
+            obtained_at: sent,
+            valid_until: lease.valid_until(),
+            expires_at: lease.expires_at(),
+            expires_at_unix: unix_now() + lifetime.as_secs(),
+            lifetime,
+            refresh_at: next.at,
+        };
+        // parse_grant checked the token; keep the old session if not.
+        let Some(session) = Session::new(self.generation + 1, grant.access, timing) else {
+            return;
+        };
+        self.generation += 1;
+        self.refresh_token = refresh_token;
+        self.lease = Some(lease);
+        self.cell.store(Some(Arc::new(session)));
+        self.next = next;
+        let recovered = self.failures.total() > 0;
+        self.failures = Failures::default();
+        self.metrics.auth_consecutive_failures.set(0);
+        if let Some(note) = &grant.note {
+            warn!("{note}");
+        }
+        let wait = next.at.saturating_duration_since(Instant::now());
+        let what = if how == Step::Login {
+            "logged in"
+        } else {
+            "token refreshed"
+        };
+        let then = match next.step {
+            Step::Refresh => "refresh",
+            Step::Login => "login (the session ends)",
+        };
+        info!(
+            username = %self.method.account(),
+            expires_in_s = lifetime.as_secs(),
+            lifetime_from = grant.lifetime_source,
+            session_ends_in_s = session_end.map(|e| e.saturating_duration_since(sent).as_secs()),
+            next_refresh_in_ms = wait.as_millis() as u64,
+            recovered,
+            "{what}; next {then} in {}",
+            humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+        );
+        let now = SystemTime::now();
+        self.cell.update_status(|s| {
+            if how == Step::Login {
+                s.last_login = Some(now);
+                s.logins += 1;
+            } else {
+                s.last_refresh = Some(now);
+                s.refreshes += 1;
+            }
+            s.consecutive_failures = 0;
+            s.credentials_rejected = false;
+            s.next_attempt = Some(next.at);
+        });
+    }
+
+    /// Schedules what follows a failed step and says why it failed.
+    fn failed(&mut self, step: Step, e: AuthError) {
+        let now = Instant::now();
+        let class = schedule::classify(step, &e);
+        let failure = Failure {
+            step,
+            class,
+            retry_after: e.retry_after(),
+        };
+        let next = schedule::after_failure(
+            &self.policy,
+            &mut self.failures,
+            failure,
+            self.lease,
+            now,
+            rand::random(),
+        );
+        self.next = next;
+        if class == Class::RefreshRefused {
+            info!(reason = %e, "refresh refused; logging in again");
+            self.refresh_token = None;
+            return;
+        }
+        let credential = class == Class::Credential;
+        let failures = self.failures.total();
+        self.metrics.auth_consecutive_failures.set(i64::from(failures));
+        let what = match step {
+            Step::Login => "login",
+            Step::Refresh => "refresh",
+        };
+        let account = self.method.account();
+        let wait = next.at.saturating_duration_since(now);
+        let retry_in = humantime::format_duration(Duration::from_millis(wait.as_millis() as u64));
+        if credential {
+            error!(
+                username = %account,
+                reason = %e,
+                retry_in = %retry_in,
+                "login refused: the API rejected the credentials of {account:?}; {}, then reload (retrying slowly)",
+                self.method.credential_hint()
+            );
+        } else {
+            warn!(username = %account, reason = %e, retry_in = %retry_in, failures, "{what} failed");
+            if step == Step::Refresh && next.step == Step::Login {
+                info!(
+                    username = %account,
+                    "the refresh keeps failing; the next attempt is a full login, before the token expires"
+                );
+            }
+        }
+        let message = if credential {
+            format!("login for {account:?} refused: {e}")
+        } else {
+            format!("{what} failed: {e}")
+        };
+        let at_wall = SystemTime::now();
+        let at = next.at;
+        let summary = format!("{what}: {}", e.summary());
+        self.cell.update_status(|s| {
+            s.last_error = Some(message);
+            s.last_error_summary = Some(summary);
+            s.last_error_at = Some(at_wall);
+            s.consecutive_failures = failures;
+            s.credentials_rejected = credential;
+            s.next_attempt = Some(at);
+        });
+    }
+
+    async fn logout(&mut self) {
+        if !self.logout_on_shutdown {
+            return;
+        }
+        let Some(session) = self.current().filter(|s| s.is_valid(Instant::now())) else {
+            return;
+        };
+        let limit = self.http.timeout().min(LOGOUT_TIMEOUT);
+        let result = tokio::time::timeout(limit, self.method.logout(&self.http, session.access_token())).await;
+        self.cell.store(None);
+        match result {
+            Ok(Ok(())) => {
+                self.metrics.auth(AuthKind::Logout, AuthResult::Success);
+                info!(username = %self.method.account(), "logged out");
+            }
+            Ok(Err(AuthError::Rejected { status, .. })) => {
+                self.metrics.auth(AuthKind::Logout, AuthResult::Rejected);
+                warn!(
+                    status,
+                    "logout answered with an error status; the token expires on its own"
+                );
+            }
+            Ok(Err(e)) => {
+                self.metrics.auth(AuthKind::Logout, AuthResult::Error);
+                warn!(reason = %e, "logout failed; the token expires on its own");
+            }
+            Err(_) => {
+                self.metrics.auth(AuthKind::Logout, AuthResult::Error);
+                warn!(
+                    "logout did not finish within {}; the token expires on its own",
+                    humantime::format_duration(limit)
+                );
+            }
+        }
+    }
+}
