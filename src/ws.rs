@@ -43,12 +43,24 @@ use crate::metrics::Metrics;
 /// most this long (in case the API does not answer logins at all).
 const OWN_LOGIN_REPLY_WINDOW: Duration = Duration::from_secs(10);
 
-/// Whether a request asks for a WebSocket.
+/// Whether a request is a WebSocket handshake (RFC 6455 4.1): a GET with
+/// `Upgrade: websocket` and `upgrade` among the `Connection` options. An
+/// `Upgrade` header alone asks for nothing; such a request is an ordinary
+/// one (and its hop-by-hop `Upgrade` is not forwarded).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+    req.method() == http::Method::GET
+        && has_token(req.headers(), header::UPGRADE, "websocket")
+        && has_token(req.headers(), header::CONNECTION, "upgrade")
+}
+
+/// Whether a comma-separated header (on any of its lines) lists `token`.
+fn has_token(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -344,3 +356,6 @@ fn command_of(text: &str) -> Option<String> {
         .find_map(|k| v.get(*k).and_then(Value::as_str))
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests;
