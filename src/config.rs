@@ -230,6 +230,10 @@ pub struct ProxyPolicy {
     /// once after a 401; larger bodies stream and are not replayed.
     #[serde(rename = "replay_buffer_bytes")]
     pub replay_buffer: usize,
+    /// Largest WebSocket message (and frame) either side of a relay may
+    /// send; a larger one closes the socket with 1009. A socket keeps the
+    /// limit it was opened with, so a reload applies to new sockets.
+    pub ws_max_message_bytes: usize,
 }
 
 #[derive(Clone, PartialEq, Serialize)]

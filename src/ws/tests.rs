@@ -1,5 +1,6 @@
 //! Unit tests of `ws`.
 
+use super::limits::socket_config;
 use super::*;
 
 fn request(method: &str, headers: &[(&str, &str)]) -> Request<()> {
@@ -35,4 +36,11 @@ fn an_upgrade_needs_both_headers_and_a_get() {
     for (method, headers) in no {
         assert!(!is_upgrade(&request(method, headers)), "{method} {headers:?}");
     }
+}
+
+#[test]
+fn both_sockets_refuse_frames_and_messages_over_the_limit() {
+    let c = socket_config(1 << 20);
+    assert_eq!(c.max_message_size, Some(1 << 20));
+    assert_eq!(c.max_frame_size, Some(1 << 20));
 }
