@@ -165,6 +165,8 @@ pub struct UpstreamSettings {
     pub ca_file: Option<PathBuf>,
     #[serde(serialize_with = "human")]
     pub connect_timeout: Duration,
+    /// Until the API's response headers; also bounds opening a WebSocket to
+    /// the API (connect, TLS and the upgrade).
     #[serde(serialize_with = "human")]
     pub request_timeout: Duration,
     #[serde(serialize_with = "human")]

@@ -12,7 +12,9 @@
 //! Every socket is a door for memory, so both sides have explicit limits: a
 //! message or frame over `proxy.ws_max_message_bytes` is refused before it is
 //! buffered, and its socket closed with 1009 ("message too big"); messages are
-//! only looked into when [`detect`] says they may matter.
+//! only looked into when [`detect`] says they may matter. Opening the
+//! upstream socket (connect, TLS, the HTTP upgrade) is bounded by
+//! `upstream.request_timeout`; the program gets a 504 when it runs out.
 
 mod detect;
 mod limits;
@@ -83,6 +85,8 @@ pub struct WsRelay {
     url: Uri,
     tls: Option<tokio_rustls::TlsConnector>,
     connect_timeout: Duration,
+    /// Bound on opening the upstream socket, connect to upgrade.
+    request_timeout: Duration,
     /// Read when a socket opens, for its message limit.
     live: Arc<ArcSwap<Live>>,
     auth: AuthHandle,
@@ -111,6 +115,7 @@ impl WsRelay {
             url,
             tls,
             connect_timeout: upstream.connect_timeout,
+            request_timeout: upstream.request_timeout,
             live,
             auth,
             metrics,
@@ -206,24 +211,31 @@ impl WsRelay {
             }
         }
         let max_message = self.live.load().proxy.ws_max_message_bytes;
-        let io = self.connect(&url).await.map_err(|cause| ProxyError::Unreachable {
-            origin: origin(),
-            cause,
-        })?;
-        let (upstream, up_resp) =
+        let limit = self.request_timeout;
+        let handshake = async {
+            let io = self.connect(&url).await.map_err(|cause| ProxyError::Unreachable {
+                origin: origin(),
+                cause,
+            })?;
             match tokio_tungstenite::client_async_with_config(up_req, io, Some(socket_config(max_message))).await {
-                Ok(pair) => pair,
+                Ok(pair) => Ok(pair),
                 Err(tungstenite::Error::Http(resp)) => {
                     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                    return Err(ProxyError::WebSocketRefused { status });
+                    Err(ProxyError::WebSocketRefused { status })
                 }
-                Err(e) => {
-                    return Err(ProxyError::BadGateway {
-                        origin: origin(),
-                        cause: format!("WebSocket handshake failed: {e}"),
-                    });
-                }
-            };
+                Err(e) => Err(ProxyError::BadGateway {
+                    origin: origin(),
+                    cause: format!("WebSocket handshake failed: {e}"),
+                }),
+            }
+        };
+        let (upstream, up_resp) = tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| ProxyError::Timeout {
+                origin: origin(),
+                limit,
+                setting: "upstream.request_timeout",
+            })??;
         let on_upgrade = hyper::upgrade::on(&mut req);
         let mut resp = Response::new(Full::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -1,5 +1,6 @@
-//! Attacks on the WebSocket relay (issue 11, item 5): a message too big to
-//! hold, and a big message that must not be parsed.
+//! Attacks on the WebSocket relay (issue 11, items 5 and 6): a message too
+//! big to hold, a big message that must not be parsed, and an API that takes
+//! the connection but never answers the upgrade.
 
 mod common;
 
@@ -268,4 +269,59 @@ async fn an_api_message_over_the_limit_closes_the_program_socket_with_1009() {
     };
     assert_eq!(frame.code, CloseCode::Size, "{frame:?}");
     assert!(frame.reason.as_str().contains("the API sent"), "{frame:?}");
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_the_api_never_answers_gets_a_504_within_request_timeout() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    // Takes connections and never says a word.
+    let hold = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hold_addr = hold.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match hold.accept().await {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+    let files = write_config(
+        api.addr,
+        PASSWORD,
+        &Extra::upstream(&format!("websocket_url = \"ws://{hold_addr}/\"")),
+    );
+    let text = std::fs::read_to_string(&files.config).unwrap();
+    assert!(text.contains("request_timeout = \"10s\""));
+    std::fs::write(
+        &files.config,
+        text.replace("request_timeout = \"10s\"", "request_timeout = \"1s\""),
+    )
+    .unwrap();
+    let sidecar = start_from_files(files).await;
+    wait_ready(&client(), sidecar.admin).await;
+
+    let mut s = TcpStream::connect(sidecar.proxy).await.unwrap();
+    let upgrade = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        sidecar.proxy
+    );
+    let started = Instant::now();
+    s.write_all(upgrade.as_bytes()).await.unwrap();
+    let resp = read_raw_response(&mut s).await;
+    let took = started.elapsed();
+    eprintln!("hung WebSocket handshake answered after {took:?}");
+    assert_eq!(resp.status, 504, "{}", String::from_utf8_lossy(&resp.body));
+    let env = resp.json();
+    assert_eq!(env["code"], 504);
+    assert_eq!(env["data"], Value::Null);
+    let message = env["message"].as_str().unwrap();
+    assert!(message.contains("upstream.request_timeout"), "{message}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "answered after {took:?}, configured 1 s"
+    );
+    holder.abort();
 }
