@@ -132,9 +132,9 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let shutdown = control.shutdown.clone();
     let tasks = TaskTracker::new();
     let ws = WsRelay::new(
-        upstream.websocket_url.clone(),
+        upstream,
         ws_tls,
-        upstream.connect_timeout,
+        live.clone(),
         auth.clone(),
         metrics.clone(),
         tasks.clone(),

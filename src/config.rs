@@ -165,6 +165,8 @@ pub struct UpstreamSettings {
     pub ca_file: Option<PathBuf>,
     #[serde(serialize_with = "human")]
     pub connect_timeout: Duration,
+    /// Until the API's response headers; also bounds opening a WebSocket to
+    /// the API (connect, TLS and the upgrade).
     #[serde(serialize_with = "human")]
     pub request_timeout: Duration,
     #[serde(serialize_with = "human")]
@@ -237,6 +239,10 @@ pub struct ProxyPolicy {
     /// once after a 401; larger bodies stream and are not replayed.
     #[serde(rename = "replay_buffer_bytes")]
     pub replay_buffer: usize,
+    /// Largest WebSocket message (and frame) either side of a relay may
+    /// send; a larger one closes the socket with 1009. A socket keeps the
+    /// limit it was opened with, so a reload applies to new sockets.
+    pub ws_max_message_bytes: usize,
 }
 
 #[derive(Clone, PartialEq, Serialize)]

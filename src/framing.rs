@@ -1,25 +1,32 @@
-//! Request framing guard: refuses requests whose length is ambiguous.
+//! Request framing guard: refuses requests whose length or target is
+//! ambiguous.
 //!
 //! hyper reads a request that carries both `Content-Length` and
-//! `Transfer-Encoding` as chunked and silently drops the length, and merges
-//! repeated identical `Content-Length` lines. Both are the raw material of
-//! request smuggling, and a proxy should refuse them outright rather than pick
-//! one reading. hyper no longer shows the original lines to the service, so
-//! this module watches the raw bytes of a connection as hyper reads them,
-//! follows the HTTP/1 message framing (heads, fixed-length and chunked bodies)
-//! with `httparse`, and records the index of the first request whose head is
-//! ambiguous. The proxy answers that request with 400 and closes.
+//! `Transfer-Encoding` as chunked and silently drops the length, merges
+//! repeated identical `Content-Length` lines, and accepts a second `Host`
+//! line. These are the raw material of request smuggling (and of a host check
+//! that reads one line while the API reads the other), and a proxy should
+//! refuse them outright rather than pick one reading (RFC 9112 6.3, RFC 9110
+//! 7.2). hyper no longer shows the original lines to the service, so this
+//! module watches the raw bytes of a connection as hyper reads them, follows
+//! the HTTP/1 message framing (heads, fixed-length and chunked bodies) with
+//! `httparse`, and records the index of the first request whose head is
+//! refused and why. The proxy answers that request with 400 and closes.
 //!
 //! The common case (a whole head in one read) parses in place, without
-//! copying. After an `Upgrade` or `CONNECT` head, or anything it cannot
-//! parse (which hyper rejects anyway), the guard stops following.
+//! copying. A request that asks for an upgrade is followed like any other:
+//! hyper keeps reading HTTP after it unless the answer switches protocols
+//! (a 101, or a 2xx to CONNECT), and only then does the service tell the
+//! guard to stop ([`Verdicts::switched_protocols`]). Anything the guard cannot
+//! parse (which hyper rejects anyway) also ends its following.
 
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Heads longer than this are left to hyper's own limit. It is above the
@@ -28,31 +35,84 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const MAX_HEAD: usize = 4 * 1024 * 1024 + 64 * 1024;
 const MAX_HEADERS: usize = 256;
 
+/// The guard's verdict on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Verdict {
+    Ok = 0,
+    /// `Content-Length` with `Transfer-Encoding`, or `Content-Length` twice.
+    AmbiguousLength = 1,
+    /// More than one `Host` line.
+    DuplicateHost = 2,
+}
+
+impl Verdict {
+    pub fn is_ok(self) -> bool {
+        self == Verdict::Ok
+    }
+
+    /// What the 400 for a refused request says.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Verdict::Ok => None,
+            Verdict::AmbiguousLength => Some(
+                "ambiguous request framing (Content-Length together with Transfer-Encoding, or Content-Length repeated); send exactly one of them",
+            ),
+            Verdict::DuplicateHost => Some("more than one Host header; send exactly one"),
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Verdict {
+        match code {
+            0 => Verdict::Ok,
+            2 => Verdict::DuplicateHost,
+            _ => Verdict::AmbiguousLength,
+        }
+    }
+}
+
+/// Whether an answer ends HTTP on its connection, as hyper decides it: a 101,
+/// or a 2xx to CONNECT. After it the bytes are another protocol's.
+pub fn switches_protocols(method: &Method, status: StatusCode) -> bool {
+    status == StatusCode::SWITCHING_PROTOCOLS || (method == Method::CONNECT && status.is_success())
+}
+
 /// What the guard found on one connection, shared with the service.
 #[derive(Debug)]
 pub struct Verdicts {
-    /// Index (0-based, in arrival order) of the first request with ambiguous
-    /// framing; `u64::MAX` while there is none.
+    /// Index (0-based, in arrival order) of the first refused request;
+    /// `u64::MAX` while there is none. Every later request is refused too.
     first_bad: AtomicU64,
+    /// Why it was refused ([`Verdict::code`]); written before `first_bad`.
+    why: AtomicU8,
     /// Index of the next request the service will see.
     next: AtomicU64,
+    /// Set by the service once an answer switched protocols: the guard stops
+    /// following.
+    switched: AtomicBool,
 }
 
 impl Default for Verdicts {
     fn default() -> Self {
         Verdicts {
             first_bad: AtomicU64::new(u64::MAX),
+            why: AtomicU8::new(Verdict::Ok.code()),
             next: AtomicU64::new(0),
+            switched: AtomicBool::new(false),
         }
     }
 }
 
 impl Verdicts {
-    /// Whether the next request the service sees may be served. hyper hands
+    /// The verdict on the next request the service sees. hyper hands
     /// requests of one connection to the service in order, one at a time.
-    pub fn next_request_ok(&self) -> bool {
+    pub fn next_request(&self) -> Verdict {
         let index = self.next.fetch_add(1, Ordering::AcqRel);
-        self.is_ok(index)
+        self.verdict(index)
     }
 
     /// Whether the `index`-th request of the connection may be served.
@@ -60,8 +120,28 @@ impl Verdicts {
         index < self.first_bad.load(Ordering::Acquire)
     }
 
-    fn mark(&self, index: u64) {
-        self.first_bad.fetch_min(index, Ordering::AcqRel);
+    /// The verdict on the `index`-th request of the connection.
+    pub fn verdict(&self, index: u64) -> Verdict {
+        if self.is_ok(index) {
+            Verdict::Ok
+        } else {
+            Verdict::from_code(self.why.load(Ordering::Acquire))
+        }
+    }
+
+    /// Tells the guard that the connection no longer carries HTTP (see
+    /// [`switches_protocols`]).
+    pub fn switched_protocols(&self) {
+        self.switched.store(true, Ordering::Release);
+    }
+
+    /// Marks the `index`-th request. The tracker stops following after a
+    /// mark, so there is only ever one.
+    fn mark(&self, index: u64, why: Verdict) {
+        if index < self.first_bad.load(Ordering::Acquire) {
+            self.why.store(why.code(), Ordering::Release);
+            self.first_bad.store(index, Ordering::Release);
+        }
     }
 }
 
@@ -100,6 +180,10 @@ impl Tracker {
 
     /// Feeds bytes as they are read from the client.
     pub fn feed(&mut self, data: &[u8]) {
+        if self.phase != Phase::Off && self.verdicts.switched.load(Ordering::Acquire) {
+            self.phase = Phase::Off;
+            self.pending = Vec::new();
+        }
         let mut data = data;
         while !data.is_empty() {
             match self.phase {
@@ -222,7 +306,7 @@ impl Tracker {
         let mut length: Option<u64> = None;
         let mut encodings = 0usize;
         let mut chunked = false;
-        let mut upgrade = req.method == Some("CONNECT");
+        let mut hosts = 0usize;
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
                 lengths += 1;
@@ -234,18 +318,27 @@ impl Tracker {
                     .rsplit(|b| *b == b',')
                     .next()
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            } else if h.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
+            } else if h.name.eq_ignore_ascii_case("host") {
+                hosts += 1;
             }
         }
-        if lengths > 1 || (lengths > 0 && encodings > 0) {
-            self.verdicts.mark(index);
+        let refused = if lengths > 1 || (lengths > 0 && encodings > 0) {
+            Verdict::AmbiguousLength
+        } else if hosts > 1 {
+            Verdict::DuplicateHost
+        } else {
+            Verdict::Ok
+        };
+        if !refused.is_ok() {
+            // The connection closes after the 400; nothing after it is served.
+            self.verdicts.mark(index, refused);
             self.phase = Phase::Off;
             return Some(used);
         }
-        self.phase = if upgrade {
-            Phase::Off
-        } else if encodings > 0 {
+        // A request that asks for an upgrade (or CONNECT) is followed like
+        // any other: unless its answer switches protocols, the next request
+        // follows it on the same connection.
+        self.phase = if encodings > 0 {
             if chunked { Phase::ChunkSize } else { Phase::Off }
         } else {
             match (lengths, length) {

@@ -33,7 +33,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::access;
 use crate::admin::Admin;
 use crate::config::{Listen, Live};
-use crate::framing::{Guarded, Verdicts};
+use crate::framing::{self, Guarded, Verdicts};
 use crate::proxy::{ConnContext, Proxy};
 
 /// A bound listening socket.
@@ -397,13 +397,25 @@ where
         Role::Proxy(proxy) => {
             let verdicts = Arc::new(Verdicts::default());
             let io = TokioIo::new(Guarded::new(stream, verdicts.clone()));
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let proxy = proxy.clone();
+                let verdict = verdicts.next_request();
+                if let Some(reason) = verdict.refusal() {
+                    debug!(reason, "the framing guard refuses a request");
+                }
                 let ctx = ConnContext {
                     peer,
-                    framing_ok: verdicts.next_request_ok(),
+                    framing_ok: verdict.is_ok(),
                 };
-                async move { Ok::<_, Infallible>(proxy.handle(req, ctx).await) }
+                let (verdicts, method) = (verdicts.clone(), req.method().clone());
+                async move {
+                    let resp = proxy.handle(req, ctx).await;
+                    // The guard follows every request until HTTP really ends.
+                    if framing::switches_protocols(&method, resp.status()) {
+                        verdicts.switched_protocols();
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = builder.serve_connection(io, svc).with_upgrades();
             tokio::pin!(conn);

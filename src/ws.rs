@@ -8,10 +8,21 @@
 //! fresh login by itself whenever the sidecar's token changes, and answers a
 //! server `token_expired` push the same way — the program never sees it, and
 //! the replies to the sidecar's own logins are kept from it too.
+//!
+//! Every socket is a door for memory, so both sides have explicit limits: a
+//! message or frame over `proxy.ws_max_message_bytes` is refused before it is
+//! buffered, and its socket closed with 1009 ("message too big"); messages are
+//! only looked into when [`detect`] says they may matter. Opening the
+//! upstream socket (connect, TLS, the HTTP upgrade) is bounded by
+//! `upstream.request_timeout`; the program gets a 504 when it runs out.
+
+mod detect;
+mod limits;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
@@ -19,7 +30,6 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -34,21 +44,36 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE};
+use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
 use crate::intercept::Placeholders;
 use crate::metrics::Metrics;
+use detect::{ApiPush, LoginStyle};
+use limits::{close, refuse_oversized, socket_config, too_big};
 
 /// Replies to the sidecar's own logins are withheld from the program for at
 /// most this long (in case the API does not answer logins at all).
 const OWN_LOGIN_REPLY_WINDOW: Duration = Duration::from_secs(10);
 
-/// Whether a request asks for a WebSocket.
+/// Whether a request is a WebSocket handshake (RFC 6455 4.1): a GET with
+/// `Upgrade: websocket` and `upgrade` among the `Connection` options. An
+/// `Upgrade` header alone asks for nothing; such a request is an ordinary
+/// one (and its hop-by-hop `Upgrade` is not forwarded).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+    req.method() == http::Method::GET
+        && has_token(req.headers(), header::UPGRADE, "websocket")
+        && has_token(req.headers(), header::CONNECTION, "upgrade")
+}
+
+/// Whether a comma-separated header (on any of its lines) lists `token`.
+fn has_token(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -60,6 +85,10 @@ pub struct WsRelay {
     url: Uri,
     tls: Option<tokio_rustls::TlsConnector>,
     connect_timeout: Duration,
+    /// Bound on opening the upstream socket, connect to upgrade.
+    request_timeout: Duration,
+    /// Read when a socket opens, for its message limit.
+    live: Arc<ArcSwap<Live>>,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -67,22 +96,27 @@ pub struct WsRelay {
 }
 
 impl WsRelay {
-    /// `tls` is used for `wss://` URLs. Relays are spawned on `tasks` and
-    /// closed with a Going Away frame when `shutdown` is cancelled.
+    /// Relays to `upstream.websocket_url`; `tls` is used for `wss://` URLs.
+    /// Each socket takes its message limit from `live` when it opens. Relays
+    /// are spawned on `tasks` and closed with a Going Away frame when
+    /// `shutdown` is cancelled.
     pub fn new(
-        url: Uri,
+        upstream: &UpstreamSettings,
         tls: Arc<rustls::ClientConfig>,
-        connect_timeout: Duration,
+        live: Arc<ArcSwap<Live>>,
         auth: AuthHandle,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> WsRelay {
+        let url = upstream.websocket_url.clone();
         let tls = (url.scheme_str() == Some("wss")).then(|| tokio_rustls::TlsConnector::from(tls));
         WsRelay {
             url,
             tls,
-            connect_timeout,
+            connect_timeout: upstream.connect_timeout,
+            request_timeout: upstream.request_timeout,
+            live,
             auth,
             metrics,
             tasks,
@@ -176,23 +210,32 @@ impl WsRelay {
                 }
             }
         }
-        let io = self.connect(&url).await.map_err(|cause| ProxyError::Unreachable {
-            origin: origin(),
-            cause,
-        })?;
-        let (upstream, up_resp) = match tokio_tungstenite::client_async(up_req, io).await {
-            Ok(pair) => pair,
-            Err(tungstenite::Error::Http(resp)) => {
-                let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                return Err(ProxyError::WebSocketRefused { status });
-            }
-            Err(e) => {
-                return Err(ProxyError::BadGateway {
+        let max_message = self.live.load().proxy.ws_max_message_bytes;
+        let limit = self.request_timeout;
+        let handshake = async {
+            let io = self.connect(&url).await.map_err(|cause| ProxyError::Unreachable {
+                origin: origin(),
+                cause,
+            })?;
+            match tokio_tungstenite::client_async_with_config(up_req, io, Some(socket_config(max_message))).await {
+                Ok(pair) => Ok(pair),
+                Err(tungstenite::Error::Http(resp)) => {
+                    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                    Err(ProxyError::WebSocketRefused { status })
+                }
+                Err(e) => Err(ProxyError::BadGateway {
                     origin: origin(),
                     cause: format!("WebSocket handshake failed: {e}"),
-                });
+                }),
             }
         };
+        let (upstream, up_resp) = tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| ProxyError::Timeout {
+                origin: origin(),
+                limit,
+                setting: "upstream.request_timeout",
+            })??;
         let on_upgrade = hyper::upgrade::on(&mut req);
         let mut resp = Response::new(Full::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -209,9 +252,11 @@ impl WsRelay {
         self.tasks.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let client = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                    let config = socket_config(max_message);
+                    let client =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                     relay.metrics.websocket_open.inc();
-                    relay.relay(client, upstream).await;
+                    relay.relay(client, upstream, max_message).await;
                     relay.metrics.websocket_open.dec();
                 }
                 Err(e) => debug!(error = %e, "client WebSocket upgrade failed"),
@@ -229,7 +274,9 @@ impl WsRelay {
         upstream.send(Message::text(cmd.to_string())).await.is_ok()
     }
 
-    async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>)
+    /// Relays until either side closes. `max_message` is the limit both
+    /// sockets were opened with, for the close reasons.
+    async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>, max_message: usize)
     where
         C: AsyncRead + AsyncWrite + Unpin,
         U: AsyncRead + AsyncWrite + Unpin,
@@ -244,31 +291,38 @@ impl WsRelay {
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     let frame = CloseFrame { code: CloseCode::Away, reason: "ethgas-sidecar is shutting down".into() };
-                    let _ = client.close(Some(frame.clone())).await;
-                    let _ = upstream.close(Some(frame)).await;
+                    close(&mut client, Some(frame.clone())).await;
+                    close(&mut upstream, Some(frame)).await;
                     break;
                 }
                 msg = client.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        let out = match Placeholders::rewrite_ws_login(text.as_str(), "") {
-                            Some(_) => match self.auth.valid() {
-                                Some(session) => {
-                                    logged_in = Some(session.generation);
-                                    self.metrics.websocket_logins.inc();
-                                    let rewritten = Placeholders::rewrite_ws_login(text.as_str(), session.access_token().expose());
-                                    Message::text(rewritten.unwrap_or_default())
-                                }
+                        let out = match detect::client_login(text.as_str()) {
+                            Some(LoginStyle::Cmd) => match self.auth.valid() {
+                                Some(session) => match Placeholders::rewrite_ws_login(text.as_str(), session.access_token().expose()) {
+                                    Some(rewritten) => {
+                                        logged_in = Some(session.generation);
+                                        self.metrics.websocket_logins.inc();
+                                        Message::text(rewritten)
+                                    }
+                                    None => Message::Text(text),
+                                },
                                 None => {
                                     warn!("WebSocket login while no valid token is held; passing it on unchanged");
                                     Message::Text(text)
                                 }
                             },
+                            // The live API's format: recognised, not rewritten yet.
+                            Some(LoginStyle::Op) => {
+                                debug!("an `op` login (live API format) is passed on unchanged");
+                                Message::Text(text)
+                            }
                             None => Message::Text(text),
                         };
                         if upstream.send(out).await.is_err() { break; }
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        let _ = upstream.close(frame).await;
+                        close(&mut upstream, frame).await;
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
@@ -276,46 +330,54 @@ impl WsRelay {
                     }
                     // Pings are answered by each side's own socket.
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => { debug!(error = %e, "client WebSocket error"); let _ = upstream.close(None).await; break; }
-                    None => { let _ = upstream.close(None).await; break; }
+                    Some(Err(tungstenite::Error::Capacity(e))) => {
+                        warn!(error = %e, limit = max_message, "a program sent a WebSocket message over proxy.ws_max_message_bytes; closing its socket (1009)");
+                        refuse_oversized(&mut client, too_big(format!("message over {max_message} bytes (proxy.ws_max_message_bytes)"))).await;
+                        close(&mut upstream, None).await;
+                        break;
+                    }
+                    Some(Err(e)) => { debug!(error = %e, "client WebSocket error"); close(&mut upstream, None).await; break; }
+                    None => { close(&mut upstream, None).await; break; }
                 },
                 msg = upstream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        let cmd = command_of(text.as_str());
-                        if cmd.as_deref() == Some("token_expired") {
-                            match self.auth.valid() {
-                                Some(session) => {
+                        match detect::api_push(text.as_str()) {
+                            Some(ApiPush::TokenExpired) => {
+                                if let Some(session) = self.auth.valid() {
                                     debug!("the API pushed token_expired; logging the socket in again");
                                     if !self.send_login(&mut upstream, &session).await { break; }
                                     logged_in = Some(session.generation);
                                     own_logins.push(Instant::now());
                                     continue;
                                 }
-                                None => {
-                                    if client.send(Message::Text(text)).await.is_err() { break; }
+                            }
+                            Some(ApiPush::LoginReply) => {
+                                own_logins.retain(|t| t.elapsed() < OWN_LOGIN_REPLY_WINDOW);
+                                if !own_logins.is_empty() {
+                                    own_logins.remove(0);
                                     continue;
                                 }
                             }
-                        }
-                        if cmd.as_deref() == Some("login") {
-                            own_logins.retain(|t| t.elapsed() < OWN_LOGIN_REPLY_WINDOW);
-                            if !own_logins.is_empty() {
-                                own_logins.remove(0);
-                                continue;
-                            }
+                            None => {}
                         }
                         if client.send(Message::Text(text)).await.is_err() { break; }
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        let _ = client.close(frame).await;
+                        close(&mut client, frame).await;
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
                         if client.send(msg).await.is_err() { break; }
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => { debug!(error = %e, "upstream WebSocket error"); let _ = client.close(None).await; break; }
-                    None => { let _ = client.close(None).await; break; }
+                    Some(Err(tungstenite::Error::Capacity(e))) => {
+                        warn!(error = %e, limit = max_message, "the API sent a WebSocket message over proxy.ws_max_message_bytes; closing the socket (1009)");
+                        close(&mut upstream, Some(too_big(format!("message over {max_message} bytes")))).await;
+                        close(&mut client, Some(too_big(format!("the API sent a message over {max_message} bytes (proxy.ws_max_message_bytes)")))).await;
+                        break;
+                    }
+                    Some(Err(e)) => { debug!(error = %e, "upstream WebSocket error"); close(&mut client, None).await; break; }
+                    None => { close(&mut client, None).await; break; }
                 },
                 changed = changes.changed() => {
                     if changed.is_err() { break; }
@@ -333,14 +395,5 @@ impl WsRelay {
     }
 }
 
-/// The `cmd` (or `event`/`type`) of a JSON message.
-fn command_of(text: &str) -> Option<String> {
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    let v: Value = serde_json::from_str(text).ok()?;
-    ["cmd", "event", "type"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
-}
+#[cfg(test)]
+mod tests;

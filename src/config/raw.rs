@@ -29,6 +29,7 @@ pub(super) struct RawProxy {
     pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) token_wait: Option<String>,
     pub(super) replay_buffer_bytes: Option<u64>,
+    pub(super) ws_max_message_bytes: Option<u64>,
     pub(super) max_header_bytes: Option<u64>,
     pub(super) max_uri_bytes: Option<u64>,
     pub(super) shutdown_grace: Option<String>,

@@ -381,6 +381,14 @@ impl Validator<'_> {
                 0,
                 16 << 20,
             )?,
+            // At least a login with a long JWT; at most tungstenite's own default.
+            ws_max_message_bytes: self.size(
+                "proxy.ws_max_message_bytes",
+                rp.ws_max_message_bytes,
+                1 << 20,
+                16 * 1024,
+                64 << 20,
+            )?,
         };
         let proxy = ProxyListener {
             listen,

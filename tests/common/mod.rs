@@ -405,3 +405,88 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1 on a socket, for the attack tests.
+
+/// A response read byte-wise off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads one response from `s`, byte by byte up to the body (so nothing of
+/// a following response is consumed), then its body by `Content-Length`,
+/// chunked coding, or to the end of the connection. Fails after 15 s.
+pub async fn read_raw_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> RawResponse {
+    tokio::time::timeout(Duration::from_secs(15), read_raw_response_unbounded(s))
+        .await
+        .expect("a response within 15 s")
+}
+
+async fn read_raw_response_unbounded<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> RawResponse {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(head.len() < 64 * 1024, "response head over 64 KiB");
+        let b = s.read_u8().await.unwrap_or_else(|e| {
+            panic!(
+                "connection ended inside a response head ({e}): {:?}",
+                String::from_utf8_lossy(&head)
+            )
+        });
+        head.push(b);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if status == 101 || status == 204 || status == 304 {
+    } else if let Some(len) = get("content-length") {
+        body.resize(len.parse::<usize>().expect("numeric Content-Length"), 0);
+        s.read_exact(&mut body).await.expect("the whole body");
+    } else if get("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut line = Vec::new();
+            while !line.ends_with(b"\r\n") {
+                assert!(line.len() < 1024, "chunk-size line over 1 KiB");
+                line.push(s.read_u8().await.expect("a chunk-size line"));
+            }
+            let size = String::from_utf8_lossy(&line[..line.len() - 2]);
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).expect("hex chunk size");
+            let mut chunk = vec![0; size + 2];
+            s.read_exact(&mut chunk).await.expect("a whole chunk");
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        s.read_to_end(&mut body).await.expect("a body to the end");
+    }
+    RawResponse { status, headers, body }
+}
