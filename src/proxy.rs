@@ -82,8 +82,8 @@ pub struct Proxy {
 pub struct ConnContext {
     /// The TCP peer; `None` on the unix-socket listener.
     pub peer: Option<SocketAddr>,
-    /// False when the framing guard found this request's length ambiguous.
-    pub framing_ok: bool,
+    /// What the framing guard found on the raw bytes of this request.
+    pub framing: crate::framing::Verdict,
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -196,10 +196,8 @@ impl Proxy {
     async fn route(&self, req: Request<Incoming>, ctx: ConnContext) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let live = shared.live.load_full();
-        if !ctx.framing_ok {
-            return Err(ProxyError::BadRequest(
-                "ambiguous request framing (Content-Length together with Transfer-Encoding, or Content-Length repeated); send exactly one of them".into(),
-            ));
+        if let Some(refusal) = ctx.framing.refusal() {
+            return Err(ProxyError::BadRequest(refusal.into()));
         }
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect);

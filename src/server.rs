@@ -405,7 +405,7 @@ where
                 }
                 let ctx = ConnContext {
                     peer,
-                    framing_ok: verdict.is_ok(),
+                    framing: verdict,
                 };
                 let (verdicts, method) = (verdicts.clone(), req.method().clone());
                 async move {

@@ -204,7 +204,8 @@ impl WsRelay {
             let h = up_req.headers_mut();
             h.insert(header::AUTHORIZATION, session.authorization().clone());
             h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-            for name in [header::SEC_WEBSOCKET_PROTOCOL, header::ORIGIN, header::COOKIE] {
+            // Not `Origin`: a page's origin is none of the API's business.
+            for name in [header::SEC_WEBSOCKET_PROTOCOL, header::COOKIE] {
                 if let Some(v) = req.headers().get(&name) {
                     h.insert(name, v.clone());
                 }
