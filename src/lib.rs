@@ -13,6 +13,7 @@
 //! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
 //! - `access` — who may use the account: client allow-list, `Host` rule (DNS rebinding), browser `Origin`/`Sec-Fetch-Site`.
 //! - `secret` — the `Secret` newtype whose formatting is a mask.
+//! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
 //! - `auth` — login, refresh, logout; the token cell and its single writer task.
 //! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
 //! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task.
@@ -44,6 +45,7 @@ pub(crate) mod auth;
 pub(crate) mod clock;
 pub mod config;
 pub mod demo;
+pub mod eth;
 pub(crate) mod envelope;
 pub(crate) mod error;
 pub(crate) mod framing;
