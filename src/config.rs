@@ -24,6 +24,7 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -31,9 +32,10 @@ use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
 use crate::envelope::Envelope;
+use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
 
-pub use secrets::load_password;
+pub use secrets::{load_key, load_password};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
 
@@ -87,6 +89,81 @@ pub enum PasswordSource {
     /// Given as a value, not read from anywhere (the demo's own account).
     #[serde(rename = "password", serialize_with = "redacted")]
     Inline(Secret),
+}
+
+/// Where the wallet key comes from (method "wallet"). Kept so that a reload
+/// reads the same source again; serialized as the keys it was given by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `0x`-hex secp256k1 key in a file only its owner can read.
+    File(PathBuf),
+    Env(String),
+    /// A systemd credential (`LoadCredential=`).
+    Credential(String),
+    /// A Web3 Secret Storage (V3) keystore and where its password comes from.
+    Keystore {
+        file: PathBuf,
+        password: PasswordSource,
+    },
+    /// Given as a value (the demo's throwaway key).
+    Inline(Arc<WalletKey>),
+}
+
+impl PartialEq for WalletKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.address() == other.address()
+    }
+}
+
+impl Eq for WalletKey {}
+
+impl Serialize for KeySource {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        match self {
+            KeySource::File(p) => map.serialize_entry("private_key_file", p)?,
+            KeySource::Env(v) => map.serialize_entry("private_key_env", v)?,
+            KeySource::Credential(c) => map.serialize_entry("private_key_credential", c)?,
+            KeySource::Inline(_) => map.serialize_entry("private_key", "<redacted>")?,
+            KeySource::Keystore { file, password } => {
+                map.serialize_entry("keystore_file", file)?;
+                match password {
+                    PasswordSource::File(p) => map.serialize_entry("keystore_password_file", p)?,
+                    PasswordSource::Env(v) => map.serialize_entry("keystore_password_env", v)?,
+                    PasswordSource::Credential(c) => map.serialize_entry("keystore_password_credential", c)?,
+                    PasswordSource::Inline(_) => map.serialize_entry("keystore_password", "<redacted>")?,
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// Who the sidecar logs in as, and with what.
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Credentials {
+    /// The documented login: username and password.
+    Password {
+        username: String,
+        #[serde(flatten)]
+        source: PasswordSource,
+        #[serde(skip)]
+        password: Secret,
+    },
+    /// The live API's login: an EIP-712 signature of the account's key.
+    Wallet {
+        #[serde(serialize_with = "display")]
+        address: Address,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        #[serde(flatten)]
+        source: KeySource,
+        /// The key itself, loaded once per (re)load; never printed.
+        #[serde(skip)]
+        key: Arc<WalletKey>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -247,11 +324,8 @@ pub struct ProxyPolicy {
 
 #[derive(Clone, PartialEq, Serialize)]
 pub struct AuthSettings {
-    pub username: String,
     #[serde(flatten)]
-    pub password_source: PasswordSource,
-    #[serde(skip)]
-    pub password: Secret,
+    pub credentials: Credentials,
     pub refresh_ratio: f64,
     pub login_path: String,
     pub refresh_path: String,
@@ -280,7 +354,27 @@ impl AuthSettings {
     /// The envelope of the sidecar's own answers: the one of the API this
     /// login method talks to.
     pub fn envelope(&self) -> Envelope {
-        Envelope::Documented
+        match self.credentials {
+            Credentials::Password { .. } => Envelope::Documented,
+            Credentials::Wallet { .. } => Envelope::Live,
+        }
+    }
+
+    /// The password, with method "password".
+    pub fn password(&self) -> Option<&Secret> {
+        match &self.credentials {
+            Credentials::Password { password, .. } => Some(password),
+            Credentials::Wallet { .. } => None,
+        }
+    }
+
+    /// The account as logs, `/readyz` and the status line name it: the
+    /// username, or the wallet's checksummed address.
+    pub fn account(&self) -> String {
+        match &self.credentials {
+            Credentials::Password { username, .. } => username.clone(),
+            Credentials::Wallet { address, .. } => address.to_string(),
+        }
     }
 }
 
@@ -328,7 +422,12 @@ impl Config {
     /// The configuration of a sidecar in front of `base_url` with every
     /// default and the password given as a value: what `demo` runs.
     pub fn for_account(base_url: &str, username: &str, password: Secret) -> Result<Config, ConfigError> {
-        validate::for_account(base_url, username, password)
+        validate::for_account(base_url, Some(username), validate::Given::Password(password))
+    }
+
+    /// The same for a wallet login with `key` (`demo --auth wallet`).
+    pub fn for_wallet(base_url: &str, key: Arc<WalletKey>) -> Result<Config, ConfigError> {
+        validate::for_account(base_url, None, validate::Given::Key(key))
     }
 
     /// What the log module needs at start.

@@ -156,7 +156,7 @@ impl Interceptor {
         auth: &AuthHandle,
         metrics: &Metrics,
     ) -> Result<Response<Full<Bytes>>, ProxyError> {
-        let username = &live.auth.username;
+        let username = &live.auth.account();
         let body = Limited::new(req.into_body(), MAX_LOGIN_BODY)
             .collect()
             .await

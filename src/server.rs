@@ -403,10 +403,7 @@ where
                 if let Some(reason) = verdict.refusal() {
                     debug!(reason, "the framing guard refuses a request");
                 }
-                let ctx = ConnContext {
-                    peer,
-                    framing: verdict,
-                };
+                let ctx = ConnContext { peer, framing: verdict };
                 let (verdicts, method) = (verdicts.clone(), req.method().clone());
                 async move {
                     let resp = proxy.handle(req, ctx).await;

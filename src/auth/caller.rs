@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
@@ -32,6 +32,8 @@ pub(super) struct Post<'a> {
     pub bearer: Option<&'a Secret>,
     /// A JSON body.
     pub json: Option<Bytes>,
+    /// Sent as the live API's refresh cookie (`Cookie: x_auth_refresh_token=…`).
+    pub refresh_cookie: Option<&'a Secret>,
 }
 
 /// The API's answer, read whole.
@@ -84,6 +86,13 @@ impl Caller {
                     headers.insert(AUTHORIZATION, v);
                 }
             }
+            if let Some(token) = post.refresh_cookie {
+                let cookie = format!("{}={}", super::grant::REFRESH_COOKIE, token.expose());
+                if let Ok(mut v) = HeaderValue::from_str(&cookie) {
+                    v.set_sensitive(true);
+                    headers.insert(COOKIE, v);
+                }
+            }
         }
         let req = req
             .body(upstream::full(post.json.unwrap_or_default()))
@@ -117,4 +126,19 @@ impl Caller {
             Err(_) => Err(AuthError::Timeout { url, limit }),
         }
     }
+}
+
+/// `path?name=value&…`, each value percent-encoded.
+pub(super) fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::from(path);
+    for (i, (name, value)) in params.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        out.extend(percent_encoding::utf8_percent_encode(
+            value,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    out
 }

@@ -175,6 +175,16 @@ pub fn parse_grant(
     now_unix: u64,
     default_lifetime: Duration,
 ) -> Result<Grant, AuthError> {
+    let v = answer_data(status, headers, body)?;
+    grant_of(&v, headers, now_unix, default_lifetime)
+}
+
+/// Checks an auth answer of either flavour — the documented
+/// `{code, message, data}` or the live `{success, data}` with
+/// `errorCode`/`errorMsgKey` (at the top level or inside `data`) — and
+/// returns it parsed when it is a success with a `data` object. Failures are
+/// classed as [`parse_grant`] says. A fuzz target through it.
+pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Value, AuthError> {
     let parsed: Result<Value, _> = serde_json::from_slice(body);
     let code = status.as_u16();
     if status.is_server_error() || code == 408 || code == 429 {
@@ -221,12 +231,13 @@ pub fn parse_grant(
         });
     }
     // A success status with an error code: the codes that speak of the
-    // credentials (401, 403) or of a malformed request (1001) are a refusal;
-    // "operation failed" (1002), "unexpected" (9999) and the like are the
-    // server's trouble and are retried like a 5xx.
+    // credentials (401, 403; the live API's 2 and 1000, permission denied)
+    // or of a malformed request (1001) are a refusal; "operation failed"
+    // (1002), "unexpected" (99, 9999) and the like are the server's trouble
+    // and are retried like a 5xx.
     let refused = |api_code: i64| {
         let message = envelope_message(&v).unwrap_or_else(|| "no message".into());
-        if matches!(api_code, 401 | 403 | 1001) {
+        if matches!(api_code, 401 | 403 | 2 | 1000 | 1001) {
             AuthError::Rejected {
                 status: code,
                 code: api_code,
@@ -254,33 +265,68 @@ pub fn parse_grant(
         },
     }
     if v.get("success").and_then(Value::as_bool) == Some(false) {
-        let api_code = v
-            .get("data")
-            .and_then(|d| d.get("errorCode"))
-            .and_then(Value::as_i64)
+        let error_code = |o: &Value| match o.get("errorCode")? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let api_code = error_code(&v)
+            .or_else(|| v.get("data").and_then(error_code))
             .unwrap_or(401);
         return Err(refused(api_code));
     }
-    let data = match v.get("data") {
-        Some(d @ Value::Object(_)) => d,
-        _ => {
-            return Err(AuthError::Shape {
-                field: "data",
-                detail: "missing or not an object".into(),
-            });
-        }
-    };
-    let access = match data.get("accessToken") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+    if !v.get("data").is_some_and(Value::is_object) {
+        return Err(AuthError::Shape {
+            field: "data",
+            detail: "missing or not an object".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// The live API's refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "x_auth_refresh_token";
+
+/// The value of the `x_auth_refresh_token` cookie a response sets, if any.
+pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(name, _)| name.trim() == REFRESH_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"').to_string())
+        .filter(|value| !value.is_empty())
+}
+
+/// The token pair of a successful answer: `data.accessToken` as a string
+/// (documented) or as an object whose `token` is the JWT (live); the refresh
+/// token as `data.refreshToken` or, on the live API, the
+/// `x_auth_refresh_token` cookie.
+fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Duration) -> Result<Grant, AuthError> {
+    let data = v.get("data").unwrap_or(&Value::Null);
+    let (access, field) = match data.get("accessToken") {
+        Some(Value::String(s)) if !s.trim().is_empty() => (s.trim().to_string(), "data.accessToken"),
+        Some(Value::Object(o)) => match o.get("token") {
+            Some(Value::String(s)) if !s.trim().is_empty() => (s.trim().to_string(), "data.accessToken.token"),
+            _ => {
+                return Err(AuthError::Shape {
+                    field: "data.accessToken.token",
+                    detail: "missing, empty or not a string".into(),
+                });
+            }
+        },
         _ => {
             return Err(AuthError::Shape {
                 field: "data.accessToken",
-                detail: "missing, empty or not a string".into(),
+                detail: "missing, empty or not a string (or an object with a `token`)".into(),
             });
         }
     };
     let refresh = match data.get("refreshToken") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => refresh_cookie(headers)
+            .filter(|c| HeaderValue::from_str(c).is_ok())
+            .map(Secret::new),
         Some(Value::String(s)) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
         Some(Value::String(_)) => None,
         Some(_) => {
@@ -294,7 +340,7 @@ pub fn parse_grant(
     // be sent is no token.
     if HeaderValue::from_str(&access).is_err() {
         return Err(AuthError::Shape {
-            field: "data.accessToken",
+            field,
             detail: "contains characters not allowed in an HTTP header".into(),
         });
     }

@@ -52,10 +52,20 @@ pub(super) struct RawUpstream {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuth {
+    pub(super) method: Option<String>,
     pub(super) username: Option<String>,
     pub(super) password_file: Option<String>,
     pub(super) password_env: Option<String>,
     pub(super) password_credential: Option<String>,
+    pub(super) private_key_file: Option<String>,
+    pub(super) private_key_env: Option<String>,
+    pub(super) private_key_credential: Option<String>,
+    pub(super) keystore_file: Option<String>,
+    pub(super) keystore_password_file: Option<String>,
+    pub(super) keystore_password_env: Option<String>,
+    pub(super) keystore_password_credential: Option<String>,
+    pub(super) address: Option<String>,
+    pub(super) display_name: Option<String>,
     pub(super) refresh_ratio: Option<f64>,
     pub(super) login_path: Option<String>,
     pub(super) refresh_path: Option<String>,

@@ -1,9 +1,13 @@
-//! Secrets named by the configuration: reading the password from its one
-//! source, bounded, so that a mistaken path cannot read forever.
+//! Secrets named by the configuration: the password or the wallet key, each
+//! read from its one source (a file only its owner can read, an environment
+//! variable, or a systemd credential), bounded, so that a mistaken path
+//! cannot read forever.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::PasswordSource;
+use super::{KeySource, PasswordSource};
+use crate::eth::WalletKey;
 use crate::secret::Secret;
 
 /// Reads a secret file, refusing anything larger than a password could be
@@ -21,48 +25,149 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// Reads the password from its source. Errors come back as (key, message).
-pub fn load_password(source: &PasswordSource) -> Result<Secret, (&'static str, String)> {
-    let (key, text) = match source {
-        PasswordSource::Inline(secret) => return Ok(secret.clone()),
-        PasswordSource::File(path) => {
-            let key = "auth.password_file";
-            let text =
-                read_bounded(path).map_err(|e| (key, format!("cannot read password file {}: {e}", path.display())))?;
-            private_file(path, "password file").map_err(|m| (key, m))?;
-            (key, text)
+/// Where one secret comes from, with the config keys that name each way.
+struct Source<'a> {
+    origin: Origin<'a>,
+    /// `auth.<prefix>_file`, `_env`, `_credential`.
+    prefix: &'static str,
+    /// What it is, in messages ("password", "private key").
+    what: &'static str,
+}
+
+enum Origin<'a> {
+    File(&'a Path),
+    Env(&'a str),
+    Credential(&'a str),
+}
+
+fn key_of(prefix: &str, suffix: &str) -> String {
+    format!("auth.{prefix}_{suffix}")
+}
+
+/// Reads a secret's text from its source; a file must be private to its
+/// owner. Errors come back as (key, message).
+fn read_source(source: Source<'_>) -> Result<String, (String, String)> {
+    let (prefix, what) = (source.prefix, source.what);
+    match source.origin {
+        Origin::File(path) => {
+            let key = key_of(prefix, "file");
+            let text = read_bounded(path)
+                .map_err(|e| (key.clone(), format!("cannot read {what} file {}: {e}", path.display())))?;
+            private_file(path, &format!("{what} file")).map_err(|m| (key, m))?;
+            Ok(text)
         }
-        PasswordSource::Env(var) => {
-            let key = "auth.password_env";
-            let text = std::env::var(var)
-                .map_err(|_| (key, format!("environment variable {var} is not set (or is not UTF-8)")))?;
-            (key, text)
-        }
-        PasswordSource::Credential(name) => {
-            let key = "auth.password_credential";
+        Origin::Env(var) => std::env::var(var).map_err(|_| {
+            (
+                key_of(prefix, "env"),
+                format!("environment variable {var} is not set (or is not UTF-8)"),
+            )
+        }),
+        Origin::Credential(name) => {
+            let key = key_of(prefix, "credential");
             if name.is_empty() || name.contains('/') {
                 return Err((key, format!("{name:?} is not a credential name")));
             }
             let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
                 (
-                    key,
-                    format!("$CREDENTIALS_DIRECTORY is not set; run under systemd with LoadCredential={name}:/etc/ethgas-sidecar/password, or use auth.password_file"),
+                    key.clone(),
+                    format!(
+                        "$CREDENTIALS_DIRECTORY is not set; run under systemd with LoadCredential={name}:/etc/ethgas-sidecar/{name}, or use auth.{prefix}_file"
+                    ),
                 )
             })?;
             let path = Path::new(&dir).join(name);
-            let text =
-                read_bounded(&path).map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))?;
-            (key, text)
+            read_bounded(&path).map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))
         }
-    };
-    let trimmed = text
-        .strip_suffix('\n')
+    }
+}
+
+/// The text without its one trailing newline (as editors and `echo` leave it).
+fn trim_newline(text: &str) -> &str {
+    text.strip_suffix('\n')
         .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
+        .unwrap_or(text)
+}
+
+fn password_origin(source: &PasswordSource) -> Option<Origin<'_>> {
+    match source {
+        PasswordSource::File(p) => Some(Origin::File(p)),
+        PasswordSource::Env(v) => Some(Origin::Env(v)),
+        PasswordSource::Credential(c) => Some(Origin::Credential(c)),
+        PasswordSource::Inline(_) => None,
+    }
+}
+
+/// Reads a password (`prefix` "password", or "keystore_password") from its
+/// source. Errors come back as (key, message).
+fn load_secret_text(
+    source: &PasswordSource,
+    prefix: &'static str,
+    what: &'static str,
+) -> Result<Secret, (String, String)> {
+    let Some(origin) = password_origin(source) else {
+        return match source {
+            PasswordSource::Inline(secret) => Ok(secret.clone()),
+            _ => Err((key_of(prefix, "file"), format!("no {what} source"))),
+        };
+    };
+    let text = read_source(Source { origin, prefix, what })?;
+    let trimmed = trim_newline(&text);
     if trimmed.is_empty() {
-        return Err((key, "the password is empty".to_string()));
+        return Err((key_of(prefix, "file"), format!("the {what} is empty")));
     }
     Ok(Secret::new(trimmed))
+}
+
+/// Reads the account's password from its source.
+pub fn load_password(source: &PasswordSource) -> Result<Secret, (String, String)> {
+    load_secret_text(source, "password", "password")
+}
+
+/// Reads and decodes the wallet key from its source: hex, or a V3 keystore
+/// unlocked with its password (which takes a second or more: scrypt).
+pub fn load_key(source: &KeySource) -> Result<Arc<WalletKey>, (String, String)> {
+    let (text, key) = match source {
+        KeySource::Inline(key) => return Ok(key.clone()),
+        KeySource::File(p) => (
+            read_source(Source {
+                origin: Origin::File(p),
+                prefix: "private_key",
+                what: "private key",
+            })?,
+            "auth.private_key_file",
+        ),
+        KeySource::Env(v) => (
+            read_source(Source {
+                origin: Origin::Env(v),
+                prefix: "private_key",
+                what: "private key",
+            })?,
+            "auth.private_key_env",
+        ),
+        KeySource::Credential(c) => (
+            read_source(Source {
+                origin: Origin::Credential(c),
+                prefix: "private_key",
+                what: "private key",
+            })?,
+            "auth.private_key_credential",
+        ),
+        KeySource::Keystore { file, password } => {
+            let json = read_bounded(file).map_err(|e| {
+                (
+                    "auth.keystore_file".to_string(),
+                    format!("cannot read keystore {}: {e}", file.display()),
+                )
+            })?;
+            let password = load_secret_text(password, "keystore_password", "keystore password")?;
+            return WalletKey::from_keystore(json.as_bytes(), password.expose().as_bytes())
+                .map(Arc::new)
+                .map_err(|e| ("auth.keystore_file".to_string(), format!("{}: {e}", file.display())));
+        }
+    };
+    WalletKey::from_hex(trim_newline(&text))
+        .map(Arc::new)
+        .map_err(|e| (key.to_string(), e.to_string()))
 }
 
 /// Refuses a secret file that others than its owner may read: on a shared

@@ -22,7 +22,11 @@ fn minimal_config_gets_defaults() {
     let cfg = Config::from_toml(&minimal(dir.path()), &dir.path().join("c.toml")).unwrap();
     assert_eq!(cfg.restart.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
     assert_eq!(cfg.restart.admin.listen, Listen::Tcp("127.0.0.1:9090".parse().unwrap()));
-    assert_eq!(cfg.live.auth.password.expose(), "s3cret", "trailing newline trimmed");
+    assert_eq!(
+        cfg.live.auth.password().unwrap().expose(),
+        "s3cret",
+        "trailing newline trimmed"
+    );
     assert_eq!(cfg.live.auth.refresh_ratio, 0.75);
     assert_eq!(cfg.restart.upstream.websocket_url.to_string(), "wss://ws.ethgas.com/");
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
@@ -49,7 +53,7 @@ fn relative_password_file_is_taken_from_config_dir() {
     let dir = tempfile::tempdir().unwrap();
     let text = minimal(dir.path()).replace(&dir.path().join("pw").display().to_string(), "pw");
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.live.auth.password.expose(), "s3cret");
+    assert_eq!(cfg.live.auth.password().unwrap().expose(), "s3cret");
 }
 
 #[test]

@@ -11,9 +11,11 @@ use http::Uri;
 use ipnet::IpNet;
 
 use super::raw::*;
-use super::secrets::load_password;
+use super::secrets::{load_key, load_password};
 use super::*;
+use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
+use std::sync::Arc;
 
 /// The longest duration a setting may have. Longer is a typo, and the program
 /// computes `Instant::now() + d` (token wait, session lifetime), which
@@ -26,33 +28,44 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    Validator { path, password: None }.validate(raw)
+    Validator { path, given: None }.validate(raw)
 }
 
-/// Every default, in front of `base_url`, for `username` with `password`.
-pub(super) fn for_account(base_url: &str, username: &str, password: Secret) -> Result<Config, ConfigError> {
+/// Every default, in front of `base_url`, with the credentials given.
+pub(super) fn for_account(base_url: &str, username: Option<&str>, given: Given) -> Result<Config, ConfigError> {
+    let method = match given {
+        Given::Password(_) => "password",
+        Given::Key(_) => "wallet",
+    };
     let raw = RawConfig {
         upstream: Some(RawUpstream {
             base_url: Some(base_url.to_string()),
             ..RawUpstream::default()
         }),
         auth: Some(RawAuth {
-            username: Some(username.to_string()),
+            method: Some(method.to_string()),
+            username: username.map(str::to_string),
             ..RawAuth::default()
         }),
         ..RawConfig::default()
     };
     Validator {
         path: Path::new("<built in>"),
-        password: Some(password),
+        given: Some(given),
     }
     .validate(raw)
 }
 
 struct Validator<'a> {
     path: &'a Path,
-    /// A password given as a value instead of a source in the file.
-    password: Option<Secret>,
+    /// Credentials given as a value instead of a source in the file.
+    given: Option<Given>,
+}
+
+/// Credentials given as a value (the demo's own account).
+pub(super) enum Given {
+    Password(Secret),
+    Key(Arc<WalletKey>),
 }
 
 impl Validator<'_> {
@@ -138,6 +151,202 @@ impl Validator<'_> {
         })
     }
 
+    /// Exactly one of the given keys is set: its index, or an error naming
+    /// them all.
+    fn one_of(&self, keys: &[(&str, bool)], what: &str) -> Result<Option<usize>, ConfigError> {
+        let set: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, on))| *on)
+            .map(|(i, _)| i)
+            .collect();
+        let names: Vec<String> = keys.iter().map(|(k, _)| format!("auth.{k}")).collect();
+        match set.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(self.err(
+                &names[set[0]],
+                format!(
+                    "more than one {what} source is set; keep exactly one of {}",
+                    names.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Who to log in as, with what: `auth.method` and its keys.
+    fn credentials(&self, ra: &mut RawAuth) -> Result<Credentials, ConfigError> {
+        let method = ra.method.take().map(|m| m.trim().to_ascii_lowercase());
+        let wallet_keys = [
+            ("private_key_file", ra.private_key_file.is_some()),
+            ("private_key_env", ra.private_key_env.is_some()),
+            ("private_key_credential", ra.private_key_credential.is_some()),
+            ("keystore_file", ra.keystore_file.is_some()),
+            ("keystore_password_file", ra.keystore_password_file.is_some()),
+            ("keystore_password_env", ra.keystore_password_env.is_some()),
+            (
+                "keystore_password_credential",
+                ra.keystore_password_credential.is_some(),
+            ),
+            ("address", ra.address.is_some()),
+            ("display_name", ra.display_name.is_some()),
+        ];
+        let password_keys = [
+            ("username", ra.username.is_some()),
+            ("password_file", ra.password_file.is_some()),
+            ("password_env", ra.password_env.is_some()),
+            ("password_credential", ra.password_credential.is_some()),
+        ];
+        let misplaced = |keys: &[(&str, bool)], method: &str| {
+            keys.iter().find(|(_, on)| *on).map(|(k, _)| {
+                self.err(
+                    &format!("auth.{k}"),
+                    format!("is not used with auth.method = \"{method}\"; remove it or change the method"),
+                )
+            })
+        };
+        match method.as_deref() {
+            None | Some("password") => {
+                if let Some(e) = misplaced(&wallet_keys, "password") {
+                    return Err(e);
+                }
+                self.password_credentials(ra)
+            }
+            Some("wallet") => {
+                if let Some(e) = misplaced(&password_keys, "wallet") {
+                    return Err(e);
+                }
+                self.wallet_credentials(ra)
+            }
+            Some(other) => Err(self.err(
+                "auth.method",
+                format!("{other:?} is not a login method; use \"password\" (username and password) or \"wallet\" (EIP-712 signature, the live API)"),
+            )),
+        }
+    }
+
+    fn password_credentials(&self, ra: &mut RawAuth) -> Result<Credentials, ConfigError> {
+        let username = ra
+            .username
+            .take()
+            .ok_or_else(|| self.missing("auth.username", "set it to the ETHGas account name"))?;
+        if username.trim().is_empty() {
+            return Err(self.err("auth.username", "must not be empty"));
+        }
+        let chosen = self.one_of(
+            &[
+                ("password_file", ra.password_file.is_some()),
+                ("password_env", ra.password_env.is_some()),
+                ("password_credential", ra.password_credential.is_some()),
+            ],
+            "password",
+        )?;
+        let source = match (chosen, &self.given) {
+            (Some(0), _) => PasswordSource::File(self.file_path(ra.password_file.as_deref().unwrap_or_default())),
+            (Some(1), _) => PasswordSource::Env(ra.password_env.take().unwrap_or_default()),
+            (Some(_), _) => PasswordSource::Credential(ra.password_credential.take().unwrap_or_default()),
+            (None, Some(Given::Password(given))) => PasswordSource::Inline(given.clone()),
+            (None, _) => {
+                return Err(self.missing(
+                    "auth.password_file",
+                    "give the password through exactly one of auth.password_file, auth.password_env or auth.password_credential",
+                ));
+            }
+        };
+        let password = load_password(&source).map_err(|(key, msg)| self.err(&key, msg))?;
+        Ok(Credentials::Password {
+            username,
+            source,
+            password,
+        })
+    }
+
+    fn wallet_credentials(&self, ra: &mut RawAuth) -> Result<Credentials, ConfigError> {
+        let chosen = self.one_of(
+            &[
+                ("private_key_file", ra.private_key_file.is_some()),
+                ("private_key_env", ra.private_key_env.is_some()),
+                ("private_key_credential", ra.private_key_credential.is_some()),
+                ("keystore_file", ra.keystore_file.is_some()),
+            ],
+            "key",
+        )?;
+        let keystore_password = self.one_of(
+            &[
+                ("keystore_password_file", ra.keystore_password_file.is_some()),
+                ("keystore_password_env", ra.keystore_password_env.is_some()),
+                (
+                    "keystore_password_credential",
+                    ra.keystore_password_credential.is_some(),
+                ),
+            ],
+            "keystore password",
+        )?;
+        if chosen != Some(3) && keystore_password.is_some() {
+            return Err(self.err(
+                "auth.keystore_password_file",
+                "a keystore password is set but no auth.keystore_file",
+            ));
+        }
+        let source = match (chosen, &self.given) {
+            (Some(0), _) => KeySource::File(self.file_path(ra.private_key_file.as_deref().unwrap_or_default())),
+            (Some(1), _) => KeySource::Env(ra.private_key_env.take().unwrap_or_default()),
+            (Some(2), _) => KeySource::Credential(ra.private_key_credential.take().unwrap_or_default()),
+            (Some(_), _) => {
+                let password = match keystore_password {
+                    Some(0) => {
+                        PasswordSource::File(self.file_path(ra.keystore_password_file.as_deref().unwrap_or_default()))
+                    }
+                    Some(1) => PasswordSource::Env(ra.keystore_password_env.take().unwrap_or_default()),
+                    Some(_) => PasswordSource::Credential(ra.keystore_password_credential.take().unwrap_or_default()),
+                    None => {
+                        return Err(self.missing(
+                            "auth.keystore_password_file",
+                            "a keystore needs its password: set exactly one of auth.keystore_password_file, auth.keystore_password_env or auth.keystore_password_credential",
+                        ));
+                    }
+                };
+                KeySource::Keystore {
+                    file: self.file_path(ra.keystore_file.as_deref().unwrap_or_default()),
+                    password,
+                }
+            }
+            (None, Some(Given::Key(key))) => KeySource::Inline(key.clone()),
+            (None, _) => {
+                return Err(self.missing(
+                    "auth.private_key_file",
+                    "method \"wallet\" needs the account's key: set exactly one of auth.private_key_file, auth.private_key_env, auth.private_key_credential or auth.keystore_file",
+                ));
+            }
+        };
+        let key = load_key(&source).map_err(|(key, msg)| self.err(&key, msg))?;
+        let address = key.address();
+        if let Some(expected) = ra.address.take() {
+            let expected: Address = expected
+                .trim()
+                .parse()
+                .map_err(|e| self.err("auth.address", format!("{expected:?}: {e}")))?;
+            if expected != address {
+                return Err(self.err(
+                    "auth.address",
+                    format!("the key is the key of {address}, not of {expected}; is it the right key?"),
+                ));
+            }
+        }
+        let display_name = ra.display_name.take().map(|n| n.trim().to_string());
+        if let Some(name) = &display_name {
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(self.err("auth.display_name", "must be 1 to 64 printable characters"));
+            }
+        }
+        Ok(Credentials::Wallet {
+            address,
+            display_name,
+            source,
+            key,
+        })
+    }
+
     /// A list of host names, lower-cased.
     fn host_names(&self, key: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
         let names: Vec<String> = value
@@ -213,45 +422,8 @@ impl Validator<'_> {
         };
 
         // [auth]
-        let ra = raw.auth.unwrap_or_default();
-        let username = ra
-            .username
-            .ok_or_else(|| self.missing("auth.username", "set it to the ETHGas account name"))?;
-        if username.trim().is_empty() {
-            return Err(self.err("auth.username", "must not be empty"));
-        }
-        let sources = [
-            ra.password_file.is_some(),
-            ra.password_env.is_some(),
-            ra.password_credential.is_some(),
-        ];
-        let password_source = match sources.iter().filter(|s| **s).count() {
-            0 => match &self.password {
-                Some(given) => PasswordSource::Inline(given.clone()),
-                None => {
-                    return Err(self.missing(
-                        "auth.password_file",
-                        "give the password through exactly one of auth.password_file, auth.password_env or auth.password_credential",
-                    ));
-                }
-            },
-            1 => {
-                if let Some(f) = ra.password_file {
-                    PasswordSource::File(self.file_path(&f))
-                } else if let Some(e) = ra.password_env {
-                    PasswordSource::Env(e)
-                } else {
-                    PasswordSource::Credential(ra.password_credential.unwrap_or_default())
-                }
-            }
-            _ => {
-                return Err(self.err(
-                    "auth.password_file",
-                    "more than one password source is set; keep exactly one of password_file, password_env, password_credential",
-                ));
-            }
-        };
-        let password = load_password(&password_source).map_err(|(key, msg)| self.err(key, msg))?;
+        let mut ra = raw.auth.unwrap_or_default();
+        let credentials = self.credentials(&mut ra)?;
         let refresh_ratio = ra.refresh_ratio.unwrap_or(0.75);
         if !(0.1..=0.95).contains(&refresh_ratio) {
             return Err(self.err(
@@ -268,9 +440,7 @@ impl Validator<'_> {
             Duration::from_secs(300),
         )?;
         let auth = AuthSettings {
-            username,
-            password_source,
-            password,
+            credentials,
             refresh_ratio,
             login_path: self.api_path("auth.login_path", ra.login_path, "/api/v1/user/login")?,
             refresh_path: self.api_path("auth.refresh_path", ra.refresh_path, "/api/v1/user/login/refresh")?,

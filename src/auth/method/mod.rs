@@ -8,40 +8,56 @@
 //! when the API says so, when the session itself ends) or an [`AuthError`]
 //! whose class the schedule reads.
 //!
-//! Today there is one method, [`password`] (the documented username and
-//! password login). A second one — the live API's EIP-712 wallet login, two
-//! calls to log in, the refresh token in a cookie — plugs in as another
-//! variant beside it.
+//! Two methods: [`password`] (the documented username and password login)
+//! and [`wallet`] (the live API's EIP-712 wallet login: two calls to log in,
+//! the refresh token in a cookie).
 
 mod password;
+mod wallet;
 
 use super::caller::Caller;
 use super::grant::{AuthError, Grant};
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, Credentials};
 use crate::secret::Secret;
 
 /// The tokens a refresh may need: the refresh token, and the access token
 /// for APIs that also want it (the live API's refresh does).
 pub(super) struct Held<'a> {
     pub refresh: &'a Secret,
-    #[allow(dead_code)] // read by the next method (wallet), not by password
     pub access: Option<&'a Secret>,
 }
 
 /// The configured login method.
 pub(super) enum Method {
     Password(password::Password),
+    Wallet(wallet::Wallet),
 }
 
 impl Method {
     pub(super) fn from_settings(settings: &AuthSettings) -> Method {
-        Method::Password(password::Password::from_settings(settings))
+        match &settings.credentials {
+            Credentials::Password { username, password, .. } => {
+                Method::Password(password::Password::from_settings(settings, username, password))
+            }
+            Credentials::Wallet {
+                key,
+                address,
+                display_name,
+                ..
+            } => Method::Wallet(wallet::Wallet::from_settings(
+                settings,
+                key,
+                address,
+                display_name.as_deref(),
+            )),
+        }
     }
 
     /// The account, as log lines, `/readyz` and the status name it.
     pub(super) fn account(&self) -> &str {
         match self {
             Method::Password(p) => p.username(),
+            Method::Wallet(w) => w.address(),
         }
     }
 
@@ -50,6 +66,8 @@ impl Method {
     pub(super) fn credentials_differ(&self, other: &Method) -> bool {
         match (self, other) {
             (Method::Password(a), Method::Password(b)) => a.credentials_differ(b),
+            (Method::Wallet(a), Method::Wallet(b)) => a.credentials_differ(b),
+            _ => true,
         }
     }
 
@@ -57,18 +75,21 @@ impl Method {
     pub(super) fn credential_hint(&self) -> &'static str {
         match self {
             Method::Password(_) => "check auth.username and the password source",
+            Method::Wallet(_) => "check that the key (auth.private_key_* or auth.keystore_file) is the account's",
         }
     }
 
     pub(super) async fn login(&self, http: &Caller) -> Result<Grant, AuthError> {
         match self {
             Method::Password(p) => p.login(http).await,
+            Method::Wallet(w) => w.login(http).await,
         }
     }
 
     pub(super) async fn refresh(&self, http: &Caller, held: Held<'_>) -> Result<Grant, AuthError> {
         match self {
             Method::Password(p) => p.refresh(http, held).await,
+            Method::Wallet(w) => w.refresh(http, held).await,
         }
     }
 
@@ -77,6 +98,7 @@ impl Method {
     pub(super) async fn logout(&self, http: &Caller, access: &Secret) -> Result<(), AuthError> {
         match self {
             Method::Password(p) => p.logout(http, access).await,
+            Method::Wallet(w) => w.logout(http, access).await,
         }
     }
 }

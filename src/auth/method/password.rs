@@ -25,10 +25,10 @@ pub(in crate::auth) struct Password {
 }
 
 impl Password {
-    pub(super) fn from_settings(settings: &AuthSettings) -> Password {
+    pub(super) fn from_settings(settings: &AuthSettings, username: &str, password: &Secret) -> Password {
         Password {
-            username: settings.username.clone(),
-            password: settings.password.clone(),
+            username: username.to_string(),
+            password: password.clone(),
             login_path: settings.login_path.clone(),
             refresh_path: settings.refresh_path.clone(),
             logout_path: settings.logout_path.clone(),
@@ -55,6 +55,7 @@ impl Password {
                 path: &self.login_path,
                 bearer: None,
                 json: Some(Bytes::from(body.to_string())),
+                refresh_cookie: None,
             })
             .await?;
         parse_grant(
@@ -73,6 +74,7 @@ impl Password {
                 path: &self.refresh_path,
                 bearer: Some(held.refresh),
                 json: None,
+                refresh_cookie: None,
             })
             .await?;
         parse_grant(
@@ -91,6 +93,7 @@ impl Password {
                 path: &self.logout_path,
                 bearer: Some(access),
                 json: None,
+                refresh_cookie: None,
             })
             .await?;
         if answer.status.is_success() {
