@@ -1,0 +1,112 @@
+//! What the mock saw: one atomic counter per kind of request or event, and
+//! [`Counts`], a snapshot of them.
+//!
+//! Tests assert on the snapshot (how many logins, refreshes, 401s the API
+//! answered); `mock-api` logs it when it stops, so a user who pointed a
+//! program at the mock sees what the program did. The list of counters is
+//! written once, in the macro call below; the atomic struct, the snapshot and
+//! its log line follow from it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident, )*) => {
+        /// The live counters, bumped by the endpoints.
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $( $(#[$doc])* pub(crate) $name: AtomicU64, )*
+        }
+
+        /// A snapshot of what the mock saw. Every field counts requests or events.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Counts {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Counts {
+                Counts { $( $name: self.$name.load(Ordering::SeqCst), )* }
+            }
+        }
+
+        impl fmt::Display for Counts {
+            /// The counters that are not zero, as `name=value` pairs.
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut first = true;
+                $(
+                    if self.$name != 0 {
+                        write!(f, "{}{}={}", if first { "" } else { " " }, stringify!($name), self.$name)?;
+                        first = false;
+                    }
+                )*
+                if first {
+                    f.write_str("nothing")?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+counters! {
+    /// Documented logins with the right username and password.
+    logins_ok,
+    /// Documented logins refused (401).
+    logins_refused,
+    /// Documented refreshes that rotated the token pair.
+    refreshes_ok,
+    /// Documented refreshes refused (401): unknown, spent or expired refresh token.
+    refreshes_refused,
+    /// Documented token verifications, of any outcome.
+    verifies,
+    /// Logouts with a valid token.
+    logouts,
+    /// Answers replaced by an injected fault (feature `test-util`).
+    faults_served,
+    /// Private requests that carried a valid access token.
+    private_ok,
+    /// Private requests refused with 401.
+    private_unauthorized,
+    /// Requests that carried a token the mock issued but that had expired:
+    /// the sidecar sent a token past its lifetime.
+    expired_in_use,
+    /// TCP connections accepted.
+    connections,
+    /// WebSocket `login` commands accepted.
+    ws_logins_ok,
+    /// WebSocket `login` commands refused.
+    ws_logins_refused,
+    /// `token_expired` pushes sent on WebSockets.
+    ws_token_expired_pushes,
+}
+
+impl Counts {
+    /// Login and refresh calls of any outcome.
+    pub fn auth_calls(&self) -> u64 {
+        self.logins_ok + self.logins_refused + self.refreshes_ok + self.refreshes_refused + self.faults_served
+    }
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_and_log_line() {
+        let c = Counters::default();
+        assert_eq!(c.snapshot().to_string(), "nothing");
+        bump(&c.logins_ok);
+        bump(&c.logins_ok);
+        bump(&c.private_unauthorized);
+        let s = c.snapshot();
+        assert_eq!(s.logins_ok, 2);
+        assert_eq!(s.auth_calls(), 2);
+        assert_eq!(s.to_string(), "logins_ok=2 private_unauthorized=1");
+    }
+}
