@@ -10,6 +10,7 @@
 //!
 //! - [`config`] — the TOML file: raw serde structs, validated once into typed `Config`.
 //! - [`secret`] — the `Secret` newtype whose formatting is a mask.
+//! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
 //! - [`auth`] — login, refresh, logout; the token cell and its single writer task.
 //! - [`upstream`] — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the auth task's client.
 //! - [`pool`] — each proxy worker's own connections to the API (a stack of HTTP/1, or one HTTP/2).
@@ -36,6 +37,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod envelope;
+pub mod eth;
 pub mod framing;
 pub mod intercept;
 pub mod metrics;
