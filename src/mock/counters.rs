@@ -77,14 +77,50 @@ counters! {
     ws_logins_ok,
     /// WebSocket `login` commands refused.
     ws_logins_refused,
-    /// `token_expired` pushes sent on WebSockets.
+    /// Pushes on WebSockets that their token expired (documented
+    /// `token_expired`, live `{"event":"error","msg":"token expired"}`).
     ws_token_expired_pushes,
+    /// Live challenges issued (`login?addr=`).
+    live_challenges,
+    /// Live challenges refused: no address, or not the configured one.
+    live_challenges_refused,
+    /// Live signature verifies that started a session.
+    live_verifies_ok,
+    /// Live signature verifies refused: bad signature, or a nonce that is
+    /// unknown, spent, expired or another address's.
+    live_verifies_refused,
+    /// Live refreshes answered with a new access token.
+    live_refreshes_ok,
+    /// Live refreshes refused, whatever the reason (ended sessions included).
+    live_refreshes_refused,
+    /// Live refreshes refused because their session had ended: the client
+    /// should have logged in by wallet before then.
+    live_refreshes_on_ended_session,
+    /// Live WebSocket handshakes whose `Authorization: Bearer` was valid.
+    ws_bearer_ok,
+    /// Live WebSocket handshakes with a bearer that was not valid.
+    ws_bearer_refused,
+    /// Live in-socket `{"op":"login"}` accepted.
+    ws_op_logins_ok,
+    /// Live in-socket `{"op":"login"}` refused.
+    ws_op_logins_refused,
 }
 
 impl Counts {
-    /// Login and refresh calls of any outcome.
+    /// Login and refresh calls of any outcome, either flavour (live: the
+    /// challenge, the verify and the refresh each count).
     pub fn auth_calls(&self) -> u64 {
-        self.logins_ok + self.logins_refused + self.refreshes_ok + self.refreshes_refused + self.faults_served
+        self.logins_ok
+            + self.logins_refused
+            + self.refreshes_ok
+            + self.refreshes_refused
+            + self.faults_served
+            + self.live_challenges
+            + self.live_challenges_refused
+            + self.live_verifies_ok
+            + self.live_verifies_refused
+            + self.live_refreshes_ok
+            + self.live_refreshes_refused
     }
 }
 

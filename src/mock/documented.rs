@@ -117,13 +117,14 @@ impl Mock {
         let Ok(mut t) = self.state.tokens.lock() else {
             return wire::error(StatusCode::INTERNAL_SERVER_ERROR, "mock state poisoned");
         };
-        let access = t.mint(claims("access", unix_now() + lifetime.as_secs().max(1)));
-        let refresh = t.mint(claims("refresh", unix_now() + config.session_lifetime.as_secs()));
+        let (access, _) = t.mint(claims("access", unix_now() + lifetime.as_secs().max(1)));
+        let (refresh, _) = t.mint(claims("refresh", unix_now() + config.session_lifetime.as_secs()));
         t.access.insert(
             access.clone(),
             AccessToken {
                 expires: now + lifetime,
                 revoked: false,
+                session: None,
             },
         );
         t.refresh.insert(
@@ -131,6 +132,7 @@ impl Mock {
             RefreshToken {
                 expires: now + config.session_lifetime,
                 used: false,
+                session: None,
             },
         );
         drop(t);

@@ -1,19 +1,19 @@
-//! The API's endpoints other than authentication: public market data under
-//! `/api/v1/p/…`, and the private endpoints behind the bearer check —
-//! `/api/v1/user/info`, `/api/v1/mock/echo` (what `demo`'s curl commands use
-//! to show that the client's `Authorization` was replaced) and a generic
-//! answer for any other path, so programs under test get a 200 wherever they
-//! post. The test endpoints (upload, download, stream, slow) live in the
-//! harness.
+//! The API's endpoints other than authentication, in the flavour's envelope:
+//! public market data under `/api/v1/p/…`, and the private endpoints behind
+//! the bearer check — `/api/v1/user/info`, `/api/v1/mock/echo` (what `demo`'s
+//! curl commands use to show that the client's `Authorization` was replaced)
+//! and a generic answer for any other path, so programs under test get a 200
+//! wherever they post. The test endpoints (upload, download, stream, slow)
+//! live in the harness.
 
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::Mock;
 use super::tokens::claim;
 use super::wire::{self, Body};
+use super::{Flavour, Mock};
 
 impl Mock {
     /// `/api/v1/p/…`: public, no token needed.
@@ -24,7 +24,13 @@ impl Mock {
     /// Private endpoints, after the token check.
     pub(crate) async fn private(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
         match path {
-            "/api/v1/user/info" => self.success(json!({ "userId": "user_123", "username": self.username() })),
+            "/api/v1/user/info" => {
+                let data = match self.flavour() {
+                    Flavour::Documented => json!({ "userId": "user_123", "username": self.username() }),
+                    Flavour::Live => json!({ "user": self.user_of(&req) }),
+                };
+                self.success(data)
+            }
             "/api/v1/mock/echo" => self.echo(req).await,
             _ => {
                 #[cfg(feature = "test-util")]
@@ -40,7 +46,10 @@ impl Mock {
 
     /// A success in this mock's envelope.
     pub(crate) fn success(&self, data: Value) -> Response<Body> {
-        wire::ok(data)
+        match self.flavour() {
+            Flavour::Documented => wire::ok(data),
+            Flavour::Live => wire::live_ok(data),
+        }
     }
 
     /// Echoes what arrived: method, path, query, headers, body. The token

@@ -2,9 +2,10 @@
 //! integration tests need and the product does not ship.
 //!
 //! - Fault injection, switched while traffic flows: a [`Fault`] on the login,
-//!   refresh or verify endpoint, an outage (`set_down`), an API that refuses
-//!   every token (`set_reject_all`), revoked tokens, a forced `token_expired`
-//!   push on every socket.
+//!   refresh or (live) verify endpoint, answered in the flavour's envelope; an
+//!   outage (`set_down`), an API that refuses every token (`set_reject_all`),
+//!   revoked tokens, ended live sessions, a forced token-expired push on
+//!   every socket.
 //! - Test endpoints behind the bearer check: `/api/v1/mock/upload` (size and
 //!   checksum of a streamed upload), `/api/v1/mock/download?bytes=` (a
 //!   deterministic pattern, streamed), `/api/v1/mock/stream?chunks=&interval_ms=`
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::bump;
 use super::wire::{self, Body};
-use super::{Hook, Mock};
+use super::{Flavour, Hook, Mock};
 
 /// A fault to inject into an authentication endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +72,11 @@ impl Mock {
         self.set_fault(Hook::Refresh, fault);
     }
 
+    /// A fault on the live flavour's `login/verify`.
+    pub fn set_verify_fault(&self, fault: Fault) {
+        self.set_fault(Hook::Verify, fault);
+    }
+
     fn set_fault(&self, hook: Hook, fault: Fault) {
         if let Ok(mut f) = self.state.harness.faults.lock() {
             f[hook as usize] = fault;
@@ -101,6 +107,26 @@ impl Mock {
         }
     }
 
+    /// The lifetime of live sessions started from now on.
+    pub fn set_session_lifetime(&self, lifetime: Duration) {
+        if let Ok(mut c) = self.state.config.lock() {
+            c.session_lifetime = lifetime;
+        }
+    }
+
+    /// Ends every live session now, as if its lifetime had run out: their
+    /// access tokens expire and a refresh is refused as on an ended session.
+    pub fn end_sessions(&self) {
+        let now = tokio::time::Instant::now();
+        if let Ok(mut t) = self.state.tokens.lock() {
+            t.sessions.values_mut().for_each(|s| s.ends = s.ends.min(now));
+            t.access
+                .values_mut()
+                .filter(|a| a.session.is_some())
+                .for_each(|a| a.expires = a.expires.min(now));
+        }
+    }
+
     /// Revokes every access token issued so far (as a server-side logout or a
     /// security event would).
     pub fn revoke_access_tokens(&self) {
@@ -116,8 +142,8 @@ impl Mock {
         }
     }
 
-    /// Makes every open WebSocket push `token_expired` now, as the API does
-    /// when a socket's token runs out.
+    /// Makes every open WebSocket push that its token expired now, as the
+    /// API does when a socket's token runs out.
     pub fn push_token_expired(&self) {
         self.state.harness.expire_sockets.notify_waiters();
     }
@@ -167,7 +193,10 @@ impl Mock {
             }
             Fault::Status(code) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                Ok(wire::response(status, code, "injected fault", Value::Null))
+                Ok(match self.flavour() {
+                    Flavour::Documented => wire::response(status, code, "injected fault", Value::Null),
+                    Flavour::Live => wire::live_fail(status, code, "error.injected_fault"),
+                })
             }
             Fault::Garbage => {
                 let mut r = Response::new(Full::new(Bytes::from_static(
@@ -177,12 +206,12 @@ impl Mock {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
                 Ok(wire::full(r))
             }
-            Fault::ErrorCode => Ok(wire::response(
-                StatusCode::OK,
-                wire::OPERATION_FAILED,
-                "operation failed",
-                Value::Null,
-            )),
+            Fault::ErrorCode => Ok(match self.flavour() {
+                Flavour::Documented => {
+                    wire::response(StatusCode::OK, wire::OPERATION_FAILED, "operation failed", Value::Null)
+                }
+                Flavour::Live => wire::live_fail(StatusCode::OK, wire::OPERATION_FAILED, "error.operation_failed"),
+            }),
             Fault::Reset => Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "injected reset",
@@ -199,7 +228,7 @@ impl Mock {
         path: &str,
     ) -> Result<Response<Body>, Request<Incoming>> {
         let query = req.uri().query().unwrap_or("").to_string();
-        let param = |name: &str| wire::number(&query, name);
+        let param = |name: &str| wire::form_value(&query, name).and_then(|v| v.parse::<u64>().ok());
         match path {
             // Reads an upload as it streams; answers its size and checksum.
             "/api/v1/mock/upload" => {

@@ -2,11 +2,14 @@
 //!
 //! What `demo` runs, what users point their programs at offline
 //! (`ethgas-sidecar mock-api`), and what the tests run in-process. It speaks
-//! the authentication contract of `ethgas-api.md` — login, refresh with
-//! rotation, verify, logout — with short-lived JWT-shaped tokens, guards the
-//! private endpoints (401 to missing, expired or revoked tokens), serves the
-//! public ones, a WebSocket that wants a `login` command and pushes
-//! `token_expired`, and counts everything it sees.
+//! either flavour of `ethgas-api.md` ([`Flavour`]): the documented one —
+//! username/password login, refresh with rotation, verify, logout, in the
+//! `{code, message, data}` envelope — or the live one — EIP-712 wallet
+//! challenge and signature, the access token as an object, the refresh token
+//! in a cookie, sessions that end, in the `{success, data}` envelope. Either
+//! way it issues short-lived JWT-shaped tokens, guards the private endpoints
+//! (401 to missing, expired or revoked tokens), serves the public ones and a
+//! WebSocket with the flavour's in-socket login, and counts everything it sees.
 //!
 //! # Layout
 //!
@@ -15,6 +18,7 @@
 //! - `counters` — [`Counts`], what the mock saw.
 //! - `tokens` — the tokens it issued and the bearer check of private endpoints.
 //! - `documented` — the username/password flavour's login, refresh, verify, logout.
+//! - `live` — the wallet flavour's challenge, signature verify, refresh, logout.
 //! - `endpoints` — public data, `/api/v1/user/info`, `/api/v1/mock/echo`.
 //! - `socket` — the WebSocket protocol.
 //! - `harness` (cargo feature `test-util`) — fault injection, test endpoints
@@ -26,6 +30,7 @@ mod documented;
 mod endpoints;
 #[cfg(feature = "test-util")]
 mod harness;
+mod live;
 mod socket;
 mod tokens;
 mod wire;
@@ -53,24 +58,62 @@ use counters::{Counters, bump};
 use tokens::Tokens;
 use wire::Body;
 
+/// Which of the two APIs of `ethgas-api.md` the mock speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    /// Username and password, `{code, message, data}` (method "password").
+    #[default]
+    Documented,
+    /// EIP-712 wallet login, `{success, data}` (method "wallet"), as the
+    /// service at mainnet.app.ethgas.com answers.
+    Live,
+}
+
+impl std::str::FromStr for Flavour {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Flavour, String> {
+        match s {
+            "documented" | "password" => Ok(Flavour::Documented),
+            "live" | "wallet" => Ok(Flavour::Live),
+            other => Err(format!("unknown API flavour {other:?}: use \"documented\" or \"live\"")),
+        }
+    }
+}
+
 /// How the mock behaves at start.
 #[derive(Clone)]
 pub struct MockConfig {
+    pub flavour: Flavour,
+    /// Documented flavour: the account's username and password.
     pub username: String,
     pub password: String,
-    /// Lifetime of access tokens (`expiresIn`).
+    /// Live flavour: the one wallet address that may log in; `None` lets any
+    /// address log in (each gets its own user), as the live service does.
+    pub address: Option<crate::eth::Address>,
+    /// Live flavour: the `chainId` of the login typed data (32382 in the
+    /// published sample; it differs between networks).
+    pub chain_id: u64,
+    /// Lifetime of access tokens: `expiresIn` and the JWT `exp`.
     pub token_lifetime: Duration,
-    /// How long a refresh token works from its issue (once: rotation).
+    /// How long refresh tokens work. Documented flavour: each from its issue,
+    /// once (rotation). Live flavour: the session, from the wallet login — the
+    /// refresh token's JWT `exp`; no access token outlives it, and after it
+    /// only a new wallet login works.
     pub session_lifetime: Duration,
-    /// Send `expiresIn` as a string ("3600"), as some deployments do.
+    /// Documented flavour: send `expiresIn` as a string ("3600"), as some
+    /// deployments do.
     pub expires_in_as_string: bool,
 }
 
 impl Default for MockConfig {
     fn default() -> Self {
         MockConfig {
+            flavour: Flavour::Documented,
             username: "demo".into(),
             password: "demo-password".into(),
+            address: None,
+            chain_id: 32382,
             token_lifetime: Duration::from_secs(3600),
             session_lifetime: Duration::from_secs(7 * 86400),
             expires_in_as_string: false,
@@ -82,18 +125,23 @@ impl Default for MockConfig {
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
 pub(crate) enum Hook {
+    /// Documented login; live challenge (`login?addr=`).
     Login,
     Refresh,
+    /// Live signature verify (`login/verify`).
+    Verify,
 }
 
 impl Hook {
     #[cfg(feature = "test-util")]
-    const COUNT: usize = 2;
+    const COUNT: usize = 3;
 }
 
 struct State {
     config: Mutex<MockConfig>,
     tokens: Mutex<Tokens>,
+    /// Live flavour: outstanding challenges and the users seen.
+    live: Mutex<live::Wallets>,
     counters: Counters,
     #[cfg(feature = "test-util")]
     harness: harness::Switches,
@@ -111,6 +159,7 @@ impl Mock {
             state: Arc::new(State {
                 config: Mutex::new(config),
                 tokens: Mutex::new(Tokens::default()),
+                live: Mutex::new(live::Wallets::default()),
                 counters: Counters::default(),
                 #[cfg(feature = "test-util")]
                 harness: harness::Switches::default(),
@@ -127,28 +176,46 @@ impl Mock {
         self.state.config.lock().map(|c| c.username.clone()).unwrap_or_default()
     }
 
+    fn flavour(&self) -> Flavour {
+        self.state.config.lock().map(|c| c.flavour).unwrap_or_default()
+    }
+
+    /// A refusal in this mock's envelope: the documented `{code: status,
+    /// message}` or the live `{success: false, errorCode, errorMsgKey}`.
+    fn failure(&self, status: StatusCode, message: &str, live_code: u16, live_key: &str) -> Response<Body> {
+        match self.flavour() {
+            Flavour::Documented => wire::response(status, status.as_u16(), message, serde_json::Value::Null),
+            Flavour::Live => wire::live_fail(status, live_code, live_key),
+        }
+    }
+
     /// Routes one request.
     async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
         if wire::is_upgrade(&req) {
             return Ok(self.websocket(req));
         }
         let path = req.uri().path().to_string();
-        match (req.method(), path.as_str()) {
-            (&Method::POST, "/api/v1/user/login") => self.login(req).await,
-            (&Method::POST, "/api/v1/user/login/refresh") => self.refresh(req).await,
-            (&Method::POST, "/api/v1/user/login/verify") => Ok(self.verify(&req)),
-            (&Method::POST, "/api/v1/user/logout") => Ok(self.logout(&req)),
-            (_, p) if p.starts_with("/api/v1/p/") => Ok(self.public()),
-            (_, p) if p.starts_with("/api/v1/") => match self.guard(&req) {
+        let flavour = self.flavour();
+        match (req.method(), path.as_str(), flavour) {
+            (&Method::POST, "/api/v1/user/login", Flavour::Documented) => self.login(req).await,
+            (&Method::POST, "/api/v1/user/login/refresh", Flavour::Documented) => self.refresh(req).await,
+            (&Method::POST, "/api/v1/user/login/verify", Flavour::Documented) => Ok(self.verify(&req)),
+            (&Method::POST, "/api/v1/user/logout", Flavour::Documented) => Ok(self.logout(&req)),
+            (&Method::POST, "/api/v1/user/login", Flavour::Live) => self.live_login(req).await,
+            (&Method::POST, "/api/v1/user/login/verify", Flavour::Live) => self.live_verify(req).await,
+            (&Method::POST, "/api/v1/user/login/refresh", Flavour::Live) => self.live_refresh(req).await,
+            (&Method::POST, "/api/v1/user/logout", Flavour::Live) => Ok(self.live_logout(&req)),
+            (_, p, _) if p.starts_with("/api/v1/p/") => Ok(self.public()),
+            (_, p, _) if p.starts_with("/api/v1/") => match self.guard(&req) {
                 Ok(()) => Ok(self.private(req, &path).await),
-                Err(refusal) => Ok(wire::response(
+                Err(refusal) => Ok(self.failure(
                     StatusCode::UNAUTHORIZED,
-                    401,
                     refusal.message,
-                    serde_json::Value::Null,
+                    wire::PERMISSION_DENIED,
+                    refusal.key,
                 )),
             },
-            _ => Ok(wire::error(StatusCode::NOT_FOUND, "Not Found")),
+            _ => Ok(self.failure(StatusCode::NOT_FOUND, "Not Found", 404, "error.not_found")),
         }
     }
 
@@ -262,4 +329,20 @@ where
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
     info!(seen = %mock.counts(), "mock ETHGas API stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavours_parse_by_either_name() {
+        assert_eq!("documented".parse(), Ok(Flavour::Documented));
+        assert_eq!("password".parse(), Ok(Flavour::Documented));
+        assert_eq!("live".parse(), Ok(Flavour::Live));
+        assert_eq!("wallet".parse(), Ok(Flavour::Live));
+        assert!("mainnet".parse::<Flavour>().unwrap_err().contains("\"live\""));
+        assert_eq!(MockConfig::default().flavour, Flavour::Documented);
+        assert_eq!(MockConfig::default().chain_id, 32382);
+    }
 }

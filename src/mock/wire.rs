@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use serde_json::{Value, json};
 
@@ -47,8 +47,29 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     response(status, status.as_u16(), message, Value::Null)
 }
 
-#[cfg_attr(not(feature = "test-util"), allow(dead_code))] // used by the live flavour next
+// --- the live flavour: {"success", "data"} ---
+
+/// Live error codes (ethgas-api.md, "Live API").
+pub(crate) const PERMISSION_DENIED: u16 = 1000;
+pub(crate) const VALIDATION_ERROR: u16 = 1001;
+/// Only injected faults answer it.
+#[cfg(feature = "test-util")]
 pub(crate) const OPERATION_FAILED: u16 = 1002;
+
+/// A live success.
+pub(crate) fn live_ok(data: Value) -> Response<Body> {
+    json_response(StatusCode::OK, &json!({ "success": true, "data": data }))
+}
+
+/// A live failure: `errorCode` and `errorMsgKey` at the top level (where
+/// python-ethgas reads them), an empty `data`, and the HTTP status given —
+/// the live API answers some failures with 200 and others with 4xx.
+pub(crate) fn live_fail(status: StatusCode, error_code: u16, key: &str) -> Response<Body> {
+    json_response(
+        status,
+        &json!({ "success": false, "errorCode": error_code, "errorMsgKey": key, "data": {} }),
+    )
+}
 
 // --- reading requests ---
 
@@ -69,7 +90,6 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 /// The value of `name` in a `k=v&k=v` string (a query or a form body),
 /// percent-decoded, `+` read as a space.
-#[cfg_attr(not(feature = "test-util"), allow(dead_code))] // used by the live flavour next
 pub(crate) fn form_value(form: &str, name: &str) -> Option<String> {
     form.split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -77,13 +97,18 @@ pub(crate) fn form_value(form: &str, name: &str) -> Option<String> {
         .map(|(_, v)| percent_decode(v))
 }
 
-#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
-/// A numeric query parameter (the test endpoints' sizes and delays).
-pub(crate) fn number(query: &str, name: &str) -> Option<u64> {
-    form_value(query, name)?.parse().ok()
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
 }
 
-#[cfg_attr(not(feature = "test-util"), allow(dead_code))] // used by the live flavour next
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -117,7 +142,18 @@ mod tests {
         assert_eq!(form_value(q, "sign").as_deref(), Some("% 1"));
         assert_eq!(form_value(q, "end").as_deref(), Some("%4"));
         assert_eq!(form_value(q, "missing"), None);
-        assert_eq!(number("bytes=42&ms=x", "bytes"), Some(42));
-        assert_eq!(number("bytes=42&ms=x", "ms"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; x_auth_refresh_token=t.o.k"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&h, "x_auth_refresh_token").as_deref(), Some("t.o.k"));
+        assert_eq!(cookie(&h, "b").as_deref(), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
     }
 }
