@@ -82,7 +82,7 @@ async fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
         username: USER.into(),
         password: PASSWORD.into(),
         token_lifetime: Duration::from_secs(2),
-        refresh_lifetime: Duration::from_secs(5),
+        session_lifetime: Duration::from_secs(5),
         ..MockConfig::default()
     })
     .await;

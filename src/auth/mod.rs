@@ -37,6 +37,6 @@ mod session;
 mod task;
 
 pub use caller::USER_AGENT_VALUE;
-pub use grant::{AuthError, error_chain, jwt_claim, jwt_exp, parse_grant};
+pub use grant::{AuthError, error_chain, jwt_exp, parse_grant};
 pub use session::{AuthHandle, Session, Status};
 pub use task::Authenticator;
