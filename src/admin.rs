@@ -65,7 +65,10 @@ impl Admin {
         let summary = json!({
             "ready": ready,
             "state": state,
-            "username": status.username,
+            "method": status.method,
+            "account": status.username,
+            "username": (status.method != "wallet").then_some(&status.username),
+            "address": (status.method == "wallet").then_some(&status.username),
             "token_expires_in_seconds": valid.map(|s| secs(s.expires_in(now))),
             "next_refresh_in_seconds": status.next_attempt.map(|t| secs(t.saturating_duration_since(now))),
             "last_login": rfc3339(status.last_login),
@@ -73,7 +76,7 @@ impl Admin {
             "logins": status.logins,
             "refreshes": status.refreshes,
             "consecutive_failures": status.consecutive_failures,
-            "last_error": status.last_error,
+            "last_error": status.last_error.as_deref().map(scrub),
             "last_error_at": rfc3339(status.last_error_at),
         });
         (ready, summary)
@@ -124,5 +127,38 @@ impl Admin {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
+    }
+}
+
+/// Hides anything in a message from the API that looks like a token (three
+/// base64url segments joined by dots, as a JWT): an API may quote what it
+/// was sent, and `/readyz` must never show a token.
+fn scrub(message: &str) -> String {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
+    let mut out = String::with_capacity(message.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let looks_like_jwt = word.len() >= 20 && word.split('.').filter(|p| !p.is_empty()).count() >= 3;
+        out.push_str(if looks_like_jwt { "<redacted>" } else { word });
+        word.clear();
+    };
+    for c in message.chars() {
+        if is_token_char(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_like_words_are_hidden_from_readyz() {
+        let m = "refused token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl for user.name (v1.2.3)";
+        assert_eq!(super::scrub(m), "refused token <redacted> for user.name (v1.2.3)");
     }
 }

@@ -6,13 +6,15 @@
 //! default, pointed at the mock; nothing is written to disk.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, Control, Listeners};
 use crate::config::{Config, Listen};
-use crate::mock::{self, Mock, MockConfig};
+use crate::eth::WalletKey;
+use crate::mock::{self, Flavour, Mock, MockConfig};
 use crate::secret::Secret;
 use crate::server::Listener;
 use crate::signal::{self, Signals};
@@ -30,15 +32,52 @@ async fn bind_or_any(addr: SocketAddr, what: &str) -> std::io::Result<Listener> 
     }
 }
 
+/// Which login the demo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoAuth {
+    /// The documented username/password login.
+    Password,
+    /// The live API's wallet login, with a throwaway key made in memory.
+    Wallet,
+}
+
+impl std::str::FromStr for DemoAuth {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DemoAuth, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "password" => Ok(DemoAuth::Password),
+            "wallet" => Ok(DemoAuth::Wallet),
+            other => Err(format!(
+                "{other:?} is not a login method; use \"password\" or \"wallet\""
+            )),
+        }
+    }
+}
+
 /// Runs the mock API and a sidecar in front of it until SIGINT/SIGTERM.
-pub async fn run(listen: SocketAddr, admin: SocketAddr, token_lifetime: Duration) -> anyhow::Result<()> {
+pub async fn run(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    token_lifetime: Duration,
+    auth: DemoAuth,
+) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signals = Signals::new().map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     tokio::spawn(signal::drive(signals, shutdown.clone(), None));
     // The mock outlives the sidecar, so the sidecar's logout reaches it.
     let mock_stop = CancellationToken::new();
+    // The demo's wallet: made here, in memory, and gone when it stops. Only
+    // its address is ever shown.
+    let key = (auth == DemoAuth::Wallet).then(|| Arc::new(WalletKey::random()));
     let mock_config = MockConfig {
         token_lifetime,
+        flavour: if key.is_some() {
+            Flavour::Live
+        } else {
+            Flavour::Documented
+        },
+        address: key.as_ref().map(|k| k.address()),
         ..MockConfig::default()
     };
     let (user, password) = (mock_config.username.clone(), mock_config.password.clone());
@@ -56,7 +95,33 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr, token_lifetime: Duration
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {admin}: {e}"))?;
     let (p, a) = (proxy.describe(), admin_l.describe());
-    let config = Config::for_account(&format!("http://{mock_addr}"), &user, Secret::new(password))?;
+    let base = format!("http://{mock_addr}");
+    if let Some(key) = key {
+        let address = key.address();
+        let config = Config::for_wallet(&base, key)?;
+        println!(
+            "\nethgas-sidecar demo (wallet login, as the live API at mainnet.app.ethgas.com)\n\
+             \x20 mock ETHGas API  http://{mock_addr}   (live flavour, tokens live {})\n\
+             \x20 wallet           {address}   (a throwaway key made for this run; only its address is shown)\n\
+             \x20 sidecar          http://{p}\n\
+             \x20 admin            http://{a}\n\n\
+             Try, in another terminal:\n\
+             \x20 curl -s http://{p}/api/v1/user/info                      # private endpoint: the sidecar adds the token\n\
+             \x20 curl -s -X POST 'http://{p}/api/v1/user/login?addr={address}'   # a program's own wallet login: answered by the sidecar\n\
+             \x20 curl -s -X POST 'http://{p}/api/v1/user/login?addr=0x0000000000000000000000000000000000000001'   # another wallet: refused\n\
+             \x20 curl -s http://{a}/readyz\n\n\
+             Watch the log for \"token refreshed\" every few seconds. Ctrl-C stops.\n",
+            humantime::format_duration(token_lifetime)
+        );
+        let listeners = Listeners {
+            proxy,
+            admin: Some(admin_l),
+        };
+        let result = app::run(config, listeners, Control::new(shutdown)).await;
+        mock_stop.cancel();
+        return result;
+    }
+    let config = Config::for_account(&base, &user, Secret::new(password))?;
     println!(
         "\nethgas-sidecar demo\n\
          \x20 mock ETHGas API  http://{mock_addr}   (account {user:?}, tokens live {})\n\
@@ -89,10 +154,16 @@ pub async fn mock_api(listen: SocketAddr, config: MockConfig) -> anyhow::Result<
     let shutdown = CancellationToken::new();
     let signals = Signals::new().map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     tokio::spawn(signal::drive(signals, shutdown.clone(), None));
-    println!(
-        "mock ETHGas API on http://{listen} — account {:?}; POST /api/v1/user/login, private GET /api/v1/user/info, WebSocket on /ws",
-        config.username
-    );
+    match config.flavour {
+        Flavour::Documented => println!(
+            "mock ETHGas API on http://{listen} — account {:?}; POST /api/v1/user/login, private GET /api/v1/user/info, WebSocket on /ws",
+            config.username
+        ),
+        Flavour::Live => println!(
+            "mock ETHGas API (live flavour) on http://{listen} — wallet {}; POST /api/v1/user/login?addr=…, /login/verify, /login/refresh, private GET /api/v1/user/info, WebSocket on /ws",
+            config.address.map_or("any address".to_string(), |a| a.to_string())
+        ),
+    }
     mock::serve(listener, Mock::new(config), shutdown).await;
     Ok(())
 }

@@ -21,6 +21,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -28,8 +29,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::auth::AuthHandle;
-use crate::config::Live;
+use crate::config::{Credentials, Live};
+use crate::envelope::Envelope;
 use crate::error::ProxyError;
+use crate::eth::Address;
 use crate::metrics::{AuthKind, Metrics};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -156,6 +159,9 @@ impl Interceptor {
         auth: &AuthHandle,
         metrics: &Metrics,
     ) -> Result<Response<Full<Bytes>>, ProxyError> {
+        if let Credentials::Wallet { address, .. } = &live.auth.credentials {
+            return self.answer_live(call, req, live, address, auth, metrics).await;
+        }
         let username = &live.auth.account();
         let body = Limited::new(req.into_body(), MAX_LOGIN_BODY)
             .collect()
@@ -202,6 +208,102 @@ impl Interceptor {
         let data = self.placeholders.grant(username, crate::clock::unix_now(), expires_in);
         Ok(crate::envelope::ok(data))
     }
+
+    /// The live flow (python-ethgas and the like): `login?addr=` for the
+    /// sidecar's own address gets a challenge a client can sign; any
+    /// signature is accepted at `login/verify` (whoever reaches the listener
+    /// acts as the account anyway); verify and refresh get placeholder
+    /// tokens in the live shape and the refresh cookie; logout gets `{}`.
+    /// Another address is refused.
+    async fn answer_live(
+        &self,
+        call: Call,
+        req: Request<Incoming>,
+        live: &Live,
+        address: &Address,
+        auth: &AuthHandle,
+        metrics: &Metrics,
+    ) -> Result<Response<Full<Bytes>>, ProxyError> {
+        let query = req.uri().query().unwrap_or("").to_string();
+        let body = Limited::new(req.into_body(), MAX_LOGIN_BODY)
+            .collect()
+            .await
+            .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
+            .to_bytes();
+        // Parameters come in the query (the reference's samples) or as a form body.
+        let addr = param(&query, "addr").or_else(|| param(std::str::from_utf8(&body).unwrap_or(""), "addr"));
+        if let Some(given) = &addr {
+            let same = given.trim().parse::<Address>().is_ok_and(|a| a == *address);
+            if !same {
+                return Err(ProxyError::Forbidden(format!(
+                    "this sidecar holds the session of {address}, not {given:?}; point the program for that wallet at its own sidecar"
+                )));
+            }
+        }
+        let envelope = Envelope::Live;
+        let kind = match call {
+            Call::Logout => {
+                metrics.intercepted(AuthKind::Logout);
+                let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return Ok(resp);
+            }
+            Call::Login => {
+                if addr.is_none() {
+                    return Err(ProxyError::BadRequest(format!(
+                        "the wallet login needs ?addr=<address>; this sidecar holds the session of {address}"
+                    )));
+                }
+                let mut nonce = [0u8; 4];
+                rand::fill(&mut nonce);
+                let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+                metrics.intercepted(AuthKind::Login);
+                return Ok(envelope.ok(json!({
+                    "status": "verify",
+                    "nonceHash": nonce,
+                    "eip712Message": crate::eth::login_typed_data(&nonce, PLACEHOLDER_CHAIN_ID),
+                })));
+            }
+            Call::Verify => AuthKind::Login,
+            Call::Refresh => AuthKind::Refresh,
+        };
+        let session = auth
+            .wait_valid(live.proxy.token_wait)
+            .await
+            .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
+        let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
+        metrics.intercepted(kind);
+        let (data, refresh) = self
+            .placeholders
+            .live_grant(&address.to_string(), crate::clock::unix_now(), expires_in);
+        let mut resp = envelope.ok(data);
+        let cookie = format!("{REFRESH_COOKIE}={refresh}; Path=/; HttpOnly");
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        Ok(resp)
+    }
+}
+
+/// The chain id of the typed data in a placeholder challenge: the one the
+/// published sample carries. A program signs it and the sidecar accepts any
+/// signature, so its value only has to be well formed.
+const PLACEHOLDER_CHAIN_ID: u64 = 32382;
+
+/// The live API's refresh-token cookie.
+const REFRESH_COOKIE: &str = "x_auth_refresh_token";
+
+/// The value of `name` in `a=b&c=d` text, percent-decoded.
+fn param(text: &str, name: &str) -> Option<String> {
+    text.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 /// Issues and recognises placeholder tokens.
@@ -253,6 +355,28 @@ impl Placeholders {
             && token[token.len() - self.mark.len() - 1] == b'.'
     }
 
+    /// The `data` of a live verify or refresh answer, and the placeholder
+    /// refresh token for its cookie: placeholders that expire with the real
+    /// session, in the live shape (`accessToken` is an object whose
+    /// `data.payload` shows the claims and whose `token` is the JWT).
+    pub fn live_grant(&self, address: &str, now_unix: u64, expires_in: u64) -> (Value, String) {
+        let exp = now_unix + expires_in;
+        let access = self.token("access", address, now_unix, exp);
+        let refresh = self.token("refresh", address, now_unix, now_unix + REFRESH_PLACEHOLDER_LIFETIME);
+        let user = json!({ "address": address.to_ascii_lowercase() });
+        let data = json!({
+            "user": user,
+            "accessToken": {
+                "data": {
+                    "header": { "alg": "none", "typ": "JWT" },
+                    "payload": { "user": user, "access_type": "access_token", "iat": now_unix, "exp": exp },
+                },
+                "token": access,
+            },
+        });
+        (data, refresh)
+    }
+
     /// The `data` of a login or refresh answer: placeholders that expire
     /// with the real session.
     pub fn grant(&self, username: &str, now_unix: u64, expires_in: u64) -> Value {
@@ -261,23 +385,6 @@ impl Placeholders {
             "refreshToken": self.token("refresh", username, now_unix, now_unix + REFRESH_PLACEHOLDER_LIFETIME),
             "expiresIn": expires_in,
         })
-    }
-
-    /// Rewrites a WebSocket `login` command to carry `token`. Returns `None`
-    /// if `text` is not a login command.
-    pub fn rewrite_ws_login(text: &str, token: &str) -> Option<String> {
-        let mut v: Value = serde_json::from_str(text).ok()?;
-        if v.get("cmd").and_then(Value::as_str) != Some("login") {
-            return None;
-        }
-        let obj = v.as_object_mut()?;
-        let data = obj.entry("data").or_insert_with(|| json!({}));
-        if !data.is_object() {
-            *data = json!({});
-        }
-        data.as_object_mut()?
-            .insert("accessToken".into(), Value::String(token.to_string()));
-        Some(v.to_string())
     }
 }
 

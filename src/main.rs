@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::{self, Config, LogFormat, LogSettings};
-use ethgas_sidecar::mock::MockConfig;
+use ethgas_sidecar::demo::DemoAuth;
+use ethgas_sidecar::eth::Address;
+use ethgas_sidecar::mock::{Flavour, MockConfig};
 use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::signal::{self, Signals};
 use ethgas_sidecar::{demo, server, telemetry};
@@ -46,6 +48,10 @@ enum Command {
         /// Lifetime of the mock's access tokens, short so refreshes show in the log.
         #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
         token_lifetime: Duration,
+        /// The login to show: "password" (the documented API) or "wallet"
+        /// (the live API's EIP-712 login, with a throwaway key).
+        #[arg(long, default_value = "password")]
+        auth: DemoAuth,
     },
     /// Run only the built-in mock ETHGas API, to test programs offline.
     MockApi {
@@ -57,6 +63,13 @@ enum Command {
         username: String,
         #[arg(long, default_value = "demo-password")]
         password: String,
+        /// "documented" (username/password) or "live" (wallet login, as
+        /// mainnet.app.ethgas.com).
+        #[arg(long, default_value = "documented")]
+        flavor: Flavour,
+        /// With --flavor live: the one wallet address that may log in (any, if not given).
+        #[arg(long)]
+        address: Option<Address>,
     },
 }
 
@@ -69,17 +82,22 @@ fn main() -> ExitCode {
             listen,
             admin,
             token_lifetime,
-        } => run_simple(demo::run(listen, admin, token_lifetime)),
+            auth,
+        } => run_simple(demo::run(listen, admin, token_lifetime, auth)),
         Command::MockApi {
             listen,
             token_lifetime,
             username,
             password,
+            flavor,
+            address,
         } => run_simple(demo::mock_api(
             listen,
             MockConfig {
+                flavour: flavor,
                 username,
                 password,
+                address,
                 token_lifetime,
                 ..MockConfig::default()
             },

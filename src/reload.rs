@@ -81,7 +81,20 @@ impl Reloader {
     pub async fn reload(&mut self) -> Outcome {
         let path = self.running.path.clone();
         info!(config = %path.display(), "reloading");
-        let new = match Config::load(&path) {
+        // Off the runtime: unlocking a keystore takes seconds (scrypt).
+        let load = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Config::load(&path))
+        };
+        let loaded = match load.await {
+            Ok(result) => result,
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["rejected"]).inc();
+                error!("reload rejected, the running configuration stays: loading it failed: {e}");
+                return Outcome::Rejected;
+            }
+        };
+        let new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.metrics.reloads.with_label_values(&["rejected"]).inc();

@@ -18,6 +18,7 @@
 
 mod detect;
 mod limits;
+mod login;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,6 @@ use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE};
 use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
-use crate::intercept::Placeholders;
 use crate::metrics::Metrics;
 use detect::{ApiPush, LoginStyle};
 use limits::{close, refuse_oversized, socket_config, too_big};
@@ -266,13 +266,13 @@ impl WsRelay {
         Ok(resp)
     }
 
-    async fn send_login<S>(&self, upstream: &mut WebSocketStream<S>, session: &Session) -> bool
+    async fn send_login<S>(&self, upstream: &mut WebSocketStream<S>, session: &Session, style: LoginStyle) -> bool
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let cmd = serde_json::json!({ "cmd": "login", "data": { "accessToken": session.access_token().expose() } });
+        let text = login::own(style, session.access_token().expose());
         self.metrics.websocket_logins.inc();
-        upstream.send(Message::text(cmd.to_string())).await.is_ok()
+        upstream.send(Message::text(text)).await.is_ok()
     }
 
     /// Relays until either side closes. `max_message` is the limit both
@@ -287,6 +287,12 @@ impl WsRelay {
         // program has logged in.
         let mut logged_in: Option<u64> = None;
         let mut own_logins: Vec<Instant> = Vec::new();
+        // The format the sidecar's own logins use: the API's, until the
+        // program shows which it speaks.
+        let mut style = match self.live.load().auth.envelope() {
+            Envelope::Documented => LoginStyle::Cmd,
+            Envelope::Live => LoginStyle::Op,
+        };
         info!("WebSocket relay open");
         loop {
             tokio::select! {
@@ -299,10 +305,11 @@ impl WsRelay {
                 msg = client.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         let out = match detect::client_login(text.as_str()) {
-                            Some(LoginStyle::Cmd) => match self.auth.valid() {
-                                Some(session) => match Placeholders::rewrite_ws_login(text.as_str(), session.access_token().expose()) {
+                            Some(found) => match self.auth.valid() {
+                                Some(session) => match login::rewrite(text.as_str(), found, session.access_token().expose()) {
                                     Some(rewritten) => {
                                         logged_in = Some(session.generation);
+                                        style = found;
                                         self.metrics.websocket_logins.inc();
                                         Message::text(rewritten)
                                     }
@@ -313,11 +320,6 @@ impl WsRelay {
                                     Message::Text(text)
                                 }
                             },
-                            // The live API's format: recognised, not rewritten yet.
-                            Some(LoginStyle::Op) => {
-                                debug!("an `op` login (live API format) is passed on unchanged");
-                                Message::Text(text)
-                            }
                             None => Message::Text(text),
                         };
                         if upstream.send(out).await.is_err() { break; }
@@ -346,7 +348,7 @@ impl WsRelay {
                             Some(ApiPush::TokenExpired) => {
                                 if let Some(session) = self.auth.valid() {
                                     debug!("the API pushed token_expired; logging the socket in again");
-                                    if !self.send_login(&mut upstream, &session).await { break; }
+                                    if !self.send_login(&mut upstream, &session, style).await { break; }
                                     logged_in = Some(session.generation);
                                     own_logins.push(Instant::now());
                                     continue;
@@ -385,7 +387,7 @@ impl WsRelay {
                     let Some(generation) = logged_in else { continue };
                     if let Some(session) = self.auth.valid().filter(|s| s.generation != generation) {
                         debug!("token renewed; logging the WebSocket in with it");
-                        if !self.send_login(&mut upstream, &session).await { break; }
+                        if !self.send_login(&mut upstream, &session, style).await { break; }
                         logged_in = Some(session.generation);
                         own_logins.push(Instant::now());
                     }

@@ -108,8 +108,11 @@ impl Session {
 /// What the auth task says about itself, for `/readyz` and systemd's STATUS.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
-    /// The account, as the login method names it (the username today).
+    /// The account, as the login method names it: the username, or the
+    /// wallet's checksummed address.
     pub username: String,
+    /// `auth.method`: "password" or "wallet".
+    pub method: &'static str,
     pub last_login: Option<SystemTime>,
     pub last_refresh: Option<SystemTime>,
     /// The last failure in full, the API's message included (bounded), for

@@ -63,6 +63,7 @@ impl Authenticator {
         let method = Method::from_settings(&settings);
         let status = Status {
             username: method.account().to_string(),
+            method: method.name(),
             ..Status::default()
         };
         let (cell, commands) = SessionCell::new(status);
@@ -169,8 +170,10 @@ impl Authenticator {
                     };
                     self.failures = Failures::default();
                     let account = self.method.account().to_string();
+                    let name = self.method.name();
                     self.cell.update_status(|s| {
                         s.username = account;
+                        s.method = name;
                         s.credentials_rejected = false;
                     });
                 } else {

@@ -202,3 +202,17 @@ fn the_rendered_config_is_the_file_layout_and_loads_again() {
     let again = Config::from_toml(&shown, &path).unwrap();
     assert!(again.restart == cfg.restart && again.live == cfg.live, "{shown}");
 }
+
+#[test]
+fn the_live_hosts_get_their_own_websocket_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    for (base, ws) in [
+        ("https://mainnet.app.ethgas.com", "wss://mainnet.app.ethgas.com/ws"),
+        ("https://hoodi.app.ethgas.com", "wss://hoodi.app.ethgas.com/ws"),
+        ("https://api.ethgas.com", "wss://ws.ethgas.com/"),
+    ] {
+        let text = minimal(dir.path()).replace("https://api.ethgas.com", base);
+        let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
+        assert_eq!(cfg.restart.upstream.websocket_url.to_string(), ws);
+    }
+}

@@ -681,6 +681,13 @@ fn derive_websocket_url(base: &Uri) -> Uri {
     if let Some(url) = known {
         return Uri::from_static(url);
     }
+    // The live service serves its socket on its own host: wss://<host>/ws
+    // (mainnet.app.ethgas.com, hoodi.app.ethgas.com).
+    if host.ends_with(".app.ethgas.com") && base.scheme_str() == Some("https") {
+        if let Ok(uri) = format!("wss://{}/ws", base.authority().map(|a| a.as_str()).unwrap_or(&host)).parse() {
+            return uri;
+        }
+    }
     let scheme = if base.scheme_str() == Some("https") {
         "wss"
     } else {

@@ -53,6 +53,14 @@ impl Method {
         }
     }
 
+    /// `auth.method` as written in the config.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Method::Password(_) => "password",
+            Method::Wallet(_) => "wallet",
+        }
+    }
+
     /// The account, as log lines, `/readyz` and the status name it.
     pub(super) fn account(&self) -> &str {
         match self {
