@@ -208,3 +208,33 @@ fn run_with_a_bad_config_exits_1_before_binding() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/config.toml"));
 }
+
+#[test]
+fn shipped_example_wallet_block_is_valid() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config.toml.example")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hex = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    std::fs::write(dir.path().join("wallet.key"), format!("0x{hex}\n")).unwrap();
+    std::fs::set_permissions(dir.path().join("wallet.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let address = ethgas_sidecar::eth::WalletKey::from_hex(hex).unwrap().address().to_string();
+    // The wallet block replaces the username and password lines.
+    let wallet: String = text
+        .lines()
+        .filter(|l| !l.starts_with("username") && !l.starts_with("password_"))
+        .map(|l| match l.strip_prefix("## ") {
+            Some(rest) if is_setting(rest) => rest
+                .replace("private_key_credential = \"wallet-key\"", "private_key_file = \"wallet.key\"")
+                .replace("0x0000000000000000000000000000000000000000", &address),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::from_toml(&wallet, &dir.path().join("config.toml"))
+        .unwrap_or_else(|e| panic!("the wallet block does not load: {e}\n{wallet}"));
+    assert_eq!(c.live.auth.account(), address);
+    let shown = c.render_redacted();
+    assert!(shown.contains("method = \"wallet\"") && shown.contains(&address), "{shown}");
+    assert!(!shown.contains(hex), "{shown}");
+}
