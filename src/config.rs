@@ -231,6 +231,14 @@ pub struct ProxyListener {
     /// Proxy worker threads (each with its own runtime and upstream pool);
     /// 0 means one per core.
     pub worker_threads: usize,
+    /// Client connections the proxy listener serves at once; more get a
+    /// fast 503 and are closed. The default leaves half the process's file
+    /// descriptor limit (`LimitNOFILE=`) for connections to the API.
+    pub max_connections: usize,
+    /// A client must send a whole request head within this; a slower one is
+    /// disconnected.
+    #[serde(serialize_with = "human")]
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -316,6 +324,9 @@ pub struct ProxyPolicy {
     /// once after a 401; larger bodies stream and are not replayed.
     #[serde(rename = "replay_buffer_bytes")]
     pub replay_buffer: usize,
+    /// A request body that sends nothing for this long ends with a 408.
+    #[serde(serialize_with = "human")]
+    pub body_idle_timeout: Duration,
     /// Largest WebSocket message (and frame) either side of a relay may
     /// send; a larger one closes the socket with 1009. A socket keeps the
     /// limit it was opened with, so a reload applies to new sockets.

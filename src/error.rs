@@ -62,6 +62,12 @@ pub enum ProxyError {
     WebSocketRefused { status: StatusCode },
     #[error("{0}")]
     NotFound(String),
+    #[error("too many connections: this listener serves {limit} at once (proxy.max_connections); retry shortly")]
+    TooManyConnections { limit: usize },
+    #[error("the sidecar is out of file descriptors; raise LimitNOFILE= (or lower proxy.max_connections)")]
+    OutOfDescriptors,
+    #[error("the request body sent nothing for {} (proxy.body_idle_timeout)", humantime::format_duration(*.limit))]
+    SlowBody { limit: Duration },
     #[error("{message}")]
     MethodNotAllowed { message: String, allow: &'static str },
 }
@@ -109,6 +115,8 @@ impl ProxyError {
             ProxyError::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
             ProxyError::WebSocketRefused { status } => *status,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -126,6 +134,8 @@ impl ProxyError {
                 LocalReason::BadRequest
             }
             ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
+            ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => LocalReason::Overloaded,
+            ProxyError::SlowBody { .. } => LocalReason::SlowClient,
         }
     }
 
@@ -146,13 +156,19 @@ impl ProxyError {
             ProxyError::UriTooLong { .. } => "uri_too_long",
             ProxyError::WebSocketVersion => "websocket_version",
             ProxyError::NotFound(_) => "not_found",
+            ProxyError::TooManyConnections { .. } => "too_many_connections",
+            ProxyError::OutOfDescriptors => "out_of_descriptors",
+            ProxyError::SlowBody { .. } => "request_timeout",
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::NoToken { retry_after, .. } => Some(*retry_after),
-            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => Some(1),
+            ProxyError::Unreachable { .. }
+            | ProxyError::BadGateway { .. }
+            | ProxyError::TooManyConnections { .. }
+            | ProxyError::OutOfDescriptors => Some(1),
             _ => None,
         }
     }
@@ -174,6 +190,8 @@ impl ProxyError {
                 | ProxyError::UriTooLong { .. }
                 | ProxyError::Connect
                 | ProxyError::RefusedClient { .. }
+                | ProxyError::TooManyConnections { .. }
+                | ProxyError::SlowBody { .. }
         )
     }
 

@@ -56,9 +56,13 @@ pub enum LocalReason {
     Connect,
     BadRequest,
     TooLarge,
+    /// The connection cap was reached, or the process ran out of descriptors.
+    Overloaded,
+    /// A client that stopped sending its request.
+    SlowClient,
 }
 
-const LOCAL_LABELS: [&str; 9] = [
+const LOCAL_LABELS: [&str; 11] = [
     "no_token",
     "unreachable",
     "timeout",
@@ -68,6 +72,8 @@ const LOCAL_LABELS: [&str; 9] = [
     "connect",
     "bad_request",
     "too_large",
+    "overloaded",
+    "slow_client",
 ];
 
 pub struct Metrics {

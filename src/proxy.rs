@@ -52,7 +52,8 @@ const MAX_KEPT_401_BODY: usize = 64 * 1024;
 /// A request body, kept whole when it is small enough to replay.
 enum RequestBody {
     Kept(Bytes),
-    Stream(Incoming),
+    /// Streamed, ended after this long without data.
+    Stream(Incoming, Duration),
 }
 
 /// What every request of one worker shares.
@@ -184,6 +185,11 @@ impl Proxy {
         resp
     }
 
+    /// Counts an answer the server gave for the proxy by itself.
+    pub fn count_local(&self, e: &ProxyError) {
+        self.shared.metrics.local(e.reason());
+    }
+
     /// The answer for a TCP client outside `proxy.allowed_clients`.
     pub fn refuse_client(&self, addr: SocketAddr) -> Response<Body> {
         let e = ProxyError::RefusedClient {
@@ -311,7 +317,7 @@ impl Proxy {
         let body = if body.is_end_stream() {
             RequestBody::Kept(Bytes::new())
         } else {
-            Box::pin(self.read_body(live.proxy.replay_buffer, &parts.headers, body)).await?
+            Box::pin(self.read_body(&live, &parts.headers, body)).await?
         };
         match rewrite_request(
             &mut parts,
@@ -322,16 +328,31 @@ impl Proxy {
             ClientAuth::Own => shared.metrics.client_authorization_overwritten.inc(),
             ClientAuth::None | ClientAuth::Placeholder => {}
         }
+        let mut slow = None;
         let (first, kept) = match body {
             RequestBody::Kept(bytes) => {
                 let replay = Replay::new(&parts, &bytes);
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
-            RequestBody::Stream(incoming) => (Request::from_parts(parts, Either::Right(incoming)), None),
+            RequestBody::Stream(incoming, idle) => {
+                let (body, fired) = upstream::Idle::new(incoming, idle);
+                slow = Some((fired, idle));
+                (Request::from_parts(parts, Either::Right(body)), None)
+            }
         };
         // Boxed: built in place once, instead of being copied up through
         // every enclosing future of the request (memmove showed in profiles).
-        let resp = Box::pin(self.send(first)).await?;
+        let resp = match Box::pin(self.send(first)).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Err(match slow {
+                    Some((fired, limit)) if fired.load(std::sync::atomic::Ordering::Relaxed) => {
+                        ProxyError::SlowBody { limit }
+                    }
+                    _ => e,
+                });
+            }
+        };
         if resp.status() != StatusCode::UNAUTHORIZED {
             session.mark_proven();
             return Ok(self.finish(resp.map(body::streamed), Some(&session)));
@@ -352,7 +373,10 @@ impl Proxy {
         let started = Instant::now();
         let result = tokio::time::timeout_at(
             started + shared.request_timeout,
-            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
+            shared.pool.request(Request::from_parts(
+                parts,
+                Either::Right(upstream::Idle::new(body, shared.live.load().proxy.body_idle_timeout).0),
+            )),
         )
         .await;
         match result {
@@ -420,21 +444,23 @@ impl Proxy {
 
     /// Keeps a small body whole (so it can be replayed); streams the rest.
     /// (An empty body never gets here: `forward` keeps it without a wait.)
-    async fn read_body(&self, limit: usize, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
+    async fn read_body(&self, live: &Live, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
+        let (limit, idle) = (live.proxy.replay_buffer, live.proxy.body_idle_timeout);
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         match declared {
             Some(n) if n <= limit as u64 => {
-                let bytes = Limited::new(body, limit)
-                    .collect()
+                // A kept body is small: all of it must come within the idle limit.
+                let bytes = tokio::time::timeout(idle, Limited::new(body, limit).collect())
                     .await
+                    .map_err(|_| ProxyError::SlowBody { limit: idle })?
                     .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
                     .to_bytes();
                 Ok(RequestBody::Kept(bytes))
             }
-            _ => Ok(RequestBody::Stream(body)),
+            _ => Ok(RequestBody::Stream(body, idle)),
         }
     }
 
@@ -455,6 +481,11 @@ impl Proxy {
 
     fn upstream_error(&self, e: &crate::pool::PoolError) -> ProxyError {
         let origin = self.shared.origin.clone();
+        let cause = error_chain(e);
+        // EMFILE/ENFILE: the sidecar, not the API, is out of resources.
+        if cause.contains("os error 24") || cause.contains("os error 23") {
+            return ProxyError::OutOfDescriptors;
+        }
         if e.is_connect() {
             ProxyError::Unreachable {
                 origin,

@@ -26,6 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -188,7 +189,20 @@ pub struct Server {
     pub proxy_workers: usize,
     /// Builds a worker's own upstream connection pool.
     pub new_pool: Box<dyn Fn() -> crate::pool::Pool + Send + Sync>,
+    /// Connections the proxy listener serves at once (`proxy.max_connections`),
+    /// shared by the workers; a client beyond them gets a fast 503.
+    pub proxy_slots: Arc<Semaphore>,
+    /// The admin listener's own connections: a flood of proxy clients never
+    /// takes the place of a health check.
+    pub admin_slots: Arc<Semaphore>,
+    /// The proxy cap, for the refusal's message.
+    pub proxy_slots_total: usize,
+    /// `proxy.header_read_timeout`.
+    pub header_read_timeout: Duration,
 }
+
+/// Connections the admin listener serves at once.
+pub const ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
 /// period. Returns whether every connection finished in time.
@@ -321,18 +335,41 @@ enum Role {
 }
 
 async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdown: CancellationToken) {
+    let slots = match role {
+        Role::Proxy(_) => server.proxy_slots.clone(),
+        Role::Admin => server.admin_slots.clone(),
+    };
+    let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
-                    // Out of file descriptors and the like: do not spin.
-                    warn!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: say so (once a
+                    // second at most), and do not spin.
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        last_warning = Some(tokio::time::Instant::now());
+                        if matches!(e.raw_os_error(), Some(23 | 24)) {
+                            warn!(error = %e, "out of file descriptors: raise LimitNOFILE= or lower proxy.max_connections");
+                        } else {
+                            warn!(error = %e, "accept failed");
+                        }
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Over the cap: a fast, clear answer instead of a hang.
+            let limit = match role {
+                Role::Proxy(_) => server.proxy_slots_total,
+                Role::Admin => ADMIN_CONNECTIONS,
+            };
+            let envelope = server.live.load().auth.envelope();
+            tokio::spawn(refuse_busy(stream, limit, envelope, role.clone()));
+            continue;
         };
         let (peer, span) = match &stream {
             Stream::Tcp(_, peer) => (Some(*peer), info_span!("conn", %peer)),
@@ -345,6 +382,7 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
                     Stream::Tcp(s, _) => serve(server2, s, peer, role, stop).await,
                     Stream::Unix(s) => serve(server2, s, None, role, stop).await,
                 }
+                drop(permit);
             }
             .instrument(span),
         );
@@ -358,7 +396,7 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(server.header_read_timeout)
         .max_buf_size(server.max_buf)
         .writev(false)
         .max_headers(256);
@@ -462,4 +500,44 @@ pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, S
         None => None,
     };
     Ok(Some((proxy, admin)))
+}
+
+/// Answers a connection over the cap with a 503 in the API's envelope and
+/// closes it, within a second whatever the client does.
+async fn refuse_busy(stream: Stream, limit: usize, envelope: crate::envelope::Envelope, role: Role) {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let error = crate::error::ProxyError::TooManyConnections { limit };
+    if let Role::Proxy(proxy) = &role {
+        proxy.count_local(&error);
+    }
+    let resp = error.response(envelope);
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            head.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let write = async move {
+        match stream {
+            Stream::Tcp(mut s, _) => {
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+                let _ = s.shutdown().await;
+            }
+            Stream::Unix(mut s) => {
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+                let _ = s.shutdown().await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }

@@ -6,6 +6,7 @@
 //! is chosen by ALPN. [`Target`] holds the upstream origin in pre-parsed form,
 //! so that building each forwarded request's URI costs no parsing.
 
+use std::future::Future as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,7 +24,65 @@ use crate::config::UpstreamSettings;
 
 /// A request body on its way upstream: kept whole (small, replayable, or
 /// made by the sidecar) or streamed from the client.
-pub type Body = Either<Full<Bytes>, Incoming>;
+pub type Body = Either<Full<Bytes>, Idle>;
+
+/// A client's body streamed upstream, ended with an error when the client
+/// sends nothing for `limit` (a slow-body attack would otherwise hold the
+/// connection and an upstream request open forever). `fired` tells the
+/// proxy that this, not the API, ended the request.
+pub struct Idle {
+    inner: Incoming,
+    limit: std::time::Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Idle {
+    pub fn new(inner: Incoming, limit: std::time::Duration) -> (Idle, Arc<std::sync::atomic::AtomicBool>) {
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let idle = Idle {
+            inner,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+            fired: fired.clone(),
+        };
+        (idle, fired)
+    }
+}
+
+impl hyper::body::Body for Idle {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.limit;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.fired.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Poll::Ready(Some(Err("the client stopped sending its request body".into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// A body the sidecar made itself.
 pub fn full(bytes: impl Into<Bytes>) -> Body {

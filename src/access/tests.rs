@@ -12,6 +12,7 @@ fn policy() -> ProxyPolicy {
         allowed_origins: vec!["https://dash.example".into()],
         token_wait: std::time::Duration::from_secs(1),
         replay_buffer: 1024,
+        body_idle_timeout: std::time::Duration::from_secs(30),
         ws_max_message_bytes: 1 << 20,
     }
 }

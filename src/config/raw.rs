@@ -34,6 +34,9 @@ pub(super) struct RawProxy {
     pub(super) max_uri_bytes: Option<u64>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) worker_threads: Option<u64>,
+    pub(super) max_connections: Option<u64>,
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) body_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

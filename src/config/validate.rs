@@ -551,6 +551,11 @@ impl Validator<'_> {
                 0,
                 16 << 20,
             )?,
+            body_idle_timeout: self.positive_duration(
+                "proxy.body_idle_timeout",
+                rp.body_idle_timeout,
+                Duration::from_secs(30),
+            )?,
             // At least a login with a long JWT; at most tungstenite's own default.
             ws_max_message_bytes: self.size(
                 "proxy.ws_max_message_bytes",
@@ -567,6 +572,18 @@ impl Validator<'_> {
             max_uri_bytes: self.size("proxy.max_uri_bytes", rp.max_uri_bytes, 8 * 1024, 256, 1 << 20)?,
             shutdown_grace: self.duration("proxy.shutdown_grace", rp.shutdown_grace, Duration::from_secs(30))?,
             worker_threads: self.size("proxy.worker_threads", rp.worker_threads, 0, 0, 1024)?,
+            max_connections: self.size(
+                "proxy.max_connections",
+                rp.max_connections,
+                default_max_connections(),
+                1,
+                1 << 20,
+            )?,
+            header_read_timeout: self.positive_duration(
+                "proxy.header_read_timeout",
+                rp.header_read_timeout,
+                Duration::from_secs(10),
+            )?,
         };
 
         // [admin]
@@ -704,4 +721,19 @@ fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Half the soft limit on open files (the other half is for connections to
+/// the API, logs and the like), at least 64; 4096 when the limit is unknown.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
+        text.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    match soft {
+        Some(n) => (n.saturating_sub(64) / 2).clamp(64, 1 << 20),
+        None => 4096,
+    }
 }
