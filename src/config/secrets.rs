@@ -110,10 +110,19 @@ fn load_secret_text(
             _ => Err((key_of(prefix, "file"), format!("no {what} source"))),
         };
     };
+    // The key that names this source, for an empty secret.
+    let key = key_of(
+        prefix,
+        match origin {
+            Origin::File(_) => "file",
+            Origin::Env(_) => "env",
+            Origin::Credential(_) => "credential",
+        },
+    );
     let text = read_source(Source { origin, prefix, what })?;
     let trimmed = trim_newline(&text);
     if trimmed.is_empty() {
-        return Err((key_of(prefix, "file"), format!("the {what} is empty")));
+        return Err((key, format!("the {what} is empty")));
     }
     Ok(Secret::new(trimmed))
 }
