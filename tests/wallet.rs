@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use ethgas_sidecar::eth::{Address, WalletKey};
-use ethgas_sidecar::mock::Fault;
+use ethgas_sidecar::mock::{Fault, Flavour, MockConfig};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -220,10 +220,9 @@ async fn a_session_that_ends_is_renewed_by_a_wallet_login_before_it_ends() {
     assert_eq!(t.failed, 0, "no request failed: {:?}", t.samples);
     assert!(t.ok >= 100, "traffic flowed: {t:?}");
     assert!(n.live_challenges >= 2, "logged in again by wallet: {n:?}");
-    assert_eq!(
-        n.live_verifies_ok, n.live_challenges,
-        "every challenge was signed: {n:?}"
-    );
+    // Every challenge was signed and accepted (the last may be in flight).
+    assert!(n.live_verifies_ok + 1 >= n.live_challenges, "{n:?}");
+    assert_eq!(n.live_verifies_refused, 0, "{n:?}");
     assert_eq!(
         n.live_refreshes_on_ended_session, 0,
         "no refresh on an ended session: {n:?}"
@@ -729,4 +728,280 @@ async fn an_address_that_is_not_the_keys_is_a_config_error_naming_both() {
     let (code, out, err) = check_config(&files.config, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&key.address().to_string()), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Beyond the brief's list: what else a user of the wallet login runs into.
+
+#[tokio::test]
+async fn another_networks_chain_id_a_display_name_and_a_key_from_the_environment() {
+    let (hex, key) = random_key_hex();
+    // Hoodi's chain id: the typed data's domain is signed as sent.
+    let api = start_api_with(MockConfig {
+        flavour: Flavour::Live,
+        address: Some(key.address()),
+        chain_id: 560048,
+        token_lifetime: Duration::from_secs(600),
+        session_lifetime: HOUR,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // A name that needs percent-encoding in the query.
+    let name = "bot 1/α&b=c+d";
+    let var = format!("ETHGAS_TEST_KEY_{}", std::process::id());
+    let key_lines = format!("private_key_env = \"{var}\"\ndisplay_name = \"{name}\"");
+    std::fs::write(&config, wallet_config_text(api.addr, &key_lines, &Extra::default())).unwrap();
+    let mut proc = Proc::spawn(&config, &[(var.as_str(), &format!("0x{hex}"))]).await;
+    let c = client();
+    wait_ready(&c, proc.admin).await;
+
+    let r = get(&c, &format!("http://{}/api/v1/user/info", proc.proxy)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let user = &r.json()["data"]["user"];
+    assert_eq!(user["address"], key.address().to_lowercase_hex().as_str(), "{user}");
+    assert_eq!(user["displayName"], name, "the name arrived whole: {user}");
+    let n = api.mock.counts();
+    assert_eq!(
+        (n.live_challenges, n.live_verifies_ok, n.live_verifies_refused),
+        (1, 1, 0),
+        "{n:?}"
+    );
+    proc.signal("TERM");
+    assert_eq!(proc.wait_exit(Duration::from_secs(15)).await.code(), Some(0));
+    assert!(!proc.log().contains(&hex), "the key stays out of the log");
+}
+
+#[tokio::test]
+async fn a_refused_verify_is_a_credential_failure_and_a_garbled_challenge_an_outage() {
+    let (hex, key) = random_key_hex();
+    let api = start_live_api(key.address(), Duration::from_secs(600), HOUR).await;
+    // The verify refuses (HTTP 401 in the live envelope), as for a bad signature.
+    api.mock.set_verify_fault(Fault::Status(401));
+    let sidecar = start_from_files(write_wallet_config(api.addr, &hex, &Extra::default())).await;
+    let c = client();
+    eventually(Duration::from_secs(5), "a refused verify", || {
+        api.mock.counts().faults_served >= 1
+    })
+    .await;
+    let mut data = Value::Null;
+    for _ in 0..100 {
+        let (status, d) = readyz(&c, sidecar.admin).await;
+        assert_eq!(status, 503, "{d}");
+        if d["state"] == "credentials_rejected" {
+            data = d;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_error = data["last_error"].as_str().unwrap_or_default().to_string();
+    println!("refused verify: {last_error}");
+    assert_eq!(data["state"], "credentials_rejected", "{data}");
+    assert!(last_error.contains(&key.address().to_string()), "{last_error}");
+    assert!(
+        last_error.contains("code 401") && last_error.contains("error.injected_fault"),
+        "{last_error}"
+    );
+
+    // The challenge comes back as something that is not typed data: an
+    // outage (retried fast), not a refused key; then it heals.
+    drop(sidecar);
+    api.mock.set_verify_fault(Fault::None);
+    api.mock.set_login_fault(Fault::Garbage);
+    let before = api.mock.counts().faults_served;
+    let sidecar = start_from_files(write_wallet_config(api.addr, &hex, &Extra::default())).await;
+    eventually(Duration::from_secs(5), "two garbled challenges", || {
+        api.mock.counts().faults_served >= before + 2
+    })
+    .await;
+    let (status, data) = readyz(&c, sidecar.admin).await;
+    assert_eq!((status, &data["state"]), (503, &Value::from("login_failing")), "{data}");
+    api.mock.set_login_fault(Fault::None);
+    wait_ready(&c, sidecar.admin).await;
+    assert_eq!(get(&c, &sidecar.url("/api/v1/user/info")).await.status, 200);
+}
+
+/// A user's mistakes in `[auth]` of a wallet config: each is refused with a
+/// message that names the key to fix, and none echoes the key's text.
+#[tokio::test]
+async fn wallet_config_mistakes_name_the_key_to_fix() {
+    use ethgas_sidecar::config::{Config, ConfigError};
+    let (hex, key) = random_key_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    write_private(&dir.path().join("wallet.key"), &format!("0x{hex}\n"));
+    write_private(&dir.path().join("keystore.json.key"), GETH_31_BYTE);
+    write_private(&dir.path().join("not-hex.key"), &format!("0x{}zz\n", &hex[..62]));
+    write_private(&dir.path().join("pw"), "foo\n");
+    std::fs::write(dir.path().join("keystore.json"), GETH_31_BYTE).unwrap();
+    let api: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mixed_case_wrong = {
+        // The right address with one letter's case flipped: a bad EIP-55 checksum.
+        let a = key.address().to_string();
+        let i = a[2..].find(|c: char| c.is_ascii_alphabetic()).unwrap() + 2;
+        let c = a.as_bytes()[i] as char;
+        let flipped = if c.is_ascii_uppercase() {
+            c.to_ascii_lowercase()
+        } else {
+            c.to_ascii_uppercase()
+        };
+        format!("{}{flipped}{}", &a[..i], &a[i + 1..])
+    };
+    // (auth lines after `method`, the key the error names, a part of its text)
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "private_key_file = \"wallet.key\"\nusername = \"alice\"".into(),
+            "auth.username",
+            "is not used with auth.method = \"wallet\"",
+        ),
+        (
+            "private_key_file = \"wallet.key\"\nprivate_key_env = \"K\"".into(),
+            "auth.private_key_file",
+            "more than one key source",
+        ),
+        (
+            "private_key_file = \"wallet.key\"\nkeystore_password_file = \"pw\"".into(),
+            "auth.keystore_password_file",
+            "no auth.keystore_file",
+        ),
+        (
+            "private_key_file = \"wallet.key\"\nkeystore_password_env = \"PW\"".into(),
+            "auth.keystore_password_env",
+            "no auth.keystore_file",
+        ),
+        (
+            "keystore_file = \"keystore.json\"".into(),
+            "auth.keystore_password_file",
+            "a keystore needs its password",
+        ),
+        (
+            "keystore_file = \"keystore.json\"\nkeystore_password_file = \"pw\"\nkeystore_password_env = \"PW\"".into(),
+            "auth.keystore_password_file",
+            "more than one keystore password source",
+        ),
+        ("".into(), "auth.private_key_file", "needs the account's key"),
+        (
+            "private_key_file = \"keystore.json.key\"".into(),
+            "auth.private_key_file",
+            "looks like a JSON keystore",
+        ),
+        (
+            "private_key_file = \"not-hex.key\"".into(),
+            "auth.private_key_file",
+            "not a hex digit",
+        ),
+        (
+            "private_key_file = \"missing.key\"".into(),
+            "auth.private_key_file",
+            "cannot read private key file",
+        ),
+        (
+            "private_key_file = \"wallet.key\"\naddress = \"0x1234\"".into(),
+            "auth.address",
+            "0x1234",
+        ),
+        (
+            format!("private_key_file = \"wallet.key\"\naddress = \"{mixed_case_wrong}\""),
+            "auth.address",
+            "checksum",
+        ),
+        (
+            "private_key_file = \"wallet.key\"\ndisplay_name = \"\"".into(),
+            "auth.display_name",
+            "1 to 64 printable characters",
+        ),
+        (
+            format!(
+                "private_key_file = \"wallet.key\"\ndisplay_name = \"{}\"",
+                "x".repeat(65)
+            ),
+            "auth.display_name",
+            "1 to 64 printable characters",
+        ),
+    ];
+    for (lines, want_key, want_text) in &cases {
+        let text = wallet_config_text(api, lines, &Extra::default());
+        let err = match Config::from_toml(&text, &path) {
+            Ok(_) => panic!("accepted:\n{lines}"),
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        match &err {
+            ConfigError::Invalid { key, .. } => assert_eq!(key, want_key, "{lines}: {shown}"),
+            other => panic!("{lines}: {other}"),
+        }
+        assert!(shown.contains(want_text), "{lines}: {shown}");
+        assert!(!shown.contains(&hex[..16]), "{lines}: the key leaked: {shown}");
+    }
+
+    // Forgetting `method = "wallet"`: the password method says so.
+    let text = wallet_config_text(api, "private_key_file = \"wallet.key\"", &Extra::default())
+        .replace("method = \"wallet\"\n", "");
+    let shown = Config::from_toml(&text, &path).err().unwrap().to_string();
+    assert!(
+        shown.contains("auth.private_key_file") && shown.contains("auth.method = \"password\""),
+        "{shown}"
+    );
+    // The method in another case, and an address in lower case, are fine.
+    let text = wallet_config_text(
+        api,
+        &format!(
+            "private_key_file = \"wallet.key\"\naddress = \"{}\"",
+            key.address().to_lowercase_hex()
+        ),
+        &Extra::default(),
+    )
+    .replace("method = \"wallet\"", "method = \"Wallet\"");
+    let config = Config::from_toml(&text, &path).unwrap();
+    assert_eq!(config.live.auth.account(), key.address().to_string());
+}
+
+#[tokio::test]
+async fn empty_or_unset_environment_sources_name_their_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(dir.path().join("keystore.json"), GETH_31_BYTE).unwrap();
+    let api: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let var = format!("ETHGAS_TEST_SECRET_{}", std::process::id());
+    // (auth lines, environment, the key the error names, a part of its text)
+    let cases = [
+        (
+            format!("private_key_env = \"{var}\""),
+            None,
+            "auth.private_key_env",
+            "is not set",
+        ),
+        (
+            format!("private_key_env = \"{var}\""),
+            Some(""),
+            "auth.private_key_env",
+            "not 64 hex digits",
+        ),
+        (
+            format!("keystore_file = \"keystore.json\"\nkeystore_password_env = \"{var}\""),
+            Some(""),
+            "auth.keystore_password_env",
+            "is empty",
+        ),
+        (
+            format!("keystore_file = \"keystore.json\"\nkeystore_password_env = \"{var}\""),
+            Some("foo"),
+            "",
+            "",
+        ),
+    ];
+    for (lines, value, want_key, want_text) in cases {
+        std::fs::write(&config, wallet_config_text(api, &lines, &Extra::default())).unwrap();
+        let envs: Vec<(&str, &str)> = value.map(|v| (var.as_str(), v)).into_iter().collect();
+        let (code, out, err) = check_config(&config, &envs);
+        if want_key.is_empty() {
+            assert_eq!(code, Some(0), "{lines}: {err}");
+            assert!(out.contains(&address_of(GETH_31_BYTE_SECRET).to_string()), "{out}");
+            continue;
+        }
+        assert_eq!(code, Some(1), "{lines}: {out}");
+        assert!(err.contains(&format!("`{want_key}`")), "{lines}: {err}");
+        assert!(err.contains(want_text), "{lines}: {err}");
+    }
 }
