@@ -96,22 +96,51 @@ fn clean_message(text: &str) -> String {
     out
 }
 
-/// The human message of an envelope, in any of the shapes seen in the wild.
+/// The human message of an envelope, in any of the shapes seen in the wild:
+/// the documented `message`, the live `errorMsg` (top level or in `data`),
+/// `error`. The live API's `errorMsgKey` leads it when there is one
+/// (`error.login.address_unknown: …`): the live API often sends no text at
+/// all, and the key is what its error table and an operator search for.
 fn envelope_message(v: &Value) -> Option<String> {
-    let pick = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    pick(v, "message")
-        .or_else(|| pick(v, "errorMsg"))
-        .or_else(|| v.get("data").and_then(|d| pick(d, "errorMsg")))
-        .or_else(|| pick(v, "error"))
-        .map(|m| clean_message(&m))
+    let pick = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let live = |k: &str| pick(v, k).or_else(|| v.get("data").and_then(|d| pick(d, k)));
+    let text = pick(v, "message")
+        .or_else(|| live("errorMsg"))
+        .or_else(|| pick(v, "error"));
+    let message = match (live("errorMsgKey"), text) {
+        (Some(key), Some(text)) if text != key => format!("{key}: {text}"),
+        (Some(key), _) => key,
+        (None, Some(text)) => text,
+        (None, None) => return None,
+    };
+    Some(clean_message(&message))
 }
 
-fn code_of(v: &Value) -> Option<i64> {
-    match v.get("code")? {
+fn number_of(v: &Value) -> Option<i64> {
+    match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// The documented envelope's `code`.
+fn code_of(v: &Value) -> Option<i64> {
+    number_of(v.get("code")?)
+}
+
+/// The live envelope's `errorCode`, at the top level (as python-ethgas
+/// reads it) or inside `data`.
+fn error_code_of(v: &Value) -> Option<i64> {
+    v.get("errorCode")
+        .and_then(number_of)
+        .or_else(|| v.get("data")?.get("errorCode").and_then(number_of))
 }
 
 /// The shortest token lifetime the sidecar can work with.
@@ -208,7 +237,9 @@ pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Resu
         let v = parsed.as_ref().ok();
         return Err(AuthError::Rejected {
             status: code,
-            code: v.and_then(code_of).unwrap_or(i64::from(code)),
+            code: v
+                .and_then(|v| code_of(v).or_else(|| error_code_of(v)))
+                .unwrap_or(i64::from(code)),
             message: v
                 .and_then(envelope_message)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("refused").to_string()),
@@ -265,15 +296,7 @@ pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Resu
         },
     }
     if v.get("success").and_then(Value::as_bool) == Some(false) {
-        let error_code = |o: &Value| match o.get("errorCode")? {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let api_code = error_code(&v)
-            .or_else(|| v.get("data").and_then(error_code))
-            .unwrap_or(401);
-        return Err(refused(api_code));
+        return Err(refused(error_code_of(&v).unwrap_or(401)));
     }
     if !v.get("data").is_some_and(Value::is_object) {
         return Err(AuthError::Shape {

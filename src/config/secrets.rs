@@ -2,9 +2,15 @@
 //! read from its one source (a file only its owner can read, an environment
 //! variable, or a systemd credential), bounded, so that a mistaken path
 //! cannot read forever.
+//!
+//! The text read (a hex key, a keystore password) lives in a `Zeroizing`
+//! buffer allocated whole up front, so that it is wiped once decoded and no
+//! growing buffer leaves copies of it behind in freed memory.
 
 use std::path::Path;
 use std::sync::Arc;
+
+use zeroize::Zeroizing;
 
 use super::{KeySource, PasswordSource};
 use crate::eth::WalletKey;
@@ -12,10 +18,12 @@ use crate::secret::Secret;
 
 /// Reads a secret file, refusing anything larger than a password could be
 /// (a mistaken `/dev/zero` must not read forever).
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+fn read_bounded(path: &Path) -> std::io::Result<Zeroizing<String>> {
     use std::io::Read;
     const LIMIT: u64 = 64 * 1024;
-    let mut text = String::new();
+    // Room for the largest file accepted, so the buffer never grows (and
+    // never leaves a copy behind in memory it let go of).
+    let mut text = Zeroizing::new(String::with_capacity(LIMIT as usize + 1));
     std::fs::File::open(path)?.take(LIMIT + 1).read_to_string(&mut text)?;
     if text.len() as u64 > LIMIT {
         return Err(std::io::Error::other(format!(
@@ -46,7 +54,7 @@ fn key_of(prefix: &str, suffix: &str) -> String {
 
 /// Reads a secret's text from its source; a file must be private to its
 /// owner. Errors come back as (key, message).
-fn read_source(source: Source<'_>) -> Result<String, (String, String)> {
+fn read_source(source: Source<'_>) -> Result<Zeroizing<String>, (String, String)> {
     let (prefix, what) = (source.prefix, source.what);
     match source.origin {
         Origin::File(path) => {
@@ -56,7 +64,7 @@ fn read_source(source: Source<'_>) -> Result<String, (String, String)> {
             private_file(path, &format!("{what} file")).map_err(|m| (key, m))?;
             Ok(text)
         }
-        Origin::Env(var) => std::env::var(var).map_err(|_| {
+        Origin::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
             (
                 key_of(prefix, "env"),
                 format!("environment variable {var} is not set (or is not UTF-8)"),
@@ -98,29 +106,39 @@ fn password_origin(source: &PasswordSource) -> Option<Origin<'_>> {
 }
 
 /// Reads a password (`prefix` "password", or "keystore_password") from its
-/// source. Errors come back as (key, message).
+/// source, without its trailing newline. Errors come back as (key, message).
 fn load_secret_text(
     source: &PasswordSource,
     prefix: &'static str,
     what: &'static str,
-) -> Result<Secret, (String, String)> {
+) -> Result<Zeroizing<String>, (String, String)> {
     let Some(origin) = password_origin(source) else {
         return match source {
-            PasswordSource::Inline(secret) => Ok(secret.clone()),
+            PasswordSource::Inline(secret) => Ok(Zeroizing::new(secret.expose().to_string())),
             _ => Err((key_of(prefix, "file"), format!("no {what} source"))),
         };
     };
-    let text = read_source(Source { origin, prefix, what })?;
-    let trimmed = trim_newline(&text);
-    if trimmed.is_empty() {
-        return Err((key_of(prefix, "file"), format!("the {what} is empty")));
+    // The key that names this source, for an empty secret.
+    let key = key_of(
+        prefix,
+        match origin {
+            Origin::File(_) => "file",
+            Origin::Env(_) => "env",
+            Origin::Credential(_) => "credential",
+        },
+    );
+    let mut text = read_source(Source { origin, prefix, what })?;
+    let len = trim_newline(&text).len();
+    text.truncate(len);
+    if text.is_empty() {
+        return Err((key, format!("the {what} is empty")));
     }
-    Ok(Secret::new(trimmed))
+    Ok(text)
 }
 
 /// Reads the account's password from its source.
 pub fn load_password(source: &PasswordSource) -> Result<Secret, (String, String)> {
-    load_secret_text(source, "password", "password")
+    load_secret_text(source, "password", "password").map(|text| Secret::new(text.as_str()))
 }
 
 /// Reads and decodes the wallet key from its source: hex, or a V3 keystore
@@ -160,7 +178,7 @@ pub fn load_key(source: &KeySource) -> Result<Arc<WalletKey>, (String, String)> 
                 )
             })?;
             let password = load_secret_text(password, "keystore_password", "keystore password")?;
-            return WalletKey::from_keystore(json.as_bytes(), password.expose().as_bytes())
+            return WalletKey::from_keystore(json.as_bytes(), password.as_bytes())
                 .map(Arc::new)
                 .map_err(|e| ("auth.keystore_file".to_string(), format!("{}: {e}", file.display())));
         }

@@ -282,10 +282,15 @@ impl Validator<'_> {
             ],
             "keystore password",
         )?;
-        if chosen != Some(3) && keystore_password.is_some() {
+        if let (false, Some(i)) = (chosen == Some(3), keystore_password) {
+            let key = [
+                "keystore_password_file",
+                "keystore_password_env",
+                "keystore_password_credential",
+            ][i];
             return Err(self.err(
-                "auth.keystore_password_file",
-                "a keystore password is set but no auth.keystore_file",
+                &format!("auth.{key}"),
+                "a keystore password is set but no auth.keystore_file; remove it, or set auth.keystore_file",
             ));
         }
         let source = match (chosen, &self.given) {

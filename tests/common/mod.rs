@@ -490,3 +490,86 @@ async fn read_raw_response_unbounded<S: tokio::io::AsyncRead + Unpin>(s: &mut S)
     }
     RawResponse { status, headers, body }
 }
+
+// ---------------------------------------------------------------------------
+// The wallet login (method "wallet") against the mock's live flavour.
+
+/// A mock API of the live flavour that lets only `address` log in.
+pub async fn start_live_api(
+    address: ethgas_sidecar::eth::Address,
+    token_lifetime: Duration,
+    session_lifetime: Duration,
+) -> Api {
+    start_api_with(MockConfig {
+        flavour: mock::Flavour::Live,
+        address: Some(address),
+        token_lifetime,
+        session_lifetime,
+        ..MockConfig::default()
+    })
+    .await
+}
+
+/// A fresh secp256k1 key as 64 lower-case hex digits (no `0x`), and the
+/// key built from that text, whose address the tests compare with.
+pub fn random_key_hex() -> (String, ethgas_sidecar::eth::WalletKey) {
+    loop {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Zero or past the curve order (odds about 2^-128): draw again.
+        if let Ok(key) = ethgas_sidecar::eth::WalletKey::from_hex(&hex) {
+            return (hex, key);
+        }
+    }
+}
+
+/// A config for a sidecar with `method = "wallet"` in front of `api_addr`,
+/// the key given by `key_lines` (e.g. `private_key_file = "…"`), listening
+/// on port 0.
+pub fn wallet_config_text(api_addr: SocketAddr, key_lines: &str, extra: &Extra) -> String {
+    format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n{}\n\
+         [upstream]\nbase_url = \"http://{api_addr}\"\nrequest_timeout = \"10s\"\n{}\n\
+         [auth]\nmethod = \"wallet\"\n{key_lines}\n{}\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n",
+        extra.proxy, extra.upstream, extra.auth
+    )
+}
+
+/// A wallet config with the key in a file of mode 0600 (written as
+/// `0x<key_hex>` and a newline, as `cast wallet new` users save it).
+/// `Files::password` is the key file.
+pub fn write_wallet_config(api_addr: SocketAddr, key_hex: &str, extra: &Extra) -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("wallet.key");
+    write_private(&key_path, &format!("0x{key_hex}\n"));
+    let config = dir.path().join("config.toml");
+    let key_lines = format!("private_key_file = {:?}", key_path.display().to_string());
+    std::fs::write(&config, wallet_config_text(api_addr, &key_lines, extra)).unwrap();
+    Files {
+        dir,
+        config,
+        password: key_path,
+    }
+}
+
+/// `ethgas-sidecar check-config --config <path>` with extra environment:
+/// exit code, stdout, stderr.
+pub fn check_config(config: &Path, envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.arg("check-config")
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -127,3 +127,83 @@ fn the_session_ends_with_the_refresh_tokens_exp() {
     let g = grant(200, r#"{"code":200,"data":{"accessToken":"a","expiresIn":60}}"#).unwrap();
     assert_eq!(g.session_lifetime, None, "no refresh token, no session end");
 }
+
+#[test]
+fn live_refusals_quote_error_code_and_error_msg_key() {
+    // (status, body, rejection?, code, text the error must carry)
+    let cases = [
+        (
+            200,
+            r#"{"success":false,"errorCode":1001,"errorMsgKey":"error.login.address_unknown","data":{}}"#,
+            true,
+            1001,
+            "(HTTP 200, code 1001): error.login.address_unknown",
+        ),
+        // A 4xx reads the live errorCode too, not only the status.
+        (
+            401,
+            r#"{"success":false,"errorCode":1000,"errorMsgKey":"error.login.session_expired","data":{}}"#,
+            true,
+            1000,
+            "(HTTP 401, code 1000): error.login.session_expired",
+        ),
+        // Inside `data`, with a text: the key leads.
+        (
+            200,
+            r#"{"success":false,"data":{"errorCode":2,"errorMsgKey":"error.permission","errorMsg":"Permission denied"}}"#,
+            true,
+            2,
+            "error.permission: Permission denied",
+        ),
+        // The text alone, and the key equal to the text, once.
+        (
+            200,
+            r#"{"success":false,"errorCode":1000,"errorMsg":"nope","data":{}}"#,
+            true,
+            1000,
+            "): nope",
+        ),
+        (
+            200,
+            r#"{"success":false,"errorCode":1000,"errorMsgKey":"k","errorMsg":"k"}"#,
+            true,
+            1000,
+            "): k",
+        ),
+    ];
+    for (status, body, rejection, code, text) in cases {
+        let e = grant(status, body).err().unwrap();
+        assert_eq!(e.is_rejection(), rejection, "{body}: {e}");
+        match &e {
+            AuthError::Rejected { code: c, .. } => assert_eq!(*c, code, "{body}: {e}"),
+            other => panic!("{body}: {other}"),
+        }
+        assert!(e.to_string().contains(text), "{body}: {e}");
+        assert!(
+            !e.summary().contains("error."),
+            "clients get no API text: {}",
+            e.summary()
+        );
+    }
+    // Operation failed (1002) with HTTP 200, and a live 503: the server's
+    // trouble, retried fast; the key still says which.
+    let e = grant(
+        200,
+        r#"{"success":false,"errorCode":1002,"errorMsgKey":"error.operation_failed","data":{}}"#,
+    )
+    .err()
+    .unwrap();
+    assert!(!e.is_rejection(), "{e}");
+    assert!(e.to_string().contains("code 1002: error.operation_failed"), "{e}");
+    let e = grant(
+        503,
+        r#"{"success":false,"errorCode":503,"errorMsgKey":"error.unavailable","data":{}}"#,
+    )
+    .err()
+    .unwrap();
+    assert!(!e.is_rejection(), "{e}");
+    assert!(e.to_string().contains("error.unavailable"), "{e}");
+    // No text anywhere: the status's reason.
+    let e = grant(403, r#"{"success":false,"data":{}}"#).err().unwrap();
+    assert!(e.to_string().ends_with("Forbidden"), "{e}");
+}
