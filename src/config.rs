@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::secret::Secret;
+use crate::telemetry::{LogFormat, LogSettings};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
 
@@ -161,12 +162,6 @@ impl std::fmt::Display for PasswordSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub listen: Listen,
@@ -252,12 +247,6 @@ pub struct AuthSettings {
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub listen: Listen,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    pub level: Option<String>,
-    pub format: LogFormat,
 }
 
 /// The validated configuration.

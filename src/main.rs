@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use ethgas_sidecar::app::{self, Control, Listeners};
-use ethgas_sidecar::config::{self, Config, Listen, LogFormat, LogSettings};
+use ethgas_sidecar::config::{self, Config, Listen};
 use ethgas_sidecar::mock::{self, Mock, MockConfig};
 use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::server::{Inherited, Listener};
 use ethgas_sidecar::signal::{Signal, Signals};
-use ethgas_sidecar::telemetry;
+use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
 
 #[derive(Parser)]
 #[command(name = "ethgas-sidecar", version, about = "A local auth sidecar for the ETHGas API")]
