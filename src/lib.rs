@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`cli`] — the command line (clap definitions; the man pages and completions come from them).
 //! - [`config`] — the TOML file: raw serde structs, validated once into typed `Config`.
 //! - [`secret`] — the `Secret` newtype whose formatting is a mask.
 //! - [`auth`] — login, refresh, logout; the token cell and its single writer task.
@@ -23,7 +24,7 @@
 //! - [`app`] — wiring: config + listeners → running sidecar; SIGHUP reload.
 //! - [`notify`] — systemd readiness, status and watchdog.
 //! - [`signal`] — which signal arrived.
-//! - [`telemetry`] — log output (text or JSON).
+//! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
 //! - [`envelope`] — the API's `{code, message, data}` JSON shape.
 //! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
 //!
@@ -34,6 +35,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod framing;
