@@ -25,6 +25,7 @@
 //! - [`notify`] — systemd readiness, status and watchdog.
 //! - [`signal`] — which signal arrived.
 //! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
+//! - [`status`] — `ethgas-sidecar status`: `/readyz` of a running sidecar, for a person or a script.
 //! - [`envelope`] — the API's `{code, message, data}` JSON shape.
 //! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
 //!
@@ -48,6 +49,7 @@ pub mod proxy;
 pub mod secret;
 pub mod server;
 pub mod signal;
+pub mod status;
 pub mod telemetry;
 pub mod upstream;
 pub mod ws;
