@@ -38,11 +38,16 @@ password or a live token.";
 
 const AFTER_LONG_HELP: &str = "\
 Files:
-  /etc/ethgas-sidecar/config.toml   the configuration (every key: /usr/share/doc/ethgas-sidecar/config.toml.example)
-  /etc/ethgas-sidecar/password      the password, handed to the service as the systemd credential \"password\"
+  /etc/ethgas-sidecar/config.toml
+      The configuration. Every key with its default:
+      /usr/share/doc/ethgas-sidecar/config.toml.example
+  /etc/ethgas-sidecar/password
+      The password, handed to the service as the systemd credential \"password\".
 
-As a service: systemctl enable --now ethgas-sidecar; its log: journalctl -u ethgas-sidecar; \
-at a glance: ethgas-sidecar status. Full documentation: /usr/share/doc/ethgas-sidecar/README.md.";
+See also:
+  ethgas-sidecar status           the running service at a glance
+  journalctl -u ethgas-sidecar    its log
+  /usr/share/doc/ethgas-sidecar/README.md";
 
 #[derive(Debug, Parser)]
 #[command(
