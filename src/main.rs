@@ -17,8 +17,8 @@ use ethgas_sidecar::mock::{self, Mock, MockConfig};
 use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::server::{Inherited, Listener};
 use ethgas_sidecar::signal::{Signal, Signals};
-use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
 use ethgas_sidecar::status;
+use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -56,7 +56,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     let t = text.trim();
     if let Some(path) = t.strip_prefix("unix:") {
         if !path.starts_with('/') {
-            return Err(format!("{text:?}: a unix socket needs an absolute path, e.g. unix:/run/ethgas-sidecar/admin.sock"));
+            return Err(format!(
+                "{text:?}: a unix socket needs an absolute path, e.g. unix:/run/ethgas-sidecar/admin.sock"
+            ));
         }
         return Ok(Target::Unix(PathBuf::from(path)));
     }
@@ -75,7 +77,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         return Ok(Target::Tcp(SocketAddr::new(ip, addr.port()).to_string()));
     }
     match t.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+        {
             Ok(Target::Tcp(t.to_string()))
         }
         _ => Err(format!(
@@ -112,7 +116,8 @@ fn resolve(config: &Path, admin: Option<&str>) -> Result<(Target, String), Strin
             return Ok((parse_target(DEFAULT_ADMIN)?, "the default admin.listen".into()));
         }
     };
-    let listen = admin_listen_from_toml(&text).map_err(|e| format!("{}: {e}; or pass --admin ADDR", config.display()))?;
+    let listen =
+        admin_listen_from_toml(&text).map_err(|e| format!("{}: {e}; or pass --admin ADDR", config.display()))?;
     let origin = match &listen {
         Some(_) => format!("admin.listen in {}", config.display()),
         None => format!("the default admin.listen; {} sets none", config.display()),
@@ -168,7 +173,9 @@ async fn fetch_unbounded(target: &Target) -> Result<Answer, FetchError> {
             })))
         }
         Target::Unix(path) => {
-            let s = tokio::net::UnixStream::connect(path).await.map_err(FetchError::Connect)?;
+            let s = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(FetchError::Connect)?;
             get_readyz(s).await
         }
     }
@@ -186,7 +193,10 @@ where
     let req = Request::get("/readyz")
         .header(header::HOST, "localhost")
         .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, concat!("ethgas-sidecar-status/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("ethgas-sidecar-status/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Empty::<Bytes>::new())
         .map_err(|e| FetchError::Http(e.to_string()))?;
     let resp = send.send_request(req).await.map_err(http)?;
@@ -239,7 +249,13 @@ impl Painter {
 /// `now` (for "3 min ago").
 pub fn render(from: &str, ready: bool, summary: &Value, now: SystemTime, colour: bool) -> String {
     let p = Painter(colour);
-    let text = |key: &str| summary.get(key).and_then(Value::as_str).map(clean).filter(|s| !s.is_empty());
+    let text = |key: &str| {
+        summary
+            .get(key)
+            .and_then(Value::as_str)
+            .map(clean)
+            .filter(|s| !s.is_empty())
+    };
     let number = |key: &str| summary.get(key).and_then(Value::as_f64);
     let state = text("state").unwrap_or_else(|| "unknown".into());
 
@@ -367,9 +383,7 @@ fn when(rfc3339: Option<&str>, now: SystemTime) -> String {
 /// Text from the server without control characters, so that an error
 /// message quoting the API cannot move the cursor or recolour the terminal.
 fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+    s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 /// What to print when the admin listener could not be asked.
@@ -379,7 +393,9 @@ fn unreachable_help(target: &Target, origin: &str, error: &FetchError) -> String
         FetchError::Connect(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             "  The socket refuses this user: run as root, or as a member of the socket's group.\n"
         }
-        FetchError::Timeout => "  It accepted but did not answer: the process may be stuck (the watchdog restarts it).\n",
+        FetchError::Timeout => {
+            "  It accepted but did not answer: the process may be stuck (the watchdog restarts it).\n"
+        }
         _ => "",
     };
     out.push_str(hint);
@@ -436,9 +452,13 @@ pub fn run(config: &Path, admin: Option<&str>, json: bool) -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     let printed = if json {
-        stdout
-            .write_all(&answer.body)
-            .and_then(|()| if answer.body.ends_with(b"\n") { Ok(()) } else { stdout.write_all(b"\n") })
+        stdout.write_all(&answer.body).and_then(|()| {
+            if answer.body.ends_with(b"\n") {
+                Ok(())
+            } else {
+                stdout.write_all(b"\n")
+            }
+        })
     } else {
         let colour = use_colour(stdout.is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         stdout.write_all(render(&target.to_string(), ready, &summary, SystemTime::now(), colour).as_bytes())

@@ -72,7 +72,8 @@ pub fn filter(spec: &str) -> Result<Targets, String> {
     Ok(f)
 }
 
-type Formatter = Box<dyn Layer<tracing_subscriber::layer::Layered<reload::Layer<Targets, Registry>, Registry>> + Send + Sync>;
+type Formatter =
+    Box<dyn Layer<tracing_subscriber::layer::Layered<reload::Layer<Targets, Registry>, Registry>> + Send + Sync>;
 
 /// Installs the global subscriber. Fails if one is installed already.
 pub fn init(settings: &LogSettings) -> Result<LogHandle, String> {

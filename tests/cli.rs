@@ -116,7 +116,10 @@ fn committed_man_pages_and_completions_match_the_cli() {
     assert!(main.contains(".TH ethgas-sidecar 1"), "{main}");
     assert!(main.contains("ethgas\\-sidecar\\-status(1)"), "{main}");
     let status = String::from_utf8(pages[&format!("{NAME}-status.1")].clone()).unwrap();
-    assert!(status.contains("\\-\\-json") && status.contains("Exit status"), "{status}");
+    assert!(
+        status.contains("\\-\\-json") && status.contains("Exit status"),
+        "{status}"
+    );
     assert!(String::from_utf8_lossy(&comps[&format!("{NAME}.bash")]).contains("check-config"));
 
     let mut problems = check_dir(&root().join("contrib/man"), &pages);

@@ -124,9 +124,14 @@ async fn every_metric_the_dashboard_and_the_alerts_use_is_exported() {
     assert!(exported.contains("ethgas_sidecar_ready"), "{exposition}");
     assert!(exported.contains("ethgas_sidecar_upstream_request_duration_seconds_bucket"));
 
-    let dashboard: Value = serde_json::from_str(&contrib("grafana/ethgas-sidecar.json")).expect("the dashboard is JSON");
+    let dashboard: Value =
+        serde_json::from_str(&contrib("grafana/ethgas-sidecar.json")).expect("the dashboard is JSON");
     let mut texts = Vec::new();
-    strings_under(&dashboard, &["expr", "query", "definition", "description", "title"], &mut texts);
+    strings_under(
+        &dashboard,
+        &["expr", "query", "definition", "description", "title"],
+        &mut texts,
+    );
     let in_dashboard = metric_names(&texts.join("\n"), &["ethgas_sidecar_", "process_"]);
     let in_alerts = metric_names(&contrib("alerts.yml"), &["ethgas_sidecar_", "process_"]);
     // A scanner that finds nothing would check nothing.
@@ -166,7 +171,10 @@ fn the_dashboard_is_importable() {
         for k in ["x", "y", "w", "h"] {
             assert!(p["gridPos"][k].is_u64(), "{title:?} gridPos.{k}");
         }
-        assert!(p["gridPos"]["x"].as_u64().unwrap() + p["gridPos"]["w"].as_u64().unwrap() <= 24, "{title:?}");
+        assert!(
+            p["gridPos"]["x"].as_u64().unwrap() + p["gridPos"]["w"].as_u64().unwrap() <= 24,
+            "{title:?}"
+        );
         if p["type"] == "row" {
             continue;
         }
@@ -176,7 +184,10 @@ fn the_dashboard_is_importable() {
         for t in targets {
             assert_eq!(t["datasource"]["uid"], DATASOURCE, "{title:?}");
             let expr = t["expr"].as_str().unwrap();
-            assert!(expr.contains("job=~\"$job\",instance=~\"$instance\""), "{title:?}: {expr}");
+            assert!(
+                expr.contains("job=~\"$job\",instance=~\"$instance\""),
+                "{title:?}: {expr}"
+            );
             queries += 1;
         }
     }

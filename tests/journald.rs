@@ -52,7 +52,13 @@ enum Stream {
 
 fn spawn(config: &Path, stream: Stream) -> Journaled {
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let meta = theirs.try_clone().map(OwnedFd::from).map(std::fs::File::from).unwrap().metadata().unwrap();
+    let meta = theirs
+        .try_clone()
+        .map(OwnedFd::from)
+        .map(std::fs::File::from)
+        .unwrap()
+        .metadata()
+        .unwrap();
     let mut cmd = std::process::Command::new(binary());
     cmd.arg("run")
         .arg("--config")
@@ -106,10 +112,12 @@ fn expected_priority(text: &str) -> Option<u8> {
 /// A login the API fails with 503 (a warning), then one it refuses because
 /// the password is wrong (an error); start-up lines are info, requests debug.
 async fn warn_then_error(api: &Api, proc: &Journaled) {
-    proc.wait_for("a failed login (warning)", |l| l.contains("login failed")).await;
+    proc.wait_for("a failed login (warning)", |l| l.contains("login failed"))
+        .await;
     api.mock.set_password("another password");
     api.mock.set_login_fault(Fault::None);
-    proc.wait_for("a refused login (error)", |l| l.contains("login refused")).await;
+    proc.wait_for("a refused login (error)", |l| l.contains("login refused"))
+        .await;
 }
 
 #[tokio::test]
@@ -132,7 +140,11 @@ async fn every_line_carries_its_priority_when_stderr_is_the_journal() {
         }
         seen.insert(p);
     }
-    let with = |p: u8, needle: &str| lines.iter().any(|l| l.starts_with(&format!("<{p}>")) && l.contains(needle));
+    let with = |p: u8, needle: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("<{p}>")) && l.contains(needle))
+    };
     assert!(with(6, "proxy listening"), "{log}");
     assert!(with(4, "login failed"), "{log}");
     assert!(with(3, "login refused"), "{log}");

@@ -46,11 +46,7 @@ async fn status(args: &[&str]) -> Run {
 /// The value shown on the line labelled `label`.
 fn field<'a>(out: &'a str, label: &str) -> &'a str {
     out.lines()
-        .find_map(|l| {
-            l.trim_start()
-                .strip_prefix(label)
-                .filter(|rest| rest.starts_with(' '))
-        })
+        .find_map(|l| l.trim_start().strip_prefix(label).filter(|rest| rest.starts_with(' ')))
         .unwrap_or_else(|| panic!("no line {label:?} in:\n{out}"))
         .trim()
 }
@@ -112,12 +108,18 @@ async fn a_refused_password_exits_1_and_shows_the_state_and_the_error() {
     }
     assert_eq!(run.code, Some(1), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     let out = &run.stdout;
-    assert_eq!(out.lines().next().unwrap(), format!("ethgas-sidecar at {admin}: NOT READY"));
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("ethgas-sidecar at {admin}: NOT READY")
+    );
     assert_eq!(field(out, "state"), "credentials_rejected");
     assert_eq!(field(out, "account"), USER);
     assert_eq!(field(out, "token expires in"), "no valid token");
     let error = field(out, "last error");
-    assert!(error.contains("refused") && error.contains(&format!("{USER:?}")), "{error}");
+    assert!(
+        error.contains("refused") && error.contains(&format!("{USER:?}")),
+        "{error}"
+    );
     assert!(error.ends_with(" ago)") || error.ends_with("just now)"), "{error}");
     let failures: u64 = field(out, "consecutive failures").parse().unwrap();
     assert!(failures >= 1, "{out}");
@@ -150,7 +152,11 @@ async fn nothing_listening_exits_2_and_says_what_to_check() {
     std::fs::write(&config, format!("[admin]\nlisten = \"{addr}\"\n")).unwrap();
     let run = status(&["--config", config.to_str().unwrap()]).await;
     assert_eq!(run.code, Some(2));
-    assert!(run.stderr.contains(&format!("admin.listen in {}", config.display())), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("admin.listen in {}", config.display())),
+        "{}",
+        run.stderr
+    );
 
     // An address that is not one is refused clearly, with the same code.
     let run = status(&["--admin", "nonsense"]).await;

@@ -75,10 +75,16 @@ fn a_wallet_account_shows_its_address() {
     let mut s = ready_summary();
     s["address"] = json!("0x00000000000000000000000000000000000000aa");
     let out = render("x", true, &s, at(NOW), false);
-    assert!(out.contains("  account               alice (0x00000000000000000000000000000000000000aa)\n"), "{out}");
+    assert!(
+        out.contains("  account               alice (0x00000000000000000000000000000000000000aa)\n"),
+        "{out}"
+    );
     s["username"] = Value::Null;
     let out = render("x", true, &s, at(NOW), false);
-    assert!(out.contains("  account               0x00000000000000000000000000000000000000aa\n"), "{out}");
+    assert!(
+        out.contains("  account               0x00000000000000000000000000000000000000aa\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -140,7 +146,10 @@ fn ago_reads_like_a_person_says_it() {
     assert_eq!(ago(now, at("2025-05-29T08:00:00Z")), "3 d 4 h ago");
     // A second of skew is noise; more is worth saying.
     assert_eq!(ago(now, at("2025-06-01T12:00:01Z")), "just now");
-    assert_eq!(ago(now, at("2025-06-01T12:05:00Z")), "5 min 0 s ahead of this host's clock");
+    assert_eq!(
+        ago(now, at("2025-06-01T12:05:00Z")),
+        "5 min 0 s ahead of this host's clock"
+    );
 }
 
 #[test]
@@ -159,7 +168,10 @@ fn the_summary_is_found_in_the_envelope_or_bare() {
 #[test]
 fn addresses_the_command_line_and_the_config_may_give() {
     assert_eq!(parse_target("127.0.0.1:9090"), Ok(Target::Tcp("127.0.0.1:9090".into())));
-    assert_eq!(parse_target(" http://127.0.0.1:9090/ "), Ok(Target::Tcp("127.0.0.1:9090".into())));
+    assert_eq!(
+        parse_target(" http://127.0.0.1:9090/ "),
+        Ok(Target::Tcp("127.0.0.1:9090".into()))
+    );
     assert_eq!(parse_target("[::1]:9090"), Ok(Target::Tcp("[::1]:9090".into())));
     assert_eq!(parse_target("localhost:9090"), Ok(Target::Tcp("localhost:9090".into())));
     // A wildcard listener is asked on loopback.
@@ -181,9 +193,16 @@ fn only_admin_listen_is_read_from_the_config() {
     // The password source need not exist, unknown keys do not matter.
     let text = "[auth]\nusername = \"alice\"\npassword_file = \"/nonexistent/password\"\n\n[admin]\nlisten = \"unix:/run/a.sock\"\n";
     assert_eq!(admin_listen_from_toml(text), Ok(Some("unix:/run/a.sock".into())));
-    assert_eq!(admin_listen_from_toml("[proxy]\nlisten = \"127.0.0.1:8080\"\n"), Ok(None));
+    assert_eq!(
+        admin_listen_from_toml("[proxy]\nlisten = \"127.0.0.1:8080\"\n"),
+        Ok(None)
+    );
     assert_eq!(admin_listen_from_toml(""), Ok(None));
-    assert!(admin_listen_from_toml("[admin]\nlisten = 9090\n").unwrap_err().contains("admin.listen"));
+    assert!(
+        admin_listen_from_toml("[admin]\nlisten = 9090\n")
+            .unwrap_err()
+            .contains("admin.listen")
+    );
     assert!(admin_listen_from_toml("[admin\n").is_err());
 }
 
