@@ -78,7 +78,8 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     let text = std::fs::read_to_string(root.join("config.toml.example")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("password"), "x\n").unwrap();
-    let text = text.replace("\"/etc/ethgas-sidecar/password\"", "\"password\"");
+    // Its default source is the systemd credential; read a file here instead.
+    let text = text.replace("password_credential = \"password\"", "password_file = \"password\"");
     let c = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
     assert_eq!(c.upstream.base_url.to_string(), "https://api.ethgas.com/");
     assert_eq!(c.proxy.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
