@@ -6,8 +6,8 @@
 //! An operator who runs it usually cannot read the password or key sources a
 //! full `Config::load` opens, so only `admin.listen` is read from the config
 //! file, with a light TOML parse; `--admin` overrides it. The request is a
-//! single HTTP/1 GET over TCP or a unix socket, bounded by [`TIMEOUT`].
-//! [`render`] is a pure function of the JSON and a `now`, so every line it
+//! single HTTP/1 GET over TCP or a unix socket, bounded by `TIMEOUT`.
+//! `render` is a pure function of the JSON and a `now`, so every line it
 //! prints is unit-tested.
 
 use std::ffi::OsStr;
@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 /// Bound on connecting, asking and reading the answer.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `admin.listen` when the config file does not say (the sidecar's default).
 const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
@@ -34,7 +34,7 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Where the admin listener is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+enum Target {
     /// `IP:PORT` or `HOST:PORT`, resolved when asking.
     Tcp(String),
     Unix(PathBuf),
@@ -52,7 +52,7 @@ impl std::fmt::Display for Target {
 /// Parses an address given on the command line or as `admin.listen`:
 /// `IP:PORT`, `HOST:PORT` or `unix:/path` (an `http://` in front is ignored).
 /// A wildcard listen address (`0.0.0.0`, `[::]`) is asked on loopback.
-pub fn parse_target(text: &str) -> Result<Target, String> {
+fn parse_target(text: &str) -> Result<Target, String> {
     let t = text.trim();
     if let Some(path) = t.strip_prefix("unix:") {
         if !path.starts_with('/') {
@@ -90,7 +90,7 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
 
 /// `admin.listen` from the text of a config file, read without validating
 /// anything else (the password and key sources in particular).
-pub fn admin_listen_from_toml(text: &str) -> Result<Option<String>, String> {
+fn admin_listen_from_toml(text: &str) -> Result<Option<String>, String> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
     match doc.get("admin").map(|a| a.get("listen")) {
         None | Some(None) => Ok(None),
@@ -129,7 +129,7 @@ fn resolve(config: &Path, admin: Option<&str>) -> Result<(Target, String), Strin
 
 /// Why there was no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+enum FetchError {
     #[error("cannot resolve {0}: {1}")]
     Resolve(String, std::io::Error),
     #[error("cannot connect: {0}")]
@@ -141,13 +141,13 @@ pub enum FetchError {
 }
 
 /// The admin listener's answer to `GET /readyz`.
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Bytes,
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
 }
 
 /// `GET /readyz` on `target`, all of it within [`TIMEOUT`].
-pub async fn fetch(target: &Target) -> Result<Answer, FetchError> {
+async fn fetch(target: &Target) -> Result<Answer, FetchError> {
     match tokio::time::timeout(TIMEOUT, fetch_unbounded(target)).await {
         Ok(r) => r,
         Err(_) => Err(FetchError::Timeout),
@@ -212,7 +212,7 @@ where
 
 /// The readiness summary inside a `/readyz` body: the envelope's `data`, or
 /// the body itself. `None` if it is not one (another server answered).
-pub fn summary(body: &[u8]) -> Option<Value> {
+fn summary(body: &[u8]) -> Option<Value> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let is_summary = |v: &Value| v.get("state").is_some_and(Value::is_string);
     match v.get("data") {
@@ -223,7 +223,7 @@ pub fn summary(body: &[u8]) -> Option<Value> {
 }
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set (non-empty).
-pub fn use_colour(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+fn use_colour(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
@@ -247,7 +247,7 @@ impl Painter {
 
 /// The human summary of a `/readyz` answer from `from` (an address), as of
 /// `now` (for "3 min ago").
-pub fn render(from: &str, ready: bool, summary: &Value, now: SystemTime, colour: bool) -> String {
+fn render(from: &str, ready: bool, summary: &Value, now: SystemTime, colour: bool) -> String {
     let p = Painter(colour);
     let text = |key: &str| {
         summary
@@ -332,7 +332,7 @@ pub fn render(from: &str, ready: bool, summary: &Value, now: SystemTime, colour:
 }
 
 /// "44 min 52 s", "1 h 5 min", "2 d 3 h", "7 s": two units at most.
-pub fn span(seconds: f64) -> String {
+fn span(seconds: f64) -> String {
     let total = if seconds.is_finite() && seconds > 0.0 {
         seconds.round() as u64
     } else {
@@ -351,7 +351,7 @@ pub fn span(seconds: f64) -> String {
 }
 
 /// "3 min ago", "2 h 5 min ago", "just now" from `now`.
-pub fn ago(now: SystemTime, then: SystemTime) -> String {
+fn ago(now: SystemTime, then: SystemTime) -> String {
     let secs = match now.duration_since(then) {
         Ok(d) => d.as_secs(),
         // A timestamp ahead of this host's clock: the two clocks differ.
