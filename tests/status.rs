@@ -249,3 +249,43 @@ async fn a_unix_admin_socket_is_asked_through_the_config_file() {
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("none.sock"), "{}", run.stderr);
 }
+
+/// `status` on a terminal (a pty from util-linux `script`), with and without
+/// NO_COLOR: the verdict is coloured only when it should be.
+#[tokio::test]
+async fn colour_only_on_a_terminal_and_never_with_no_color() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (for a pty) is not installed");
+        return;
+    }
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    let on_a_terminal = |no_color: Option<&str>| {
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["--quiet", "--return", "--command"])
+            .arg(format!("{} status --admin {}", binary(), sidecar.admin))
+            .arg("/dev/null")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+                .await
+                .unwrap()
+                .unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let (code, out) = on_a_terminal(None).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("\x1b[1;32mready\x1b[0m"),
+        "coloured on a terminal: {out:?}"
+    );
+    let (code, out) = on_a_terminal(Some("1")).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(": ready"), "{out:?}");
+    assert!(!out.contains('\x1b'), "NO_COLOR: {out:?}");
+}
