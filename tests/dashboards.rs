@@ -3,7 +3,7 @@
 //! so that a renamed metric cannot leave a panel or an alert silently empty.
 //! Also checks that the dashboard is importable: one `${DS_PROMETHEUS}`
 //! input that every panel and query uses, unique panel ids, a query in every
-//! panel.
+//! panel; and that every query of both parses as PromQL (promtool).
 
 mod common;
 
@@ -195,4 +195,71 @@ fn the_dashboard_is_importable() {
     for var in d["templating"]["list"].as_array().unwrap() {
         assert_eq!(var["datasource"]["uid"], DATASOURCE);
     }
+}
+
+/// promtool: `$PROMTOOL`, else on the PATH. CI provides it (.ci/run unpacks
+/// Debian's prometheus package); elsewhere the test is skipped without it.
+fn promtool() -> Option<PathBuf> {
+    let candidate = std::env::var_os("PROMTOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("promtool"));
+    let found = std::process::Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "promtool not found (set PROMTOOL); CI must check the PromQL"
+    );
+    eprintln!("skipped: no promtool (set PROMTOOL=/path/to/promtool)");
+    None
+}
+
+fn check_rules(promtool: &std::path::Path, file: &std::path::Path) {
+    let out = std::process::Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_promql_of_the_alerts_and_the_dashboard_parses() {
+    let Some(promtool) = promtool() else { return };
+    check_rules(
+        &promtool,
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/alerts.yml"),
+    );
+
+    // Every dashboard query as a recording rule, Grafana's variables filled
+    // in as Grafana would (a JSON string is a valid YAML string).
+    let dashboard: Value = serde_json::from_str(&contrib("grafana/ethgas-sidecar.json")).unwrap();
+    let mut exprs = Vec::new();
+    strings_under(&dashboard, &["expr"], &mut exprs);
+    assert!(exprs.len() >= 20, "{}", exprs.len());
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        let expr = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$job", ".*")
+            .replace("$instance", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {}\n",
+            Value::String(expr)
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    check_rules(&promtool, &file);
 }
