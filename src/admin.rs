@@ -138,7 +138,8 @@ fn scrub(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        let looks_like_jwt = word.len() >= 20 && word.split('.').filter(|p| !p.is_empty()).count() >= 3;
+        let parts: Vec<&str> = word.split('.').collect();
+        let looks_like_jwt = parts.len() >= 3 && parts.iter().take(3).all(|p| p.len() >= 10);
         out.push_str(if looks_like_jwt { "<redacted>" } else { word });
         word.clear();
     };
@@ -160,5 +161,7 @@ mod tests {
     fn token_like_words_are_hidden_from_readyz() {
         let m = "refused token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl for user.name (v1.2.3)";
         assert_eq!(super::scrub(m), "refused token <redacted> for user.name (v1.2.3)");
+        let key = "refused (HTTP 200, code 1001): error.login.address_unknown";
+        assert_eq!(super::scrub(key), key, "an error key is not a token");
     }
 }

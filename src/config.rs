@@ -34,6 +34,7 @@ use serde::{Serialize, Serializer};
 use crate::envelope::Envelope;
 use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
+pub use crate::telemetry::{LogFormat, LogSettings};
 
 pub use secrets::{load_key, load_password};
 
@@ -164,20 +165,6 @@ pub enum Credentials {
         #[serde(skip)]
         key: Arc<WalletKey>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// What the log looks like and how much of it there is.
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    pub level: Option<String>,
-    pub format: LogFormat,
 }
 
 /// The API's base URL: its origin, and a path prefix that every forwarded

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`cli`] — the command line (clap definitions; the man pages and completions come from them).
 //! - [`config`] — the TOML file: raw serde structs, validated once into a typed
 //!   `Config`, split into what needs a restart and what a reload applies.
 //! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
@@ -29,7 +30,8 @@
 //! - [`app`] — wiring: config + listeners → running sidecar.
 //! - [`notify`] — systemd readiness, status and watchdog.
 //! - [`signal`] — which signal arrived, and the process's signal policy.
-//! - [`telemetry`] — log output (text or JSON).
+//! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
+//! - [`status`] — `ethgas-sidecar status`: `/readyz` of a running sidecar, for a person or a script.
 //! - `clock` — the wall clock, for JWT times.
 //! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
 //! - [`demo`] — the `demo` and `mock-api` commands.
@@ -42,6 +44,7 @@ pub(crate) mod access;
 pub(crate) mod admin;
 pub mod app;
 pub(crate) mod auth;
+pub mod cli;
 pub(crate) mod clock;
 pub mod config;
 pub mod demo;
@@ -59,6 +62,7 @@ pub mod reload;
 pub(crate) mod secret;
 pub mod server;
 pub mod signal;
+pub mod status;
 pub mod telemetry;
 pub(crate) mod upstream;
 pub(crate) mod ws;

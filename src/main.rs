@@ -1,83 +1,27 @@
 //! The command line: parses it and calls into the library. Nothing else.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use ethgas_sidecar::app::{self, Control, Listeners};
-use ethgas_sidecar::config::{self, Config, LogFormat, LogSettings};
-use ethgas_sidecar::demo::DemoAuth;
-use ethgas_sidecar::eth::Address;
-use ethgas_sidecar::mock::{Flavour, MockConfig};
+use ethgas_sidecar::cli::{Cli, Command};
+use ethgas_sidecar::config::Config;
+use ethgas_sidecar::mock::MockConfig;
 use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::signal::{self, Signals};
-use ethgas_sidecar::{demo, server, telemetry};
-
-#[derive(Parser)]
-#[command(name = "ethgas-sidecar", version, about = "A local auth sidecar for the ETHGas API")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the sidecar (the service).
-    Run {
-        #[arg(long, short, default_value = config::DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-    },
-    /// Validate a config file and print the effective configuration, secrets redacted.
-    CheckConfig {
-        #[arg(long, short, default_value = config::DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-    },
-    /// Start the built-in mock ETHGas API and the sidecar in front of it (no account or network needed).
-    Demo {
-        /// Proxy address (falls back to a free port if taken).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Admin address (falls back to a free port if taken).
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: SocketAddr,
-        /// Lifetime of the mock's access tokens, short so refreshes show in the log.
-        #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
-        token_lifetime: Duration,
-        /// The login to show: "password" (the documented API) or "wallet"
-        /// (the live API's EIP-712 login, with a throwaway key).
-        #[arg(long, default_value = "password")]
-        auth: DemoAuth,
-    },
-    /// Run only the built-in mock ETHGas API, to test programs offline.
-    MockApi {
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: SocketAddr,
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-        token_lifetime: Duration,
-        #[arg(long, default_value = "demo")]
-        username: String,
-        #[arg(long, default_value = "demo-password")]
-        password: String,
-        /// "documented" (username/password) or "live" (wallet login, as
-        /// mainnet.app.ethgas.com).
-        #[arg(long, default_value = "documented")]
-        flavor: Flavour,
-        /// With --flavor live: the one wallet address that may log in (any, if not given).
-        #[arg(long)]
-        address: Option<Address>,
-    },
-}
+use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
+use ethgas_sidecar::{demo, server, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),
+        Command::Status { config, admin, json } => status::run(&config, admin.as_deref(), json),
         Command::Demo {
             listen,
             admin,

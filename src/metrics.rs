@@ -237,6 +237,10 @@ impl Metrics {
             &["result"],
         )?;
         reg(Box::new(reloads.clone()))?;
+        // Both series exist from the start, so `increase()` sees the first.
+        for result in ["applied", "rejected"] {
+            reloads.with_label_values(&[result]);
+        }
 
         let build = IntGauge::with_opts(
             opts("build_info", "Build information; always 1.").const_label("version", env!("CARGO_PKG_VERSION")),

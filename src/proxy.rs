@@ -317,7 +317,7 @@ impl Proxy {
         let body = if body.is_end_stream() {
             RequestBody::Kept(Bytes::new())
         } else {
-            Box::pin(self.read_body(&live, &parts.headers, body)).await?
+            Box::pin(self.read_body(live, &parts.headers, body)).await?
         };
         match rewrite_request(
             &mut parts,

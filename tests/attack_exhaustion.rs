@@ -37,7 +37,10 @@ async fn a_body_that_never_finishes_is_ended_with_408() {
         );
         s.write_all(head.as_bytes()).await.unwrap();
         let (answer, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
-        assert!(answer.starts_with("HTTP/1.1 408"), "{declared} bytes declared: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{declared} bytes declared: {answer}"
+        );
         assert!(answer.contains("proxy.body_idle_timeout"), "{answer}");
         assert!(took < Duration::from_secs(5), "dropped after {took:?}");
         eprintln!("slow body of {declared} declared bytes answered 408 after {took:?}");
@@ -88,7 +91,10 @@ async fn over_the_connection_cap_clients_get_a_fast_503_and_the_admin_listener_s
     let started = Instant::now();
     let r = get(&c, &sidecar.admin_url("/healthz")).await;
     assert_eq!(r.status, 200);
-    eprintln!("503 over the cap in {took:?}; /healthz in {:?} while the proxy holds its cap", started.elapsed());
+    eprintln!(
+        "503 over the cap in {took:?}; /healthz in {:?} while the proxy holds its cap",
+        started.elapsed()
+    );
     // Freed places serve again.
     drop(held);
     let mut ok = false;

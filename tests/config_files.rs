@@ -115,7 +115,8 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     std::fs::write(dir.path().join("password"), "x\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("password"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = text.replace("\"/etc/ethgas-sidecar/password\"", "\"password\"");
+    // Its default source is the systemd credential; read a file here instead.
+    let text = text.replace("password_credential = \"password\"", "password_file = \"password\"");
     let c = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
     assert_eq!(
         c.restart.upstream.base_url.origin.to_string(),
@@ -218,14 +219,20 @@ fn shipped_example_wallet_block_is_valid() {
     let hex = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
     std::fs::write(dir.path().join("wallet.key"), format!("0x{hex}\n")).unwrap();
     std::fs::set_permissions(dir.path().join("wallet.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let address = ethgas_sidecar::eth::WalletKey::from_hex(hex).unwrap().address().to_string();
+    let address = ethgas_sidecar::eth::WalletKey::from_hex(hex)
+        .unwrap()
+        .address()
+        .to_string();
     // The wallet block replaces the username and password lines.
     let wallet: String = text
         .lines()
         .filter(|l| !l.starts_with("username") && !l.starts_with("password_"))
         .map(|l| match l.strip_prefix("## ") {
             Some(rest) if is_setting(rest) => rest
-                .replace("private_key_credential = \"wallet-key\"", "private_key_file = \"wallet.key\"")
+                .replace(
+                    "private_key_credential = \"wallet-key\"",
+                    "private_key_file = \"wallet.key\"",
+                )
                 .replace("0x0000000000000000000000000000000000000000", &address),
             _ => l.to_string(),
         })
@@ -235,6 +242,9 @@ fn shipped_example_wallet_block_is_valid() {
         .unwrap_or_else(|e| panic!("the wallet block does not load: {e}\n{wallet}"));
     assert_eq!(c.live.auth.account(), address);
     let shown = c.render_redacted();
-    assert!(shown.contains("method = \"wallet\"") && shown.contains(&address), "{shown}");
+    assert!(
+        shown.contains("method = \"wallet\"") && shown.contains(&address),
+        "{shown}"
+    );
     assert!(!shown.contains(hex), "{shown}");
 }

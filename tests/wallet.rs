@@ -150,7 +150,7 @@ async fn wallet_login_by_signature_makes_the_sidecar_ready_and_forwards_with_the
         checksummed.to_lowercase(),
         "a checksummed form has capitals"
     );
-    assert_eq!(data["username"], checksummed.as_str(), "{data}");
+    assert_eq!(data["address"], checksummed.as_str(), "{data}");
     assert!(!data.to_string().contains(USER), "{data}");
     assert_eq!(data["logins"], 1, "{data}");
     let expires = data["token_expires_in_seconds"].as_f64().unwrap();
@@ -323,7 +323,7 @@ async fn a_key_the_api_does_not_know_is_refused_retried_slowly_and_named_in_read
     }
     assert_eq!(data["state"], "credentials_rejected", "{data}");
     let address = key.address().to_string();
-    assert_eq!(data["username"], address.as_str(), "{data}");
+    assert_eq!(data["address"], address.as_str(), "{data}");
     let last_error = data["last_error"].as_str().unwrap_or_default();
     println!("rejected key: /readyz last_error = {last_error:?}");
     assert!(last_error.contains(&address), "names the address: {last_error}");
@@ -443,7 +443,7 @@ async fn a_v3_keystore_unlocked_with_its_password_file_logs_in() {
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     let (_, data) = readyz(&c, sidecar.admin).await;
-    assert_eq!(data["username"], address.to_string().as_str(), "{data}");
+    assert_eq!(data["address"], address.to_string().as_str(), "{data}");
     let r = get(&c, &sidecar.url("/api/v1/user/info")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["data"]["user"]["address"], address.to_lowercase_hex().as_str());
