@@ -18,6 +18,7 @@
 //! hand. Adding a key touches its raw field, its validation and its typed
 //! field (whose doc comment is its documentation).
 
+mod credentials;
 mod raw;
 mod secrets;
 mod validate;

@@ -211,10 +211,10 @@ async fn short_access_tokens_are_refreshed_by_cookie_under_steady_traffic() {
 #[tokio::test]
 async fn a_session_that_ends_is_renewed_by_a_wallet_login_before_it_ends() {
     let (hex, key) = random_key_hex();
-    let api = start_live_api(key.address(), Duration::from_secs(2), Duration::from_secs(5)).await;
+    let api = start_live_api(key.address(), Duration::from_secs(4), Duration::from_secs(10)).await;
     let (sidecar, c) = wallet_sidecar(&api, &hex, Extra::default()).await;
 
-    let t = steady_traffic(&sidecar, &c, 4, Duration::from_secs(12)).await;
+    let t = steady_traffic(&sidecar, &c, 4, Duration::from_secs(16)).await;
     let n = api.mock.counts();
     println!("session end: {t:?}; mock: {n}");
     assert_eq!(t.failed, 0, "no request failed: {:?}", t.samples);

@@ -43,6 +43,19 @@ pub(super) struct Answer {
     pub body: Bytes,
 }
 
+impl Answer {
+    /// The token pair of a login or refresh answer (either envelope).
+    pub(super) fn grant(&self, default_lifetime: Duration) -> Result<super::grant::Grant, AuthError> {
+        super::grant::parse_grant(
+            self.status,
+            &self.headers,
+            &self.body,
+            crate::clock::unix_now(),
+            default_lifetime,
+        )
+    }
+}
+
 /// Sends the auth task's requests. Owned by the task.
 pub(super) struct Caller {
     pool: Pool,

@@ -102,13 +102,7 @@ impl Tokens {
     }
 }
 
-/// Seconds since the Unix epoch, now.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::unix_now;
 
 /// The `exp` claim for a token that expires `lifetime` from now: the whole
 /// second at or before that instant.

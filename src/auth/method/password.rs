@@ -1,6 +1,6 @@
 //! The documented login: username and password in a JSON body, the refresh
 //! token as the bearer of the refresh call, `{code, message, data}` answers
-//! read by [`parse_grant`].
+//! read by [`crate::auth::grant::parse_grant`].
 
 use std::time::Duration;
 
@@ -8,8 +8,7 @@ use bytes::Bytes;
 
 use super::Held;
 use crate::auth::caller::{Caller, Post};
-use crate::auth::grant::{AuthError, Grant, parse_grant};
-use crate::clock::unix_now;
+use crate::auth::grant::{AuthError, Grant};
 use crate::config::AuthSettings;
 use crate::secret::Secret;
 
@@ -58,13 +57,7 @@ impl Password {
                 refresh_cookie: None,
             })
             .await?;
-        parse_grant(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            unix_now(),
-            self.default_lifetime,
-        )
+        answer.grant(self.default_lifetime)
     }
 
     /// `POST refresh_path` with the refresh token as the bearer.
@@ -77,13 +70,7 @@ impl Password {
                 refresh_cookie: None,
             })
             .await?;
-        parse_grant(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            unix_now(),
-            self.default_lifetime,
-        )
+        answer.grant(self.default_lifetime)
     }
 
     /// `POST logout_path` with the access token as the bearer.

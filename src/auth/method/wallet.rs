@@ -20,8 +20,7 @@ use serde_json::Value;
 
 use super::Held;
 use crate::auth::caller::{Caller, Post, with_query};
-use crate::auth::grant::{AuthError, Grant, answer_data, parse_grant};
-use crate::clock::unix_now;
+use crate::auth::grant::{AuthError, Grant, answer_data};
 use crate::config::AuthSettings;
 use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
@@ -95,13 +94,7 @@ impl Wallet {
             ],
         );
         let answer = http.post(post(&path, None, None)).await?;
-        parse_grant(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            unix_now(),
-            self.default_lifetime,
-        )
+        answer.grant(self.default_lifetime)
     }
 
     /// `POST refresh?refreshToken=…` with the access token as the bearer and
@@ -109,13 +102,7 @@ impl Wallet {
     pub(super) async fn refresh(&self, http: &Caller, held: Held<'_>) -> Result<Grant, AuthError> {
         let path = with_query(&self.refresh_path, &[("refreshToken", held.refresh.expose())]);
         let answer = http.post(post(&path, held.access, Some(held.refresh))).await?;
-        parse_grant(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            unix_now(),
-            self.default_lifetime,
-        )
+        answer.grant(self.default_lifetime)
     }
 
     /// `POST logout` with the access token as the bearer; the live API
