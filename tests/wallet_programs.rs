@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use ethgas_sidecar::eth::WalletKey;
-use ethgas_sidecar::mock::{Flavour, MockConfig};
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, Request};
 use http_body_util::Full;
@@ -24,45 +23,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A live mock for a fresh wallet, and a ready sidecar logging in with its key.
 async fn wallet_sidecar(token_lifetime: Duration) -> (Api, Sidecar, TestClient, WalletKey) {
-    let mut raw = [0u8; 32];
-    raw[0] = 1;
-    rand_bytes(&mut raw[1..]);
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let key = WalletKey::from_hex(&hex).unwrap();
-    let api = start_api_with(MockConfig {
-        flavour: Flavour::Live,
-        address: Some(key.address()),
-        token_lifetime,
-        ..MockConfig::default()
-    })
-    .await;
-    let files = write_config(api.addr, PASSWORD, &Extra::default());
-    let key_file = files.dir.path().join("wallet.key");
-    write_private(&key_file, &format!("0x{hex}\n"));
-    let text = std::fs::read_to_string(&files.config).unwrap();
-    let auth = format!(
-        "[auth]\nmethod = \"wallet\"\nprivate_key_file = {:?}\naddress = \"{}\"\n",
-        key_file.display().to_string(),
-        key.address()
-    );
-    let start = text.find("[auth]").unwrap();
-    let end = text[start..].find("[admin]").unwrap() + start;
-    std::fs::write(&files.config, format!("{}{auth}\n{}", &text[..start], &text[end..])).unwrap();
-    let sidecar = start_from_files(files).await;
+    let (hex, key) = random_key_hex();
+    let api = start_live_api(key.address(), token_lifetime, Duration::from_secs(7 * 86400)).await;
+    let sidecar = start_from_files(write_wallet_config(api.addr, &hex, &Extra::default())).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     (api, sidecar, c, key)
-}
-
-fn rand_bytes(out: &mut [u8]) {
-    // Distinct per test run; quality does not matter for a test key.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = ((seed >> ((i % 16) * 8)) as u8) ^ (i as u8).wrapping_mul(73);
-    }
 }
 
 async fn post(c: &TestClient, url: &str, bearer: Option<&str>, cookie: Option<&str>) -> Reply {
