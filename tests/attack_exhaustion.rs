@@ -108,3 +108,34 @@ async fn over_the_connection_cap_clients_get_a_fast_503_and_the_admin_listener_s
     }
     assert!(ok, "served again once the held connections closed");
 }
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_is_reported_as_such() {
+    // The sidecar as a child process with a tiny descriptor limit, and an
+    // explicit cap above it, so that descriptors run out before the cap.
+    let api = start_api(Duration::from_secs(3600)).await;
+    let files = write_config(api.addr, PASSWORD, &Extra::proxy("max_connections = 500\n"));
+    let script = format!(
+        "ulimit -n 48 && exec {} run --config {}",
+        binary(),
+        files.config.display()
+    );
+    let proc = Proc::spawn_command(std::process::Command::new("bash").args(["-c", &script]), &[]).await;
+    let c = client();
+    wait_ready(&c, proc.admin).await;
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        if let Ok(s) = TcpStream::connect(proc.proxy).await {
+            held.push(s);
+        }
+    }
+    eventually(Duration::from_secs(10), "the out-of-descriptors warning", || {
+        proc.log().contains("out of file descriptors: raise LimitNOFILE")
+    })
+    .await;
+    assert!(
+        !proc.log().contains("unreachable"),
+        "not blamed on the API:\n{}",
+        proc.log()
+    );
+}
