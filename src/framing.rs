@@ -20,11 +20,13 @@
 //! guard to stop ([`Verdicts::switched_protocols`]). Anything the guard cannot
 //! parse (which hyper rejects anyway) also ends its following.
 
+use std::future::Future as _;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -176,6 +178,11 @@ impl Tracker {
             index: 0,
             verdicts,
         }
+    }
+
+    /// Whether part of a request head has arrived and the rest has not.
+    pub fn mid_head(&self) -> bool {
+        self.phase == Phase::Head && !self.pending.is_empty()
     }
 
     /// Feeds bytes as they are read from the client.
@@ -355,24 +362,68 @@ impl Tracker {
 pub struct Guarded<S> {
     inner: S,
     tracker: Tracker,
+    /// How long a started request head may take (`proxy.header_read_timeout`).
+    head_timeout: Option<Duration>,
+    /// Runs while a head is incomplete.
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The head timed out: the 408 went out, and nothing else may follow it.
+    timed_out: bool,
 }
+
+/// What a client whose request head never completes gets before the close.
+const HEAD_TIMEOUT_ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 120\r\n\r\n{\"code\":408,\"message\":\"ethgas-sidecar: the request head did not arrive in time (proxy.header_read_timeout)\",\"data\":null}";
 
 impl<S> Guarded<S> {
     pub fn new(inner: S, verdicts: Arc<Verdicts>) -> Guarded<S> {
         Guarded {
             inner,
             tracker: Tracker::new(verdicts),
+            head_timeout: None,
+            head_timer: None,
+            timed_out: false,
         }
+    }
+
+    /// Answers 408 and closes when a request head has started but not
+    /// completed within `limit` (hyper's own header timeout closes without a
+    /// word; this sees the raw bytes, so it can answer).
+    pub fn with_head_timeout(mut self, limit: Duration) -> Guarded<S> {
+        self.head_timeout = Some(limit);
+        self
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if this.timed_out {
+            return Poll::Ready(Ok(()));
+        }
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = poll {
-            this.tracker.feed(&buf.filled()[before..]);
+        match poll {
+            Poll::Ready(Ok(())) => {
+                this.tracker.feed(&buf.filled()[before..]);
+                match (this.tracker.mid_head(), this.head_timeout) {
+                    (true, Some(limit)) if this.head_timer.is_none() => {
+                        this.head_timer = Some(Box::pin(tokio::time::sleep(limit)));
+                    }
+                    (false, _) => this.head_timer = None,
+                    _ => {}
+                }
+            }
+            Poll::Pending => {
+                let expired = this.head_timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+                if expired {
+                    // Best effort: a fresh socket takes these few bytes at
+                    // once; then the client reads the end of the stream.
+                    let _ = Pin::new(&mut this.inner).poll_write(cx, HEAD_TIMEOUT_ANSWER);
+                    this.timed_out = true;
+                    this.head_timer = None;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            Poll::Ready(Err(_)) => {}
         }
         poll
     }
@@ -380,6 +431,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.timed_out {
+            // Whatever hyper says about the cut-off head stays unsaid.
+            return Poll::Ready(Ok(buf.len()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -388,6 +443,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if self.timed_out {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

@@ -396,7 +396,10 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
+        // A started head that stalls gets its 408 from the framing guard at
+        // `proxy.header_read_timeout`; hyper's own timer (which also ends idle
+        // keep-alive connections, silently) is the backstop.
+        .header_read_timeout(server.header_read_timeout.max(Duration::from_secs(30)))
         .max_buf_size(server.max_buf)
         .writev(false)
         .max_headers(256);
@@ -434,7 +437,7 @@ where
         }
         Role::Proxy(proxy) => {
             let verdicts = Arc::new(Verdicts::default());
-            let io = TokioIo::new(Guarded::new(stream, verdicts.clone()));
+            let io = TokioIo::new(Guarded::new(stream, verdicts.clone()).with_head_timeout(server.header_read_timeout));
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let proxy = proxy.clone();
                 let verdict = verdicts.next_request();

@@ -48,14 +48,19 @@ async fn a_body_that_never_finishes_is_ended_with_408() {
 }
 
 #[tokio::test]
-async fn a_head_that_never_ends_is_disconnected() {
+async fn a_head_that_never_ends_is_answered_408_and_closed() {
     let api = start_api(Duration::from_secs(3600)).await;
     let (sidecar, _c) = ready_sidecar(&api, Extra::proxy("header_read_timeout = \"1s\"\n")).await;
     let mut s = TcpStream::connect(sidecar.proxy).await.unwrap();
     s.write_all(b"GET /api/v1/user/info HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .await
         .unwrap();
-    let (_, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (answer, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("proxy.header_read_timeout"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let env: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(env["code"], 408);
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
     assert_eq!(api.mock.counts().private_ok, 0);
 }
