@@ -80,10 +80,11 @@ impl PoolError {
 /// A worker's connections to the API. Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
-    inner: Arc<Inner>,
+    inner: Arc<Connections>,
 }
 
-struct Inner {
+/// What a pool's handles share: how to dial, and the idle connections.
+struct Connections {
     connector: Connector,
     /// `scheme://authority/`, what the connector dials.
     origin: Uri,
@@ -131,7 +132,7 @@ impl Pool {
         let host =
             HeaderValue::from_str(target.authority.as_str()).unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Pool {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Connections {
                 connector,
                 origin,
                 host,
@@ -176,7 +177,7 @@ impl Pool {
                         continue;
                     }
                     return match tx.try_send_request(req).await {
-                        Ok(resp) => Ok(resp.map(|body| PooledBody { body, back: None })),
+                        Ok(resp) => Ok(resp.map(|body| PooledBody { body, returning: None })),
                         Err(mut e) => match e.take_message() {
                             Some(unsent) => {
                                 self.inner.forget_h2(serial);
@@ -195,11 +196,14 @@ impl Pool {
                     origin_form(&mut req, &self.inner.host);
                     return match tx.try_send_request(req).await {
                         Ok(resp) => {
-                            let back = Back {
+                            let back = Returning {
                                 tx,
                                 pool: Arc::downgrade(&self.inner),
                             };
-                            let mut resp = resp.map(|body| PooledBody { body, back: Some(back) });
+                            let mut resp = resp.map(|body| PooledBody {
+                                body,
+                                returning: Some(back),
+                            });
                             if resp.body().body.is_end_stream() {
                                 // No body (HEAD, 204, 304, Content-Length: 0).
                                 resp.body_mut().give_back();
@@ -298,7 +302,7 @@ impl Pool {
     }
 }
 
-impl Inner {
+impl Connections {
     fn checkout(&self) -> Option<Conn> {
         if let Ok(slot) = self.h2.lock() {
             if let Some((serial, tx)) = slot.as_ref().filter(|(_, tx)| !tx.is_closed()) {
@@ -369,10 +373,11 @@ fn origin_form(req: &mut Request<Body>, host: &HeaderValue) {
     req.headers_mut().insert(header::HOST, host.clone());
 }
 
-/// An HTTP/1 connection to return once its response has been read.
-struct Back {
+/// An HTTP/1 connection on its way back to the pool, once its response
+/// has been read to the end.
+struct Returning {
     tx: http1::SendRequest<Body>,
-    pool: Weak<Inner>,
+    pool: Weak<Connections>,
 }
 
 /// A response body from the API. When it has been read to the end, its
@@ -380,12 +385,12 @@ struct Back {
 /// is closed (hyper cannot reuse a connection with unread bytes).
 pub struct PooledBody {
     body: Incoming,
-    back: Option<Back>,
+    returning: Option<Returning>,
 }
 
 impl PooledBody {
     fn give_back(&mut self) {
-        if let Some(back) = self.back.take() {
+        if let Some(back) = self.returning.take() {
             if let Some(pool) = back.pool.upgrade() {
                 pool.checkin(back.tx);
             }
@@ -408,7 +413,7 @@ impl HttpBody for PooledBody {
         match &polled {
             Poll::Ready(None) => this.give_back(),
             Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.back = None,
+            Poll::Ready(Some(Err(_))) => this.returning = None,
             _ => {}
         }
         polled
