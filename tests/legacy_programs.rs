@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -358,7 +358,7 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
     ))
     .await
     .unwrap();
-    let reply = next_json(&mut ws).await;
+    let reply = next_ws_json(&mut ws).await;
     assert_eq!(reply["cmd"], "login");
     assert_eq!(reply["code"], 200, "the mock accepted the rewritten login: {reply}");
 
@@ -368,7 +368,7 @@ async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes
     let mut checks = 0;
     while tokio::time::Instant::now() < until {
         ws.send(Message::text(r#"{"cmd":"whoami"}"#)).await.unwrap();
-        let v = next_json(&mut ws).await;
+        let v = next_ws_json(&mut ws).await;
         assert_eq!(v["cmd"], "whoami", "only the program's own replies arrive: {v}");
         assert_eq!(v["authenticated"], true, "still authenticated after {checks} checks");
         checks += 1;
@@ -395,7 +395,7 @@ async fn websocket_token_expired_push_is_answered_by_the_sidecar() {
     ws.send(Message::text(r#"{"cmd":"login","data":{"accessToken":"anything"}}"#))
         .await
         .unwrap();
-    assert_eq!(next_json(&mut ws).await["code"], 200);
+    assert_eq!(next_ws_json(&mut ws).await["code"], 200);
     for round in 1..=3 {
         api.mock.push_token_expired();
         eventually(Duration::from_secs(5), "the sidecar's login on the socket", || {
@@ -403,7 +403,7 @@ async fn websocket_token_expired_push_is_answered_by_the_sidecar() {
         })
         .await;
         ws.send(Message::text(r#"{"cmd":"whoami"}"#)).await.unwrap();
-        let v = next_json(&mut ws).await;
+        let v = next_ws_json(&mut ws).await;
         assert_eq!(
             v["cmd"], "whoami",
             "neither token_expired nor the login reply reached the program: {v}"
@@ -411,22 +411,6 @@ async fn websocket_token_expired_push_is_answered_by_the_sidecar() {
         assert_eq!(v["authenticated"], true);
     }
     assert_eq!(api.mock.counts().ws_token_expired_pushes, 3);
-}
-
-async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }
 
 /// Writes raw bytes, reads until the server closes or 5 s pass.

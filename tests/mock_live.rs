@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::*;
 use ethgas_sidecar::eth::WalletKey;
 use ethgas_sidecar::mock::{Fault, Flavour, MockConfig};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -474,7 +474,7 @@ async fn websocket_bearer_handshake_op_login_whoami_and_token_expiry() {
     assert_eq!(query_whoami(&mut bogus).await["data"]["authenticated"], false);
 
     // The token (2 s) runs out: the server says so and forgets it.
-    let push = next_json(&mut plain).await;
+    let push = next_ws_json(&mut plain).await;
     assert_eq!(push, json!({"event": "error", "code": 1000, "msg": "token expired"}));
     assert_eq!(query_whoami(&mut plain).await["data"]["authenticated"], false);
 
@@ -501,24 +501,11 @@ async fn connect(api: &Api, bearer: Option<&str>) -> Ws {
 
 async fn op(ws: &mut Ws, message: Value) -> Value {
     ws.send(Message::text(message.to_string())).await.unwrap();
-    next_json(ws).await
+    next_ws_json(ws).await
 }
 
 async fn query_whoami(ws: &mut Ws) -> Value {
     let v = op(ws, json!({"op": "query", "args": [{"channel": "whoami"}]})).await;
     assert_eq!((&v["event"], &v["channel"]), (&json!("query"), &json!("whoami")), "{v}");
     v
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use ethgas_sidecar::eth::WalletKey;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -164,18 +164,11 @@ async fn connect(proxy: SocketAddr) -> Ws {
 async fn until_event(ws: &mut Ws, event: &str) -> (Value, Vec<Value>) {
     let mut seen = Vec::new();
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(t.as_str()).unwrap();
-            if v["event"] == event {
-                return (v, seen);
-            }
-            seen.push(v);
+        let v = next_ws_json(ws).await;
+        if v["event"] == event {
+            return (v, seen);
         }
+        seen.push(v);
     }
 }
 

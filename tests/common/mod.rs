@@ -573,3 +573,22 @@ pub fn check_config(config: &Path, envs: &[(&str, &str)]) -> (Option<i32>, Strin
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The next text message of a WebSocket, as JSON (other frames skipped);
+/// fails after 10 s without one.
+pub async fn next_ws_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("socket open")
+            .expect("no socket error");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
