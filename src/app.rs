@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::memory;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::pool::Pool;
@@ -85,6 +86,9 @@ pub struct Control {
     pub reload: Option<mpsc::UnboundedReceiver<()>>,
     pub notifier: Notifier,
     pub log: Option<LogHandle>,
+    /// Returns the allocator's free memory to the system after bursts
+    /// (see [`crate::memory`]); the binary passes glibc's `malloc_trim`.
+    pub trim: Option<memory::Trim>,
 }
 
 impl Control {
@@ -95,6 +99,7 @@ impl Control {
             reload: None,
             notifier: Notifier::disabled(),
             log: None,
+            trim: None,
         }
     }
 }
@@ -163,6 +168,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
             control.log,
         );
         tokio::spawn(reloader.run(reloads, shutdown.clone()));
+    }
+
+    if let Some(trim) = control.trim {
+        tokio::spawn(memory::give_back(trim, tasks.clone(), shutdown.clone()));
     }
 
     let proxy_workers = match proxy_settings.worker_threads {

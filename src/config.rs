@@ -242,8 +242,16 @@ pub struct UpstreamSettings {
     /// the API (connect, TLS and the upgrade).
     #[serde(serialize_with = "human")]
     pub request_timeout: Duration,
+    /// Idle HTTP/1 connections beyond the one kept warm are closed after
+    /// this long (20 s): a burst's connections, and their memory, go back
+    /// soon after it.
     #[serde(serialize_with = "human")]
     pub pool_idle_timeout: Duration,
+    /// Each proxy worker keeps one connection to the API open (an HTTP/2
+    /// connection with keep-alive pings, or one fresh idle HTTP/1
+    /// connection), opened at start and again whenever it closes, so that no
+    /// request waits for a TCP and TLS handshake.
+    pub keep_warm: bool,
     /// Idle connections each proxy worker keeps.
     pub pool_max_idle_per_host: usize,
 }

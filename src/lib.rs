@@ -17,7 +17,8 @@
 //! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
 //! - `auth` — login, refresh, logout; the token cell and its single writer task.
 //! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
-//! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task.
+//! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task; `warm` keeps one open per worker.
+//! - [`memory`] — gives the allocator's free memory back to the system after a burst.
 //! - `proxy` — request rewriting and forwarding, 401 replay.
 //! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers.
 //! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.
@@ -53,6 +54,7 @@ pub(crate) mod error;
 pub mod eth;
 pub(crate) mod framing;
 pub(crate) mod intercept;
+pub mod memory;
 pub(crate) mod metrics;
 pub mod mock;
 pub mod notify;

@@ -109,12 +109,32 @@ fn run(path: &Path) -> ExitCode {
             reload: Some(reload_rx),
             notifier: Notifier::from_env(),
             log: Some(log),
+            trim: trim(),
         };
         match app::run(config, listeners, control).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         }
     })
+}
+
+/// glibc's `malloc_trim`: after a burst, the free memory of every arena goes
+/// back to the system (see `ethgas_sidecar::memory`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() -> Option<ethgas_sidecar::memory::Trim> {
+    fn malloc_trim() {
+        // SAFETY: malloc_trim takes no pointers; it only walks the
+        // allocator's own free lists, under the allocator's locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+    Some(malloc_trim)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() -> Option<ethgas_sidecar::memory::Trim> {
+    None
 }
 
 /// Runs `work` on the main runtime with text logs; for `demo` and `mock-api`.

@@ -60,6 +60,9 @@ pub const MAX_CONNECTS: u32 = 3;
 /// against any request timeout.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
+/// HTTP/2 keep-alive pings, busy or idle.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Why a request got no response from the API.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -108,6 +111,11 @@ struct Connections {
     /// before the first connection is up waits for it and shares it if it
     /// is HTTP/2, instead of opening one TLS connection each.
     connecting: tokio::sync::Mutex<()>,
+    /// Told whenever one of this pool's connections ends, so the warm
+    /// connection ([`warm`]) is replaced at once.
+    ended: Arc<tokio::sync::Notify>,
+    /// `upstream.keep_warm`.
+    warm: bool,
 }
 
 struct Idle {
@@ -144,6 +152,8 @@ impl Pool {
                 sweeping: AtomicBool::new(false),
                 may_be_h2: AtomicBool::new(target.scheme == http::uri::Scheme::HTTPS),
                 connecting: tokio::sync::Mutex::new(()),
+                ended: Arc::new(tokio::sync::Notify::new()),
+                warm: settings.keep_warm,
             }),
         }
     }
@@ -248,14 +258,17 @@ impl Pool {
             .map_err(PoolError::Connect)?;
         let io = connector.call(inner.origin.clone()).await.map_err(PoolError::Connect)?;
         if io.connected().is_negotiated_h2() {
+            // Pings while idle too: they keep the connection (and any NAT or
+            // balancer state on the way) alive and find a dead one before a
+            // request does.
             let (tx, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
-                .keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(false)
+                .keep_alive_interval(H2_PING_INTERVAL)
+                .keep_alive_while_idle(true)
                 .handshake(io)
                 .await
                 .map_err(|e| PoolError::Connect(Box::new(e)))?;
-            drive(conn, "HTTP/2");
+            drive(conn, "HTTP/2", inner.ended.clone());
             let serial = inner.h2_serial.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut slot) = inner.h2.lock() {
                 *slot = Some((serial, tx.clone()));
@@ -269,7 +282,7 @@ impl Pool {
             .handshake(io)
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;
-        drive(conn, "HTTP/1");
+        drive(conn, "HTTP/1", inner.ended.clone());
         self.start_sweeper();
         Ok(Conn::H1(tx))
     }
@@ -290,7 +303,11 @@ impl Pool {
                 let Some(inner) = weak.upgrade() else { return };
                 let now = Instant::now();
                 if let Ok(mut idle) = inner.idle.lock() {
+                    let before = idle.len();
                     idle.retain(|c| now.duration_since(c.since) < inner.idle_timeout && !c.tx.is_closed());
+                    if idle.len() < before {
+                        crate::memory::pool_shrank();
+                    }
                 }
             }
         });
@@ -348,12 +365,18 @@ impl Connections {
     }
 }
 
-/// Runs a connection's I/O as a task of its own until the connection ends.
-fn drive(conn: impl Future<Output = hyper::Result<()>> + Send + 'static, protocol: &'static str) {
+/// Runs a connection's I/O as a task of its own until the connection ends,
+/// then tells the pool.
+fn drive(
+    conn: impl Future<Output = hyper::Result<()>> + Send + 'static,
+    protocol: &'static str,
+    ended: Arc<tokio::sync::Notify>,
+) {
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             debug!(error = %e, "{protocol} connection to the API ended");
         }
+        ended.notify_one();
     });
 }
 
@@ -427,6 +450,8 @@ impl HttpBody for PooledBody {
         self.body.size_hint()
     }
 }
+
+mod warm;
 
 #[cfg(test)]
 mod tests;

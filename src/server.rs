@@ -316,7 +316,9 @@ fn spawn_worker(
                         return;
                     }
                 };
-                let proxy = server.proxy.with_pool((server.new_pool)());
+                let pool = (server.new_pool)();
+                pool.keep_warm();
+                let proxy = server.proxy.with_pool(pool);
                 accept_loop(server.clone(), listener, Role::Proxy(proxy), shutdown).await;
                 let _ = done.send(());
                 // Keep serving the connections this runtime owns until the

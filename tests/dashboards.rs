@@ -89,10 +89,8 @@ async fn scrape() -> String {
     let _stop = stop.clone().drop_guard();
     let (reload, reloads) = tokio::sync::mpsc::unbounded_channel();
     let control = Control {
-        shutdown: stop,
         reload: Some(reloads),
-        notifier: Notifier::disabled(),
-        log: None,
+        ..Control::new(stop)
     };
     let listeners = Listeners {
         proxy,

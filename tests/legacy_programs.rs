@@ -226,7 +226,7 @@ async fn host_aliases_are_accepted() {
 #[tokio::test]
 async fn connect_is_refused_with_advice() {
     let api = start_api(Duration::from_secs(3600)).await;
-    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::upstream("keep_warm = false")).await;
     let answer = raw_exchange(
         sidecar.proxy,
         b"CONNECT api.ethgas.com:443 HTTP/1.1\r\nHost: api.ethgas.com:443\r\n\r\n",

@@ -132,6 +132,36 @@ async fn an_untrusted_certificate_is_refused_and_said_so() {
 }
 
 #[tokio::test]
+async fn every_worker_holds_a_warm_http2_connection_before_the_first_request() {
+    let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, true).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    // The auth task's connection and one per worker, opened at start.
+    let started = std::time::Instant::now();
+    while api.mock.counts().connections < 1 + workers {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} connections, want {} (auth + {workers} warm)",
+            api.mock.counts().connections,
+            1 + workers
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..10 {
+        let r = get(&c, &sidecar.url("/api/v1/mock/echo")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["data"]["version"], "HTTP/2.0");
+    }
+    assert_eq!(
+        api.mock.counts().connections,
+        1 + workers,
+        "no request paid for a handshake"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_requests_share_one_http2_connection_per_worker() {
     let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
     let sidecar = sidecar_for(&api, true).await;

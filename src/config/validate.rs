@@ -213,8 +213,9 @@ impl Validator<'_> {
             pool_idle_timeout: self.positive_duration(
                 "upstream.pool_idle_timeout",
                 ru.pool_idle_timeout,
-                Duration::from_secs(90),
+                Duration::from_secs(20),
             )?,
+            keep_warm: ru.keep_warm.unwrap_or(true),
             pool_max_idle_per_host: self.size(
                 "upstream.pool_max_idle_per_host",
                 ru.pool_max_idle_per_host,
