@@ -91,7 +91,12 @@ pub async fn give_back(trim: Trim, open: TaskTracker, shutdown: CancellationToke
         if policy.should_trim(connections, before, POOL_SHRANK.swap(false, Ordering::Relaxed)) {
             trim();
             let after = rss_kib().unwrap_or(before);
-            debug!(before_kib = before, after_kib = after, connections, "gave free memory back to the system");
+            debug!(
+                before_kib = before,
+                after_kib = after,
+                connections,
+                "gave free memory back to the system"
+            );
             policy.trimmed(connections, after);
         }
     }

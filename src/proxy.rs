@@ -331,6 +331,14 @@ impl Proxy {
         let mut slow = None;
         let (first, kept) = match body {
             RequestBody::Kept(bytes) => {
+                // A small body is a slice of hyper's read buffer too (see
+                // `rewrite::detach`); a large one was gathered from several
+                // reads into memory of its own.
+                let bytes = if bytes.len() <= 64 * 1024 {
+                    Bytes::copy_from_slice(&bytes)
+                } else {
+                    bytes
+                };
                 let replay = Replay::new(&parts, &bytes);
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }

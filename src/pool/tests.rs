@@ -319,7 +319,10 @@ async fn an_idle_http1_warm_connection_is_renewed_before_pool_idle_timeout() {
     // 1 s idle timeout: it is replaced every ~0.9 s (then the keeper backs
     // off, as these connections live shorter than 5 s); never cold for long
     // and never more than two connections held at once.
-    eventually("the warm connection was renewed", || up.accepted.load(Ordering::SeqCst) >= 2).await;
+    eventually("the warm connection was renewed", || {
+        up.accepted.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     assert!(pool.idle_connections() <= 2, "{} idle", pool.idle_connections());
 }
 

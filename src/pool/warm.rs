@@ -109,4 +109,3 @@ impl Connections {
         (!usable_for.is_zero()).then_some(usable_for)
     }
 }
-

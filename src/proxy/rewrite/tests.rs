@@ -79,3 +79,38 @@ fn response_headers_carrying_the_token_are_removed() {
     assert_eq!(h.len(), 4 - 1 - 1 + 1, "{h:?}");
     assert_eq!(scrub_response_headers(&mut h, None), 0);
 }
+
+#[test]
+fn a_rewritten_request_no_longer_holds_the_client_connections_read_buffer() {
+    // As hyper parses it: the path and every header value are slices of the
+    // connection's read buffer.
+    let buffer = Bytes::from_static(b"/api/v1/user/info?x=1bot-7a1b2application/json").to_vec();
+    let buffer = Bytes::from(buffer);
+    let mut parts = Request::builder().body(()).unwrap().into_parts().0;
+    parts.uri = Uri::from_maybe_shared(buffer.slice(0..21)).unwrap();
+    let value = |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(buffer.slice(r)).unwrap();
+    parts.headers.insert("x-client", value(21..26));
+    parts.headers.append("x-multi", value(26..28));
+    parts.headers.append("x-multi", value(28..30));
+    parts.headers.insert(header::CONTENT_TYPE, value(30..46));
+    parts.headers.insert(header::AUTHORIZATION, value(21..26));
+    let config =
+        crate::config::Config::for_account("http://127.0.0.1:7000", "u", crate::secret::Secret::new("p")).unwrap();
+    let target = Target::new(&config.restart.upstream);
+    let token = HeaderValue::from_static("Bearer t");
+    rewrite_request(&mut parts, &target, &token, &Placeholders::default());
+
+    // Same request...
+    assert_eq!(parts.uri.to_string(), "http://127.0.0.1:7000/api/v1/user/info?x=1");
+    assert_eq!(parts.headers.get("x-client").unwrap(), "bot-7");
+    let multi: Vec<_> = parts.headers.get_all("x-multi").iter().collect();
+    assert_eq!(multi, ["a1", "b2"]);
+    assert_eq!(parts.headers.get(header::CONTENT_TYPE).unwrap(), "application/json");
+    assert_eq!(parts.headers.get(header::AUTHORIZATION).unwrap(), "Bearer t");
+    // ...and the buffer is hyper's alone again: it can reuse it for the
+    // next read instead of allocating another.
+    assert!(
+        buffer.is_unique(),
+        "the rewritten request still points into the read buffer"
+    );
+}
