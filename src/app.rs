@@ -7,18 +7,29 @@
 //! that stops the auth task, which logs out — so requests in flight keep a
 //! token to the end. Tests call the same `run` on listeners bound to port 0.
 //! The reload path itself is [`crate::reload`].
+//!
+//! It also watches the parts the sidecar cannot serve without
+//! ([`crate::liveness`]): the auth task here, the proxy workers in
+//! [`crate::server`]. When one ends before shutdown was requested (or panics
+//! at any time), the end is logged at error level, the shutdown token is
+//! cancelled so the connections drain as on SIGTERM, and `run` returns it as
+//! an error: the process exits 1 and systemd's `Restart=on-failure` starts
+//! it again. The heartbeats the systemd watchdog checks are set up here too.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
+use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::fault::Faults;
+use crate::liveness::{Ended, Failure, Heartbeats, Part, panic_message};
 use crate::memory;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
@@ -105,7 +116,9 @@ impl Control {
 }
 
 /// Runs the sidecar until `control.shutdown` is cancelled and the drain is
-/// over. Errors only at start (e.g. an unusable `ca_file`).
+/// over. Errors at start (e.g. an unusable `ca_file`, a proxy worker that
+/// cannot start), or after the drain when the auth task or a proxy worker
+/// ended while the sidecar served ([`Ended`]).
 pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
     for w in &config.warnings {
         warn!("{w}");
@@ -127,12 +140,21 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     // The one cell a reload publishes to; proxy and server read it.
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
+    let proxy_settings = config.restart.proxy.clone();
+    let proxy_workers = match proxy_settings.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), proxy_workers);
+
     // The auth task has a pool of its own, on the main runtime.
     let auth_pool = Pool::new(upstream, connector.clone(), &target);
     let (authenticator, auth) =
         Authenticator::new(config.live.auth.clone(), auth_pool, target.clone(), metrics.clone());
+    let faults = Faults::from_env(&auth);
     let auth_stop = CancellationToken::new();
-    let auth_task = tokio::spawn(authenticator.run(auth_stop.clone()));
+    let auth_run = authenticator.run(auth_stop.clone(), heartbeats.heart(Part::AuthTask));
+    let mut auth_task = tokio::spawn(faults.clone().auth_task(auth_run));
 
     let shutdown = control.shutdown.clone();
     let tasks = TaskTracker::new();
@@ -154,9 +176,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         auth.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(notify::watchdog(control.notifier.clone()));
+    tokio::spawn(notify::watchdog(control.notifier.clone(), heartbeats.clone()));
 
-    let proxy_settings = config.restart.proxy.clone();
     let upstream_settings = upstream.clone();
     if let Some(reloads) = control.reload {
         let reloader = Reloader::new(
@@ -174,10 +195,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tokio::spawn(memory::give_back(trim, tasks.clone(), shutdown.clone()));
     }
 
-    let proxy_workers = match proxy_settings.worker_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     let server = Server {
         proxy,
         admin,
@@ -191,13 +208,50 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         admin_slots: Arc::new(tokio::sync::Semaphore::new(server::ADMIN_CONNECTIONS)),
         proxy_slots_total: proxy_settings.max_connections,
         header_read_timeout: proxy_settings.header_read_timeout,
+        heartbeats,
+        faults,
     };
-    server::run(server, listeners.proxy, listeners.admin, shutdown).await;
-
-    auth_stop.cancel();
-    if let Err(e) = auth_task.await {
-        error!(error = %e, "the auth task ended abnormally");
-    }
+    let serving = server::run(server, listeners.proxy, listeners.admin, shutdown.clone());
+    tokio::pin!(serving);
+    // Serve; should the auth task end meanwhile, stop (and drain) because of it.
+    let (served, auth_ended) = tokio::select! {
+        served = &mut serving => (served, None),
+        joined = &mut auth_task => {
+            let ended = auth_end(joined, false);
+            if let Some(e) = &ended {
+                e.log();
+            }
+            shutdown.cancel();
+            (serving.await, Some(ended))
+        }
+    };
+    // Then stop the auth task, which logs out.
+    let auth_failure = match auth_ended {
+        Some(ended) => ended,
+        None => {
+            auth_stop.cancel();
+            let ended = auth_end(auth_task.await, true);
+            if let Some(e) = &ended {
+                e.log();
+            }
+            ended
+        }
+    };
     info!("stopped");
-    Ok(())
+    match (auth_failure, served) {
+        (Some(ended), _) | (None, Err(ended)) => Err(ended.into()),
+        (None, Ok(_drained)) => Ok(()),
+    }
+}
+
+/// What the auth task's end means: nothing when it returned after being
+/// asked to stop (`asked`), else how it failed.
+fn auth_end(joined: Result<(), JoinError>, asked: bool) -> Option<Ended> {
+    let failure = match joined {
+        Ok(()) if asked => return None,
+        Ok(()) => Failure::Returned,
+        Err(e) if e.is_panic() => Failure::Panicked(panic_message(e.into_panic().as_ref())),
+        Err(_) => Failure::Returned,
+    };
+    Some(Ended::new(Part::AuthTask, failure))
 }

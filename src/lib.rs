@@ -27,9 +27,11 @@
 //! - `envelope` — the API's JSON envelopes (documented and live), chosen in one place.
 //! - `admin` — `/healthz`, `/readyz`, `/metrics`.
 //! - `metrics` — Prometheus series, pre-labelled for an allocation-free hot path.
-//! - [`server`] — listeners (TCP, unix, systemd-activated), connections, the drain.
-//! - [`app`] — wiring: config + listeners → running sidecar.
-//! - [`notify`] — systemd readiness, status and watchdog.
+//! - [`server`] — listeners (TCP, unix, systemd-activated), the proxy workers, connections, the drain.
+//! - [`app`] — wiring: config + listeners → running sidecar; a dead auth task or worker stops it (exit 1).
+//! - [`liveness`] — the parts that must stay alive (auth task, proxy workers): how an end is reported, heartbeats.
+//! - [`notify`] — systemd readiness, status, and the watchdog (pings only while every heartbeat is fresh).
+//! - `fault` — deliberate failures for the process tests (only with the `test-util` feature).
 //! - [`signal`] — which signal arrived, and the process's signal policy.
 //! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
 //! - [`status`] — `ethgas-sidecar status`: `/readyz` of a running sidecar, for a person or a script.
@@ -52,8 +54,10 @@ pub mod demo;
 pub(crate) mod envelope;
 pub(crate) mod error;
 pub mod eth;
+pub(crate) mod fault;
 pub(crate) mod framing;
 pub(crate) mod intercept;
+pub mod liveness;
 pub mod memory;
 pub(crate) mod metrics;
 pub mod mock;

@@ -4,19 +4,26 @@
 //! sockets are bound — so that units ordered after the sidecar start only
 //! when requests will succeed. `STATUS=` says what the session is doing
 //! ("logged in as alice, token expires in 2712 s", "login failing: …").
-//! `WATCHDOG=1` is sent from a task on the same runtime that serves requests,
-//! at half of `WATCHDOG_USEC`, so a stuck runtime stops the pings and systemd
-//! restarts the service. Without `NOTIFY_SOCKET` nothing is sent and nothing
-//! fails.
+//!
+//! `WATCHDOG=1` is sent at half of `WATCHDOG_USEC` from the main runtime
+//! (admin endpoints, signals, the auth task), and only while every part in
+//! [`crate::liveness::Heartbeats`] — each proxy worker's runtime and the auth
+//! task — has beaten within `WATCHDOG_USEC`. A stuck part (a blocked worker
+//! thread, a main runtime that no longer polls) thus stops the pings, the
+//! watchdog names it once at error level, and systemd kills and restarts the
+//! service; should it beat again before that, the pings resume. Without
+//! `NOTIFY_SOCKET` nothing is sent and nothing fails.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, error, warn};
 
 use crate::auth::AuthHandle;
+use crate::liveness::{Heartbeats, Part};
 
 /// How often the STATUS line is refreshed even without a change, so the
 /// seconds-to-expiry in `systemctl status` stay roughly current.
@@ -25,18 +32,31 @@ const STATUS_REFRESH: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 pub struct Notifier {
     enabled: bool,
+    /// `WATCHDOG_USEC`, when it is meant for this process.
+    watchdog: Option<Duration>,
 }
 
 impl Notifier {
-    /// Enabled when systemd gave a notification socket.
+    /// Enabled when systemd gave a notification socket; with a watchdog when
+    /// it also gave `WATCHDOG_USEC` (and `WATCHDOG_PID` is unset or ours).
     pub fn from_env() -> Notifier {
+        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
         Notifier {
-            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            enabled,
+            watchdog: sd_notify::watchdog_enabled().filter(|_| enabled),
         }
     }
 
     pub fn disabled() -> Notifier {
-        Notifier { enabled: false }
+        Notifier {
+            enabled: false,
+            watchdog: None,
+        }
+    }
+
+    /// The interval systemd expects `WATCHDOG=1` within, if it does.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog
     }
 
     fn send(&self, states: &[NotifyState<'_>]) {
@@ -124,15 +144,36 @@ pub async fn supervise(notifier: Notifier, auth: AuthHandle, shutdown: Cancellat
     notifier.stopping();
 }
 
-/// Sends WATCHDOG=1 at half the interval systemd asked for, for as long as
-/// the runtime runs (the drain included). Spawn it on the serving runtime.
-pub async fn watchdog(notifier: Notifier) {
-    let Some(interval) = sd_notify::watchdog_enabled().filter(|_| notifier.enabled) else {
+/// Sends WATCHDOG=1 at half the interval systemd asked for, while every
+/// part's heartbeat is fresh, for as long as the main runtime runs (the drain
+/// included: a part that has ended no longer counts). Spawn it on the main
+/// runtime.
+pub(crate) async fn watchdog(notifier: Notifier, beats: Arc<Heartbeats>) {
+    let Some(interval) = notifier.watchdog_interval() else {
         return;
     };
     let mut ping = tokio::time::interval((interval / 2).max(Duration::from_millis(50)));
+    let mut stuck: Option<Part> = None;
     loop {
         ping.tick().await;
-        notifier.watchdog();
+        match beats.stale() {
+            None => {
+                if let Some(part) = stuck.take() {
+                    warn!(part = %part, "{part} is making progress again; WATCHDOG=1 resumes");
+                }
+                notifier.watchdog();
+            }
+            Some((part, silent)) => {
+                if stuck != Some(part) {
+                    error!(
+                        part = %part,
+                        silent_ms = silent.as_millis() as u64,
+                        "{part} is stuck: no heartbeat for {}; WATCHDOG=1 is no longer sent, so systemd restarts the service (WatchdogSec=)",
+                        humantime::format_duration(Duration::from_millis(silent.as_millis() as u64))
+                    );
+                    stuck = Some(part);
+                }
+            }
+        }
     }
 }

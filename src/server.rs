@@ -11,8 +11,17 @@
 //! peer, never stopping the accept loop. TCP clients outside
 //! `proxy.allowed_clients` get a 403 envelope and are disconnected.
 //!
+//! The proxy listener is served by worker threads (`workers`), each with its
+//! own runtime. A worker that cannot start, or that ends while the sidecar
+//! serves (a panic), is a [`crate::liveness::Ended`]: [`run`] logs it,
+//! cancels the shutdown token, drains as usual and returns it, and the
+//! process exits 1 so that systemd restarts it. Each worker also beats into
+//! its heartbeat slot from its runtime, for the watchdog.
+//!
 //! It also takes over sockets passed by systemd (socket activation,
 //! [`inherited_listeners`]), so the binary never deals with file descriptors.
+
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,7 +43,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::access;
 use crate::admin::Admin;
 use crate::config::{Listen, Live};
+use crate::fault::Faults;
 use crate::framing::{self, Guarded, Verdicts};
+use crate::liveness::{Ended, Heartbeats};
 use crate::proxy::{ConnContext, Proxy};
 
 /// A bound listening socket.
@@ -199,45 +210,43 @@ pub struct Server {
     pub proxy_slots_total: usize,
     /// `proxy.header_read_timeout`.
     pub header_read_timeout: Duration,
+    /// The workers' heartbeat slots (one per worker, by index).
+    pub(crate) heartbeats: Arc<Heartbeats>,
+    /// Test faults for the workers (feature `test-util`; empty otherwise).
+    pub(crate) faults: Faults,
 }
 
 /// Connections the admin listener serves at once.
 pub const ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
-/// period. Returns whether every connection finished in time.
+/// period. Returns whether every connection finished in time, or the first
+/// worker that could not start or ended while serving (after the drain).
 pub async fn run(
     server: Server,
     proxy_listener: Listener,
     admin_listener: Option<Listener>,
     shutdown: CancellationToken,
-) -> bool {
+) -> Result<bool, Ended> {
     let server = Arc::new(server);
     info!(listen = %proxy_listener.describe(), workers = server.proxy_workers.max(1), "proxy listening");
     if let Some(a) = &admin_listener {
         info!(listen = %a.describe(), "admin listening (/healthz, /readyz, /metrics)");
     }
     let cleanup = proxy_listener.socket_path();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut workers = 0;
-    for listener in worker_listeners(proxy_listener, server.proxy_workers.max(1)) {
-        let (s, stop, done) = (server.clone(), shutdown.clone(), done_tx.clone());
-        if spawn_worker(workers, s, listener, stop, done).is_ok() {
-            workers += 1;
+    let mut workers = workers::start(&server, proxy_listener, &shutdown).await;
+    let admin = {
+        let (server, shutdown) = (server.clone(), shutdown.clone());
+        async move {
+            match admin_listener {
+                Some(l) => accept_loop(server, l, Role::Admin, shutdown).await,
+                None => shutdown.cancelled().await,
+            }
         }
-    }
-    drop(done_tx);
-    if let Some(l) = admin_listener {
-        accept_loop(server.clone(), l, Role::Admin, shutdown.clone()).await;
-    } else {
-        shutdown.cancelled().await;
-    }
-    // Every accept loop has stopped once each has said so.
-    for _ in 0..workers {
-        if done_rx.recv().await.is_none() {
-            break;
-        }
-    }
+    };
+    // The admin loop returns at shutdown; a worker's end meanwhile causes it.
+    workers.watch(admin, &shutdown).await;
+    workers.wait_stopped(server.grace, &shutdown).await;
     if let Some(path) = cleanup {
         let _ = std::fs::remove_file(path);
     }
@@ -254,79 +263,10 @@ pub async fn run(
             "grace period over; closing the connections that are left"
         );
     }
-    drained
-}
-
-/// One listener per worker: duplicated descriptors of the same socket, which
-/// every worker accepts from (the kernel hands each connection to one of
-/// them).
-fn worker_listeners(first: Listener, n: usize) -> Vec<Inherited> {
-    let mut out = Vec::with_capacity(n);
-    match first {
-        Listener::Tcp(l) => {
-            let Ok(std) = l.into_std() else { return out };
-            for _ in 1..n {
-                let sibling = std.try_clone().ok();
-                if let Some(s) = sibling {
-                    out.push(Inherited::Tcp(s));
-                }
-            }
-            out.insert(0, Inherited::Tcp(std));
-        }
-        Listener::Unix { listener, .. } => {
-            let Ok(std) = listener.into_std() else { return out };
-            for _ in 1..n {
-                if let Ok(s) = std.try_clone() {
-                    out.push(Inherited::Unix(s));
-                }
-            }
-            out.insert(0, Inherited::Unix(std));
-        }
+    match workers.finish(&shutdown) {
+        Some(ended) => Err(ended),
+        None => Ok(drained),
     }
-    out
-}
-
-/// A proxy worker: its own thread, current-thread runtime and upstream
-/// client. It accepts until `shutdown`, then keeps its runtime alive while
-/// its connections drain.
-fn spawn_worker(
-    index: usize,
-    server: Arc<Server>,
-    listener: Inherited,
-    shutdown: CancellationToken,
-    done: tokio::sync::mpsc::UnboundedSender<()>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name(format!("proxy-worker-{index}"))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    warn!(error = %e, "cannot start a proxy worker runtime");
-                    let _ = done.send(());
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match Listener::adopt(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        warn!(error = %e, "proxy worker cannot use its listener");
-                        let _ = done.send(());
-                        return;
-                    }
-                };
-                let pool = (server.new_pool)();
-                pool.keep_warm();
-                let proxy = server.proxy.with_pool(pool);
-                accept_loop(server.clone(), listener, Role::Proxy(proxy), shutdown).await;
-                let _ = done.send(());
-                // Keep serving the connections this runtime owns until the
-                // drain is over (the main runtime closes the tracker).
-                let _ = tokio::time::timeout(server.grace + Duration::from_secs(1), server.tasks.wait()).await;
-            });
-        })
-        .map(|_| ())
 }
 
 /// What a listener serves; a proxy listener carries its worker's proxy.

@@ -9,6 +9,11 @@
 //! a 401, a reload) and takes an expired token out of the cell. At shutdown
 //! it logs out. It holds the state the schedule's functions read — the
 //! failure counts, the re-authentication record — and draws their jitter.
+//!
+//! With a systemd watchdog it also beats ([`crate::liveness`]): its loop
+//! wakes at the beat period, even while the next refresh is hours away, and
+//! keeps beating while a login or refresh is in flight (each is bounded by
+//! `auth.timeout`), so only a main runtime that stops polling silences it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,6 +30,7 @@ use super::schedule::{self, Class, Failure, Failures, Lease, Next, Policy, Reaut
 use super::session::{AuthHandle, Command, Session, SessionCell, Status, Timing};
 use crate::clock::unix_now;
 use crate::config::AuthSettings;
+use crate::liveness::Heart;
 use crate::metrics::{AuthKind, AuthResult, Metrics};
 use crate::pool::Pool;
 use crate::secret::Secret;
@@ -94,9 +100,11 @@ impl Authenticator {
 
     /// Runs until `stop` is cancelled, then logs out (if configured) and
     /// returns. Cancel `stop` only after the server has drained, so that
-    /// requests in flight keep a token to the end.
-    pub async fn run(mut self, stop: CancellationToken) {
+    /// requests in flight keep a token to the end. Beats into `heart` until
+    /// then.
+    pub(crate) async fn run(mut self, stop: CancellationToken, heart: Heart) {
         info!(username = %self.method.account(), api = %self.http.origin(), "logging in");
+        let mut beat = heart.ticker();
         loop {
             let expiry = self.current().map(|s| s.valid_until);
             let at = self.next.at;
@@ -110,9 +118,12 @@ impl Authenticator {
                 _ = tokio::time::sleep_until(expiry.unwrap_or(at)), if expiry.is_some_and(|e| e < at) => {
                     self.expire();
                 }
-                _ = tokio::time::sleep_until(at) => self.attempt().await,
+                _ = tokio::time::sleep_until(at) => heart.beating(self.attempt()).await,
+                _ = beat.tick() => heart.beat(),
             }
         }
+        // The logout is bounded; the watchdog no longer waits for this task.
+        drop(heart);
         self.logout().await;
         self.cell.update_status(|s| s.stopped = true);
     }

@@ -315,6 +315,9 @@ impl Proc {
         use std::io::BufRead;
         cmd.env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("ETHGAS_SIDECAR_TEST_FAULT")
             .env_remove("LISTEN_FDS");
         for (k, v) in envs {
             cmd.env(k, v);
