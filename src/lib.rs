@@ -19,7 +19,8 @@
 //! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
 //! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task.
 //! - `proxy` — request rewriting and forwarding, 401 replay.
-//! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers.
+//! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers;
+//!   which are public market data (both read paths as a lenient upstream would).
 //! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.
 //! - `framing` — refuses requests with ambiguous length (smuggling guard).
 //! - `error` — the sidecar's own errors and the one mapping to a status and envelope.

@@ -647,8 +647,23 @@ pub fn check_rewrite(input: RewriteInput) {
         .unwrap_or_else(|| HeaderValue::from_static("Bearer real.access.token"));
 
     let before = parts.clone();
-    let client_auth = rewrite_request(&mut parts, target, &authorization, &fx.placeholders);
+    let mut public = parts.clone();
+    let client_auth = rewrite_request(&mut parts, target, Some(&authorization), &fx.placeholders);
     check_rewritten(&before, &parts, target, &authorization, &fx.placeholders, client_auth);
+
+    // Public data while no token is held: the same request, with no
+    // Authorization at all (the client's own is never forwarded).
+    assert_eq!(
+        rewrite_request(&mut public, target, None, &fx.placeholders),
+        client_auth
+    );
+    assert!(
+        !public.headers.contains_key(header::AUTHORIZATION),
+        "an Authorization without a token"
+    );
+    parts.headers.remove(header::AUTHORIZATION);
+    assert_eq!(public.headers, parts.headers, "the rest as with a token");
+    assert_eq!(public.uri, parts.uri);
 }
 
 /// The names a request's `Connection` headers list, read from the raw bytes

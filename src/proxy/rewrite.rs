@@ -72,12 +72,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Rewrites a client request for the API, in place: upstream URI, hop-by-hop
-/// headers dropped, `Authorization` set to `authorization`. Pure apart from
-/// its arguments; a fuzz target, so it must not panic on any input.
+/// headers dropped, `Authorization` set to `authorization` — or, with `None`
+/// (public data while no token is held), removed: the client's own is never
+/// forwarded. Pure apart from its arguments; a fuzz target, so it must not
+/// panic on any input.
 pub fn rewrite_request(
     parts: &mut Parts,
     target: &Target,
-    authorization: &HeaderValue,
+    authorization: Option<&HeaderValue>,
     placeholders: &Placeholders,
 ) -> ClientAuth {
     strip_hop_by_hop(&mut parts.headers);
@@ -89,8 +91,15 @@ pub fn rewrite_request(
         Some(v) if placeholders.is_placeholder(v.as_bytes()) => ClientAuth::Placeholder,
         Some(_) => ClientAuth::Own,
     };
-    // `insert` replaces every value the client sent.
-    parts.headers.insert(header::AUTHORIZATION, authorization.clone());
+    // `insert` replaces every value the client sent; `remove` drops them all.
+    match authorization {
+        Some(value) => {
+            parts.headers.insert(header::AUTHORIZATION, value.clone());
+        }
+        None => {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
     parts.uri = target.uri(parts.uri.path_and_query().cloned());
     parts.version = Version::HTTP_11;
     client_auth
