@@ -188,6 +188,11 @@ impl Proxy {
         resp
     }
 
+    /// The proxy's metrics, for answers made outside it (the framing guard's).
+    pub(crate) fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
     /// Counts an answer the server gave for the proxy by itself.
     pub fn count_local(&self, e: &ProxyError) {
         self.shared.metrics.local(e.reason());
@@ -216,6 +221,7 @@ impl Proxy {
         if uri_len > shared.max_uri_bytes {
             return Err(ProxyError::UriTooLong {
                 limit: shared.max_uri_bytes,
+                setting: "proxy.max_uri_bytes",
             });
         }
         let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();

@@ -776,11 +776,21 @@ pub fn check_framing(data: &[u8]) {
     let n = usize::from(first & 0x0f).min(rest.len());
     let (sizes, stream) = rest.split_at(n);
 
+    // At hyper's largest read buffer, and at a small one that fuzz inputs reach.
+    for limit in [usize::MAX, 300] {
+        check_framing_split(sizes, stream, limit);
+    }
+}
+
+/// The verdicts, and the head hyper is expected to refuse, do not depend on
+/// how the bytes arrived.
+fn check_framing_split(sizes: &[u8], stream: &[u8], limit: usize) {
     let whole = Arc::new(Verdicts::default());
-    Tracker::new(whole.clone()).feed(stream);
+    let mut whole_tracker = Tracker::with_limit(whole.clone(), limit);
+    whole_tracker.feed(stream);
 
     let split = Arc::new(Verdicts::default());
-    let mut tracker = Tracker::new(split.clone());
+    let mut tracker = Tracker::with_limit(split.clone(), limit);
     let mut left = stream;
     let mut i = 0;
     while !left.is_empty() {
@@ -805,4 +815,9 @@ pub fn check_framing(data: &[u8]) {
             "request {index}: the verdict depends on how the bytes arrived (sizes {sizes:?})"
         );
     }
+    assert_eq!(
+        whole_tracker.early(),
+        tracker.early(),
+        "the refusal hyper is expected to make depends on how the bytes arrived (sizes {sizes:?}, limit {limit})"
+    );
 }
