@@ -199,7 +199,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         proxy,
         admin,
         live,
-        max_buf: (proxy_settings.max_header_bytes + proxy_settings.max_uri_bytes) * 2 + 16 * 1024,
+        head_limits: crate::framing::HeadLimits {
+            max_header_bytes: proxy_settings.max_header_bytes,
+            max_uri_bytes: proxy_settings.max_uri_bytes,
+        },
         grace: proxy_settings.shutdown_grace,
         tasks,
         proxy_workers,

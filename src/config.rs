@@ -19,6 +19,7 @@
 //! field (whose doc comment is its documentation).
 
 mod credentials;
+mod defaults;
 mod raw;
 mod secrets;
 mod validate;
@@ -313,6 +314,14 @@ pub struct ProxyPolicy {
     /// Web origins (`scheme://host[:port]`) whose pages may use the account;
     /// empty by default, so browsers cannot.
     pub allowed_origins: Vec<String>,
+    /// Path prefixes of the API's public market data (`/api/v1/p/`), which
+    /// the API serves without a token. While no valid token is held, a
+    /// request under one of them is forwarded at once without
+    /// `Authorization` instead of waiting for the login. Matched
+    /// case-sensitively, on the path as sent and on its normalised form
+    /// ([`crate::intercept::is_public`]); each is `/…/`, lower case. Empty:
+    /// public paths wait like any other.
+    pub public_prefixes: Vec<String>,
     /// How long a request waits for a token when none is valid.
     #[serde(serialize_with = "human")]
     pub token_wait: Duration,

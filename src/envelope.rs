@@ -37,24 +37,31 @@ impl Envelope {
     /// `errorMsgKey` (`ethgas-sidecar.<key>`); the documented envelope's
     /// `code` is the HTTP status, as the API does.
     pub fn error(self, status: StatusCode, key: &str, message: &str) -> Response<Full<Bytes>> {
-        match self {
-            Envelope::Documented => error(status, message),
-            Envelope::Live => json_response(
-                status,
-                &json!({
-                    "success": false,
-                    "errorCode": status.as_u16(),
-                    "errorMsgKey": format!("ethgas-sidecar.{key}"),
-                    "errorMsg": message,
-                    "data": Value::Null,
-                }),
-            ),
-        }
+        json_bytes(status, self.error_body(status, key, message))
+    }
+
+    /// The body of [`Envelope::error`], for an answer written outside hyper.
+    pub fn error_body(self, status: StatusCode, key: &str, message: &str) -> Bytes {
+        let v = match self {
+            Envelope::Documented => json!({ "code": status.as_u16(), "message": message, "data": Value::Null }),
+            Envelope::Live => json!({
+                "success": false,
+                "errorCode": status.as_u16(),
+                "errorMsgKey": format!("ethgas-sidecar.{key}"),
+                "errorMsg": message,
+                "data": Value::Null,
+            }),
+        };
+        Bytes::from(v.to_string())
     }
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(v.to_string())));
+    json_bytes(status, Bytes::from(v.to_string()))
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -69,9 +76,4 @@ pub fn response(status: StatusCode, code: u16, message: &str, data: Value) -> Re
 /// A successful documented envelope (`code` 200, `message` "OK").
 pub fn ok(data: Value) -> Response<Full<Bytes>> {
     response(StatusCode::OK, 200, "OK", data)
-}
-
-/// A documented error envelope whose `code` is the HTTP status.
-pub fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    response(status, status.as_u16(), message, Value::Null)
 }

@@ -54,8 +54,13 @@ pub enum ProxyError {
     Forbidden(String),
     #[error("request headers are larger than {limit} bytes (proxy.max_header_bytes)")]
     HeadersTooLarge { limit: usize },
-    #[error("request URI is longer than {limit} bytes (proxy.max_uri_bytes)")]
-    UriTooLong { limit: usize },
+    #[error("request URI is longer than {limit} bytes ({setting})")]
+    UriTooLong { limit: usize, setting: &'static str },
+    /// A head hyper would not read whole (its buffer, its header count).
+    #[error("{0}")]
+    HeadTooLarge(String),
+    #[error("the request head did not arrive within {} (proxy.header_read_timeout)", humantime::format_duration(*.limit))]
+    SlowHead { limit: Duration },
     #[error("only WebSocket version 13 is supported")]
     WebSocketVersion,
     #[error("the WebSocket API refused the upgrade with HTTP {status}")]
@@ -110,13 +115,15 @@ impl ProxyError {
             }
             ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             ProxyError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ProxyError::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
             ProxyError::WebSocketRefused { status } => *status,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -133,9 +140,11 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::WebSocketVersion | ProxyError::NotFound(_) => {
                 LocalReason::BadRequest
             }
-            ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
+            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) | ProxyError::UriTooLong { .. } => {
+                LocalReason::TooLarge
+            }
             ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => LocalReason::Overloaded,
-            ProxyError::SlowBody { .. } => LocalReason::SlowClient,
+            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => LocalReason::SlowClient,
         }
     }
 
@@ -152,13 +161,13 @@ impl ProxyError {
             ProxyError::Connect => "connect_unsupported",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::HeadersTooLarge { .. } => "headers_too_large",
+            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) => "headers_too_large",
             ProxyError::UriTooLong { .. } => "uri_too_long",
             ProxyError::WebSocketVersion => "websocket_version",
             ProxyError::NotFound(_) => "not_found",
             ProxyError::TooManyConnections { .. } => "too_many_connections",
             ProxyError::OutOfDescriptors => "out_of_descriptors",
-            ProxyError::SlowBody { .. } => "request_timeout",
+            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => "request_timeout",
         }
     }
 
@@ -187,11 +196,13 @@ impl ProxyError {
             self,
             ProxyError::BadRequest(_)
                 | ProxyError::HeadersTooLarge { .. }
+                | ProxyError::HeadTooLarge(_)
                 | ProxyError::UriTooLong { .. }
                 | ProxyError::Connect
                 | ProxyError::RefusedClient { .. }
                 | ProxyError::TooManyConnections { .. }
                 | ProxyError::SlowBody { .. }
+                | ProxyError::SlowHead { .. }
         )
     }
 
@@ -200,7 +211,7 @@ impl ProxyError {
     /// `Retry-After` where a retry helps.
     pub fn response(&self, envelope: Envelope) -> Response<Full<Bytes>> {
         let status = self.status();
-        let mut resp = envelope.error(status, self.key(), &format!("ethgas-sidecar: {self}"));
+        let mut resp = envelope.error(status, self.key(), &self.message());
         let headers = resp.headers_mut();
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -215,6 +226,34 @@ impl ProxyError {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+
+    /// The message of the envelope.
+    fn message(&self) -> String {
+        format!("ethgas-sidecar: {self}")
+    }
+
+    /// The same answer as HTTP/1.1 bytes, for a socket written outside
+    /// hyper (a connection over the cap, the framing guard's answers).
+    pub fn wire(&self, envelope: Envelope) -> Vec<u8> {
+        let resp = self.response(envelope);
+        let body = envelope.error_body(self.status(), self.key(), &self.message());
+        let status = resp.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        for (name, value) in resp.headers() {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(&body);
+        out
     }
 }
 

@@ -1,5 +1,6 @@
 //! Request framing guard: refuses requests whose length or target is
-//! ambiguous.
+//! ambiguous, and answers in the API's envelope where hyper would refuse a
+//! request head with a bare status.
 //!
 //! hyper reads a request that carries both `Content-Length` and
 //! `Transfer-Encoding` as chunked and silently drops the length, merges
@@ -17,25 +18,43 @@
 //! copying. A request that asks for an upgrade is followed like any other:
 //! hyper keeps reading HTTP after it unless the answer switches protocols
 //! (a 101, or a 2xx to CONNECT), and only then does the service tell the
-//! guard to stop ([`Verdicts::switched_protocols`]). Anything the guard cannot
-//! parse (which hyper rejects anyway) also ends its following.
+//! guard to stop ([`Verdicts::switched_protocols`]).
+//!
+//! A head that hyper itself will refuse before the service sees it — one its
+//! parser rejects (400), one that outgrows its read buffer or has too many
+//! lines (431), a target over its 64 KiB (414), a length it cannot use (400)
+//! — is recorded as [`Early`]; [`Guarded`] then puts the same status in the
+//! API's envelope in place of hyper's empty answer.
+//!
+//! # Layout
+//!
+//! - this file — the verdicts, and [`Tracker`], which follows the requests.
+//! - `phases` — the framing both directions share (heads, bodies, chunks).
+//! - `answers` — [`Early`] refusals and their messages, [`HeadLimits`], the
+//!   responses hyper writes (followed, so that only its last one is ever
+//!   replaced) and how its bare error head looks.
+//! - `guard` — [`Guarded`], the connection wrapper: the 408 for a stalled
+//!   head, and the substitution of hyper's bare answers.
 
-use std::future::Future as _;
-use std::io::IoSlice;
-use std::pin::Pin;
+mod answers;
+mod guard;
+mod phases;
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::{Method, StatusCode};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Heads longer than this are left to hyper's own limit. It is above the
-/// largest read buffer hyper is given (twice the largest header and URI
-/// limits, plus slack), so every head hyper accepts is also checked here.
-const MAX_HEAD: usize = 4 * 1024 * 1024 + 64 * 1024;
-const MAX_HEADERS: usize = 256;
+pub use answers::{Early, HeadLimits};
+pub use guard::{Answers, Guarded};
+use phases::{Framing, Head, MAX_HEAD, Phase};
+
+/// Header lines a head may have: hyper's `max_headers` is set to the same.
+pub const MAX_HEADERS: usize = 256;
+/// The longest request target hyper takes (`u16::MAX - 1`), whatever
+/// `proxy.max_uri_bytes` says; longer gets its 414.
+pub const MAX_URI: usize = u16::MAX as usize - 1;
 
 /// The guard's verdict on one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +136,12 @@ impl Verdicts {
         self.verdict(index)
     }
 
+    /// Whether the service has been handed the `index`-th request (so hyper
+    /// took its head).
+    pub fn seen(&self, index: u64) -> bool {
+        self.next.load(Ordering::Acquire) > index
+    }
+
     /// Whether the `index`-th request of the connection may be served.
     pub fn is_ok(&self, index: u64) -> bool {
         index < self.first_bad.load(Ordering::Acquire)
@@ -147,168 +172,105 @@ impl Verdicts {
     }
 }
 
+/// Methods whose answers are framed unlike others: a HEAD's has no body, a
+/// CONNECT's 2xx ends HTTP on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Quiet {
     Head,
-    Fixed(u64),
-    ChunkSize,
-    ChunkData(u64),
-    /// The CRLF after a chunk's data: bytes still to skip.
-    ChunkEnd(u8),
-    Trailers,
-    /// Not following any more.
-    Off,
+    Connect,
 }
 
 /// Follows the framing of the requests on one connection.
 #[derive(Debug)]
 pub struct Tracker {
-    phase: Phase,
-    /// A head (or a chunk-size or trailer line) split across reads.
-    pending: Vec<u8>,
+    framing: Framing,
+    requests: Requests,
+}
+
+/// What the request heads of a connection said.
+#[derive(Debug)]
+struct Requests {
+    /// Index of the next head.
     index: u64,
     verdicts: Arc<Verdicts>,
+    /// The most of a head hyper reads (its `max_buf_size`).
+    limit: usize,
+    /// The head hyper will refuse itself, and its index.
+    early: Option<(u64, Early)>,
+    /// Requests (by index) whose answers are framed unlike others, oldest
+    /// first; the response side takes them as it meets their answers.
+    quiet: VecDeque<(u64, Quiet)>,
 }
 
 impl Tracker {
     pub fn new(verdicts: Arc<Verdicts>) -> Tracker {
+        Tracker::with_limit(verdicts, MAX_HEAD)
+    }
+
+    /// A tracker that knows hyper reads at most `limit` bytes of a head.
+    pub fn with_limit(verdicts: Arc<Verdicts>, limit: usize) -> Tracker {
         Tracker {
-            phase: Phase::Head,
-            pending: Vec::new(),
-            index: 0,
-            verdicts,
+            framing: Framing::default(),
+            requests: Requests {
+                index: 0,
+                verdicts,
+                limit: limit.min(MAX_HEAD),
+                early: None,
+                quiet: VecDeque::new(),
+            },
         }
     }
 
     /// Whether part of a request head has arrived and the rest has not.
     pub fn mid_head(&self) -> bool {
-        self.phase == Phase::Head && !self.pending.is_empty()
+        self.framing.mid_head()
+    }
+
+    /// The first head hyper will refuse before the service sees it, and its
+    /// index among the connection's requests.
+    pub fn early(&self) -> Option<(u64, Early)> {
+        self.requests.early
+    }
+
+    /// Requests whose answers are framed unlike others, for the response side.
+    pub(crate) fn quiet(&mut self) -> &mut VecDeque<(u64, Quiet)> {
+        &mut self.requests.quiet
     }
 
     /// Feeds bytes as they are read from the client.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.phase != Phase::Off && self.verdicts.switched.load(Ordering::Acquire) {
-            self.phase = Phase::Off;
-            self.pending = Vec::new();
+        if self.framing.phase != Phase::Off && self.requests.verdicts.switched.load(Ordering::Acquire) {
+            self.framing.stop();
         }
-        let mut data = data;
-        while !data.is_empty() {
-            match self.phase {
-                Phase::Off => return,
-                Phase::Head => {
-                    if self.pending.is_empty() {
-                        match self.head(data) {
-                            Some(used) => data = &data[used..],
-                            None => {
-                                self.stash(data);
-                                return;
-                            }
-                        }
-                    } else {
-                        self.stash(data);
-                        let buf = std::mem::take(&mut self.pending);
-                        match self.head(&buf) {
-                            Some(used) => {
-                                // Whatever followed the head goes round again.
-                                let rest = buf[used..].to_vec();
-                                self.feed(&rest);
-                            }
-                            None => {
-                                if self.phase == Phase::Head {
-                                    self.pending = buf;
-                                }
-                            }
-                        }
-                        return;
-                    }
-                }
-                Phase::Fixed(n) => {
-                    let k = (data.len() as u64).min(n);
-                    data = &data[k as usize..];
-                    self.phase = if n == k { Phase::Head } else { Phase::Fixed(n - k) };
-                }
-                Phase::ChunkData(n) => {
-                    let k = (data.len() as u64).min(n);
-                    data = &data[k as usize..];
-                    self.phase = if n == k {
-                        Phase::ChunkEnd(2)
-                    } else {
-                        Phase::ChunkData(n - k)
-                    };
-                }
-                Phase::ChunkEnd(n) => {
-                    // CRLF; a bare LF ends it too.
-                    if data[0] == b'\n' {
-                        self.phase = Phase::ChunkSize;
-                    } else {
-                        self.phase = if n <= 1 {
-                            Phase::ChunkSize
-                        } else {
-                            Phase::ChunkEnd(n - 1)
-                        };
-                    }
-                    data = &data[1..];
-                }
-                Phase::ChunkSize | Phase::Trailers => match data.iter().position(|b| *b == b'\n') {
-                    None => {
-                        self.stash(data);
-                        return;
-                    }
-                    Some(nl) => {
-                        let mut line = std::mem::take(&mut self.pending);
-                        line.extend_from_slice(&data[..nl]);
-                        data = &data[nl + 1..];
-                        self.line(&line);
-                    }
-                },
-            }
-        }
+        let requests = &mut self.requests;
+        self.framing.feed(data, &mut |buf| requests.head(buf));
     }
+}
 
-    fn stash(&mut self, data: &[u8]) {
-        if self.pending.len() + data.len() > MAX_HEAD {
-            self.phase = Phase::Off;
-            self.pending = Vec::new();
-        } else {
-            self.pending.extend_from_slice(data);
-        }
-    }
-
-    /// A chunk-size line or a trailer line (without its LF).
-    fn line(&mut self, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if self.phase == Phase::Trailers {
-            if line.is_empty() {
-                self.phase = Phase::Head;
-            }
-            return;
-        }
-        let digits = line.split(|b| *b == b';').next().unwrap_or(b"");
-        let text = std::str::from_utf8(digits).unwrap_or("").trim();
-        self.phase = match u64::from_str_radix(text, 16) {
-            Ok(0) => Phase::Trailers,
-            Ok(n) => Phase::ChunkData(n),
-            Err(_) => Phase::Off,
-        };
-    }
-
-    /// Parses a head at the start of `buf`; returns the bytes it used, or
-    /// `None` if it is incomplete (or unparseable, which turns the guard off).
-    fn head(&mut self, buf: &[u8]) -> Option<usize> {
+impl Requests {
+    /// Reads a request head at the start of `buf`.
+    fn head(&mut self, buf: &[u8]) -> Head {
+        // hyper reads at most `limit` bytes of a head: nothing beyond is parsed.
+        let seen = buf.get(..self.limit).unwrap_or(buf);
         // Uninitialised slots: zeroing 256 headers per request costs more
         // than parsing a typical head.
         let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
-        let used = match req.parse_with_uninit_headers(buf, &mut headers) {
+        let used = match req.parse_with_uninit_headers(seen, &mut headers) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return None,
-            Err(_) => {
-                self.phase = Phase::Off;
-                return None;
-            }
+            Ok(httparse::Status::Partial) if seen.len() < self.limit => return Head::Partial,
+            Ok(httparse::Status::Partial) => return self.refuse(Early::TooLarge),
+            Err(httparse::Error::TooManyHeaders) => return self.refuse(Early::TooManyHeaders),
+            Err(e) => return self.refuse(Early::Malformed(answers::malformed(e, req.method.is_none()))),
         };
         let index = self.index;
         self.index += 1;
+        // hyper refuses some heads its parser takes. The tracker follows on
+        // all the same: should hyper take the head after all, the requests
+        // behind it are still checked.
+        if self.early.is_none() {
+            self.early = answers::hyper_refuses(&req).map(|early| (index, early));
+        }
         let mut lengths = 0usize;
         let mut length: Option<u64> = None;
         let mut encodings = 0usize;
@@ -339,13 +301,17 @@ impl Tracker {
         if !refused.is_ok() {
             // The connection closes after the 400; nothing after it is served.
             self.verdicts.mark(index, refused);
-            self.phase = Phase::Off;
-            return Some(used);
+            return Head::Complete { used, next: Phase::Off };
+        }
+        match req.method {
+            Some("HEAD") => self.quiet.push_back((index, Quiet::Head)),
+            Some("CONNECT") => self.quiet.push_back((index, Quiet::Connect)),
+            _ => {}
         }
         // A request that asks for an upgrade (or CONNECT) is followed like
         // any other: unless its answer switches protocols, the next request
         // follows it on the same connection.
-        self.phase = if encodings > 0 {
+        let next = if encodings > 0 {
             if chunked { Phase::ChunkSize } else { Phase::Off }
         } else {
             match (lengths, length) {
@@ -354,111 +320,14 @@ impl Tracker {
                 (_, None) => Phase::Off,
             }
         };
-        Some(used)
-    }
-}
-
-/// A client connection whose reads pass through a [`Tracker`].
-pub struct Guarded<S> {
-    inner: S,
-    tracker: Tracker,
-    /// How long a started request head may take (`proxy.header_read_timeout`).
-    head_timeout: Option<Duration>,
-    /// Runs while a head is incomplete.
-    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The head timed out: the 408 went out, and nothing else may follow it.
-    timed_out: bool,
-}
-
-/// What a client whose request head never completes gets before the close.
-const HEAD_TIMEOUT_ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 120\r\n\r\n{\"code\":408,\"message\":\"ethgas-sidecar: the request head did not arrive in time (proxy.header_read_timeout)\",\"data\":null}";
-
-impl<S> Guarded<S> {
-    pub fn new(inner: S, verdicts: Arc<Verdicts>) -> Guarded<S> {
-        Guarded {
-            inner,
-            tracker: Tracker::new(verdicts),
-            head_timeout: None,
-            head_timer: None,
-            timed_out: false,
-        }
+        Head::Complete { used, next }
     }
 
-    /// Answers 408 and closes when a request head has started but not
-    /// completed within `limit` (hyper's own header timeout closes without a
-    /// word; this sees the raw bytes, so it can answer).
-    pub fn with_head_timeout(mut self, limit: Duration) -> Guarded<S> {
-        self.head_timeout = Some(limit);
-        self
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        if this.timed_out {
-            return Poll::Ready(Ok(()));
-        }
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        match poll {
-            Poll::Ready(Ok(())) => {
-                this.tracker.feed(&buf.filled()[before..]);
-                match (this.tracker.mid_head(), this.head_timeout) {
-                    (true, Some(limit)) if this.head_timer.is_none() => {
-                        this.head_timer = Some(Box::pin(tokio::time::sleep(limit)));
-                    }
-                    (false, _) => this.head_timer = None,
-                    _ => {}
-                }
-            }
-            Poll::Pending => {
-                let expired = this.head_timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-                if expired {
-                    // Best effort: a fresh socket takes these few bytes at
-                    // once; then the client reads the end of the stream.
-                    let _ = Pin::new(&mut this.inner).poll_write(cx, HEAD_TIMEOUT_ANSWER);
-                    this.timed_out = true;
-                    this.head_timer = None;
-                    return Poll::Ready(Ok(()));
-                }
-            }
-            Poll::Ready(Err(_)) => {}
-        }
-        poll
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        if self.timed_out {
-            // Whatever hyper says about the cut-off head stays unsaid.
-            return Poll::Ready(Ok(buf.len()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.timed_out {
-            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    /// Records that hyper's parser refuses the next head (so will the
+    /// tracker's, which stops).
+    fn refuse(&mut self, early: Early) -> Head {
+        self.early.get_or_insert((self.index, early));
+        Head::Stop
     }
 }
 

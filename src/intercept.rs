@@ -8,7 +8,9 @@
 //! ([`Interceptor::answer`]) and the placeholder tokens they carry. An account
 //! call is never forwarded with the real token: it is answered here (POST),
 //! refused (other methods), or — with `proxy.intercept_login = false` —
-//! forwarded as the program sent it, without the sidecar's token.
+//! forwarded as the program sent it, without the sidecar's token. The same
+//! reading of paths decides which requests are public market data
+//! ([`is_public`]), which go without a token while none is held.
 //!
 //! The program gets placeholder tokens: JWT-shaped (some programs read the
 //! `exp` claim to time their own refresh), with the real session's expiry, an
@@ -101,6 +103,22 @@ pub fn normalize_path(path: &str) -> String {
         }
     }
     format!("/{}", segments.join("/"))
+}
+
+/// Whether a request for `path` is public market data (`proxy.public_prefixes`),
+/// which the proxy forwards without a token while it holds none. The path
+/// must start with a prefix both as sent (case-sensitive: `/API/V1/P/x` does
+/// not count) and once normalised as a lenient upstream would read it
+/// ([`normalize_path`]), so `/api/v1/p/../user/info`, `/api/v1/p/%2e%2e/user/info`
+/// and `/api/v1/p/..;/user/info` are not public. A path misjudged public
+/// could only reach the API without a token, never with one.
+pub fn is_public(prefixes: &[String], path: &str) -> bool {
+    if !prefixes.iter().any(|p| path.starts_with(p.as_str())) {
+        return false;
+    }
+    // The normalised form has no trailing slash: the prefix itself counts.
+    let normal = normalize_path(path) + "/";
+    prefixes.iter().any(|p| normal.starts_with(p.as_str()))
 }
 
 fn percent_decode(input: &[u8]) -> Vec<u8> {

@@ -20,9 +20,11 @@
 //! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task; `warm` keeps one open per worker.
 //! - [`memory`] — gives the allocator's free memory back to the system after a burst.
 //! - `proxy` — request rewriting and forwarding, 401 replay.
-//! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers.
+//! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers;
+//!   which are public market data (both read paths as a lenient upstream would).
 //! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.
-//! - `framing` — refuses requests with ambiguous length (smuggling guard).
+//! - `framing` — refuses requests with ambiguous length (smuggling guard); answers stalled heads, and heads
+//!   hyper refuses by itself, in the envelope.
 //! - `error` — the sidecar's own errors and the one mapping to a status and envelope.
 //! - `envelope` — the API's JSON envelopes (documented and live), chosen in one place.
 //! - `admin` — `/healthz`, `/readyz`, `/metrics`.

@@ -86,6 +86,7 @@ pub struct Metrics {
     pub token_expires_in: Gauge,
     pub ready: IntGauge,
     pub tokens_injected: IntCounter,
+    pub public_without_token: IntCounter,
     pub client_authorization_overwritten: IntCounter,
     pub upstream_unauthorized: IntCounter,
     pub reauthentications: IntCounter,
@@ -172,9 +173,14 @@ impl Metrics {
             "Requests forwarded with the account's bearer token.",
         ))?;
         reg(Box::new(tokens_injected.clone()))?;
+        let public_without_token = IntCounter::with_opts(opts(
+            "public_without_token_total",
+            "Requests for public market data (proxy.public_prefixes) forwarded without a token because none was valid.",
+        ))?;
+        reg(Box::new(public_without_token.clone()))?;
         let client_authorization_overwritten = IntCounter::with_opts(opts(
             "client_authorization_overwritten_total",
-            "Requests whose own Authorization header (not a sidecar placeholder) was replaced.",
+            "Requests whose own Authorization header (not a sidecar placeholder) was replaced (or, for public data without a token, removed).",
         ))?;
         reg(Box::new(client_authorization_overwritten.clone()))?;
         let upstream_unauthorized = IntCounter::with_opts(opts(
@@ -264,6 +270,7 @@ impl Metrics {
             token_expires_in,
             ready,
             tokens_injected,
+            public_without_token,
             client_authorization_overwritten,
             upstream_unauthorized,
             reauthentications,

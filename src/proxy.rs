@@ -4,7 +4,10 @@
 //! await), rewrites the request in place — upstream URI, `Host`, the client's
 //! `Authorization` replaced, hop-by-hop headers dropped — and streams the
 //! bodies both ways. Small request bodies are kept so that a request the API
-//! answers with 401 can be replayed once with a fresh token.
+//! answers with 401 can be replayed once with a fresh token. While no valid
+//! token is held, public market data (`proxy.public_prefixes`, matched by
+//! [`intercept::is_public`]) goes at once without `Authorization`; every
+//! other request waits for the login.
 //!
 //! Before forwarding it refuses what it must not carry: ambiguous framing,
 //! oversized heads, `CONNECT`, absolute-form requests for any host but the
@@ -185,6 +188,11 @@ impl Proxy {
         resp
     }
 
+    /// The proxy's metrics, for answers made outside it (the framing guard's).
+    pub(crate) fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
     /// Counts an answer the server gave for the proxy by itself.
     pub fn count_local(&self, e: &ProxyError) {
         self.shared.metrics.local(e.reason());
@@ -213,6 +221,7 @@ impl Proxy {
         if uri_len > shared.max_uri_bytes {
             return Err(ProxyError::UriTooLong {
                 limit: shared.max_uri_bytes,
+                setting: "proxy.max_uri_bytes",
             });
         }
         let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
@@ -310,8 +319,10 @@ impl Proxy {
     async fn forward(&self, live: &Live, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let session = match shared.auth.valid() {
-            Some(session) => session,
-            None => Box::pin(self.session(live)).await?,
+            Some(session) => Some(session),
+            // Public market data needs no token: it goes at once, without one.
+            None if intercept::is_public(&live.proxy.public_prefixes, req.uri().path()) => None,
+            None => Some(Box::pin(self.session(live)).await?),
         };
         let (mut parts, body) = req.into_parts();
         let body = if body.is_end_stream() {
@@ -322,11 +333,15 @@ impl Proxy {
         match rewrite_request(
             &mut parts,
             &shared.target,
-            session.authorization(),
+            session.as_ref().map(|s| s.authorization()),
             shared.interceptor.placeholders(),
         ) {
             ClientAuth::Own => shared.metrics.client_authorization_overwritten.inc(),
             ClientAuth::None | ClientAuth::Placeholder => {}
+        }
+        match &session {
+            Some(_) => shared.metrics.tokens_injected.inc(),
+            None => shared.metrics.public_without_token.inc(),
         }
         let mut slow = None;
         let (first, kept) = match body {
@@ -360,6 +375,10 @@ impl Proxy {
                     _ => e,
                 });
             }
+        };
+        let Some(session) = session else {
+            // No token went with it: the API's answer, 401 included, is all there is.
+            return Ok(self.finish(resp.map(body::streamed), None));
         };
         if resp.status() != StatusCode::UNAUTHORIZED {
             session.mark_proven();
@@ -423,6 +442,7 @@ impl Proxy {
             return Ok(self.finish(Response::from_parts(resp_parts, kept_401), Some(&session)));
         };
         let again = replay.request(fresh.authorization());
+        shared.metrics.tokens_injected.inc();
         shared.metrics.replays.inc();
         debug!("replaying a request with a fresh token after a 401");
         let resp = self.send(again).await?;
@@ -472,11 +492,11 @@ impl Proxy {
         }
     }
 
-    /// Sends one request upstream, bounded by `upstream.request_timeout` (up
-    /// to the response headers; bodies then stream for as long as they take).
+    /// Sends one request upstream (the caller counts whether it carries the
+    /// token), bounded by `upstream.request_timeout` (up to the response
+    /// headers; bodies then stream for as long as they take).
     async fn send(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, ProxyError> {
         let shared = &*self.shared;
-        shared.metrics.tokens_injected.inc();
         let started = Instant::now();
         let result = tokio::time::timeout_at(started + shared.request_timeout, shared.pool.request(req)).await;
         shared.metrics.observe_upstream(started.elapsed());

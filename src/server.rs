@@ -44,7 +44,7 @@ use crate::access;
 use crate::admin::Admin;
 use crate::config::{Listen, Live};
 use crate::fault::Faults;
-use crate::framing::{self, Guarded, Verdicts};
+use crate::framing::{self, Answers, Guarded, Verdicts};
 use crate::liveness::{Ended, Heartbeats};
 use crate::proxy::{ConnContext, Proxy};
 
@@ -188,8 +188,9 @@ pub struct Server {
     pub admin: Admin,
     /// What a reload changes; the allow-list is read per connection.
     pub live: Arc<ArcSwap<Live>>,
-    /// hyper's own read-buffer limit; heads beyond it get a bare 431.
-    pub max_buf: usize,
+    /// The request-head limits: hyper's read buffer is sized from them, and
+    /// the framing guard's answers for heads beyond it name them.
+    pub head_limits: framing::HeadLimits,
     pub grace: Duration,
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
     /// can wait for them.
@@ -342,7 +343,7 @@ where
         // `proxy.header_read_timeout`; hyper's own timer (which also ends idle
         // keep-alive connections, silently) is the backstop.
         .header_read_timeout(server.header_read_timeout.max(Duration::from_secs(30)))
-        .max_buf_size(server.max_buf)
+        .max_buf_size(server.head_limits.max_buf())
         .writev(false)
         .max_headers(256);
 
@@ -379,7 +380,15 @@ where
         }
         Role::Proxy(proxy) => {
             let verdicts = Arc::new(Verdicts::default());
-            let io = TokioIo::new(Guarded::new(stream, verdicts.clone()).with_head_timeout(server.header_read_timeout));
+            // The guard answers the heads hyper refuses, and stalled heads,
+            // in the envelope the connection starts with.
+            let answers = Answers {
+                envelope: server.live.load().auth.envelope(),
+                limits: server.head_limits,
+                metrics: Some(proxy.metrics()),
+            };
+            let guarded = Guarded::new(stream, verdicts.clone(), answers).with_head_timeout(server.header_read_timeout);
+            let io = TokioIo::new(guarded);
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let proxy = proxy.clone();
                 let verdict = verdicts.next_request();
@@ -448,41 +457,28 @@ pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, S
 }
 
 /// Answers a connection over the cap with a 503 in the API's envelope and
-/// closes it, within a second whatever the client does.
+/// closes it, within a second whatever the client does. What the client sent
+/// is read and dropped meanwhile: closing a socket with unread data resets
+/// it, and the reset could reach the client before the answer.
 async fn refuse_busy(stream: Stream, limit: usize, envelope: crate::envelope::Envelope, role: Role) {
-    use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
     let error = crate::error::ProxyError::TooManyConnections { limit };
     if let Role::Proxy(proxy) = &role {
         proxy.count_local(&error);
     }
-    let resp = error.response(envelope);
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        parts.status.as_u16(),
-        parts.status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in &parts.headers {
-        if let Ok(v) = value.to_str() {
-            head.push_str(&format!("{name}: {v}\r\n"));
-        }
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let answer = error.wire(envelope);
     let write = async move {
         match stream {
-            Stream::Tcp(mut s, _) => {
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(&body).await;
-                let _ = s.shutdown().await;
-            }
-            Stream::Unix(mut s) => {
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(&body).await;
-                let _ = s.shutdown().await;
-            }
+            Stream::Tcp(s, _) => answer_and_close(s, &answer).await,
+            Stream::Unix(s) => answer_and_close(s, &answer).await,
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, answer: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if s.write_all(answer).await.is_ok() && s.shutdown().await.is_ok() {
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
 }

@@ -68,6 +68,7 @@ fn full_config_sets_every_key() {
     assert!(!c.live.proxy.intercept_login);
     assert_eq!(c.live.proxy.host_aliases, vec!["api.ethgas.com", "api.ethgas.com"]);
     assert_eq!(c.live.proxy.replay_buffer, 131072);
+    assert_eq!(c.live.proxy.public_prefixes, ["/api/v1/p/", "/api/v2/public/"]);
     assert_eq!(
         c.restart.upstream.base_url.origin.to_string(),
         "https://testnet-api.ethgas.com/"

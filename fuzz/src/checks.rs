@@ -647,8 +647,23 @@ pub fn check_rewrite(input: RewriteInput) {
         .unwrap_or_else(|| HeaderValue::from_static("Bearer real.access.token"));
 
     let before = parts.clone();
-    let client_auth = rewrite_request(&mut parts, target, &authorization, &fx.placeholders);
+    let mut public = parts.clone();
+    let client_auth = rewrite_request(&mut parts, target, Some(&authorization), &fx.placeholders);
     check_rewritten(&before, &parts, target, &authorization, &fx.placeholders, client_auth);
+
+    // Public data while no token is held: the same request, with no
+    // Authorization at all (the client's own is never forwarded).
+    assert_eq!(
+        rewrite_request(&mut public, target, None, &fx.placeholders),
+        client_auth
+    );
+    assert!(
+        !public.headers.contains_key(header::AUTHORIZATION),
+        "an Authorization without a token"
+    );
+    parts.headers.remove(header::AUTHORIZATION);
+    assert_eq!(public.headers, parts.headers, "the rest as with a token");
+    assert_eq!(public.uri, parts.uri);
 }
 
 /// The names a request's `Connection` headers list, read from the raw bytes
@@ -761,11 +776,21 @@ pub fn check_framing(data: &[u8]) {
     let n = usize::from(first & 0x0f).min(rest.len());
     let (sizes, stream) = rest.split_at(n);
 
+    // At hyper's largest read buffer, and at a small one that fuzz inputs reach.
+    for limit in [usize::MAX, 300] {
+        check_framing_split(sizes, stream, limit);
+    }
+}
+
+/// The verdicts, and the head hyper is expected to refuse, do not depend on
+/// how the bytes arrived.
+fn check_framing_split(sizes: &[u8], stream: &[u8], limit: usize) {
     let whole = Arc::new(Verdicts::default());
-    Tracker::new(whole.clone()).feed(stream);
+    let mut whole_tracker = Tracker::with_limit(whole.clone(), limit);
+    whole_tracker.feed(stream);
 
     let split = Arc::new(Verdicts::default());
-    let mut tracker = Tracker::new(split.clone());
+    let mut tracker = Tracker::with_limit(split.clone(), limit);
     let mut left = stream;
     let mut i = 0;
     while !left.is_empty() {
@@ -790,4 +815,9 @@ pub fn check_framing(data: &[u8]) {
             "request {index}: the verdict depends on how the bytes arrived (sizes {sizes:?})"
         );
     }
+    assert_eq!(
+        whole_tracker.early(),
+        tracker.early(),
+        "the refusal hyper is expected to make depends on how the bytes arrived (sizes {sizes:?}, limit {limit})"
+    );
 }

@@ -10,6 +10,7 @@ fn policy() -> ProxyPolicy {
         host_aliases: vec![],
         allowed_hosts: vec!["sidecar.internal".into()],
         allowed_origins: vec!["https://dash.example".into()],
+        public_prefixes: vec!["/api/v1/p/".into()],
         token_wait: std::time::Duration::from_secs(1),
         replay_buffer: 1024,
         body_idle_timeout: std::time::Duration::from_secs(30),

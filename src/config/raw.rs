@@ -27,6 +27,7 @@ pub(super) struct RawProxy {
     pub(super) host_aliases: Option<Vec<String>>,
     pub(super) allowed_hosts: Option<Vec<String>>,
     pub(super) allowed_origins: Option<Vec<String>>,
+    pub(super) public_prefixes: Option<Vec<String>>,
     pub(super) token_wait: Option<String>,
     pub(super) replay_buffer_bytes: Option<u64>,
     pub(super) ws_max_message_bytes: Option<u64>,

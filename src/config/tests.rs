@@ -216,3 +216,53 @@ fn the_live_hosts_get_their_own_websocket_endpoint() {
         assert_eq!(cfg.restart.upstream.websocket_url.to_string(), ws);
     }
 }
+
+#[test]
+fn public_prefixes_default_to_the_market_data_and_may_be_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let cfg = Config::from_toml(&minimal(dir.path()), &path).unwrap();
+    assert_eq!(cfg.live.proxy.public_prefixes, ["/api/v1/p/"]);
+    assert!(
+        cfg.render_redacted().contains("public_prefixes = [\"/api/v1/p/\"]"),
+        "check-config shows it"
+    );
+    for (list, want) in [
+        ("[]", vec![]),
+        (
+            "[\"/api/v1/p/\", \"/api/v2/public-data/\"]",
+            vec!["/api/v1/p/", "/api/v2/public-data/"],
+        ),
+    ] {
+        let text = format!("[proxy]\npublic_prefixes = {list}\n{}", minimal(dir.path()));
+        let cfg = Config::from_toml(&text, &path).unwrap();
+        assert_eq!(cfg.live.proxy.public_prefixes, want, "{list}");
+    }
+}
+
+#[test]
+fn public_prefixes_that_a_look_alike_could_abuse_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let cases = [
+        ("api/v1/p/", "start and end with '/'"),
+        ("/api/v1/p", "start and end with '/'"),
+        ("/", "every path"),
+        ("/api/v1/p/../user/", "\"..\""),
+        ("/api/v1/%70/", "\"%\""),
+        ("/api/v1/p;x/", "\";\""),
+        ("/api/v1/p?x=/", "\"?\""),
+        ("/api/v1/p#x/", "\"#\""),
+        ("/api//v1/p/", "\"//\""),
+        ("/api\\\\v1/p/", "\"\\\\\""),
+        ("/api/v1/p q/", "spaces"),
+        ("/API/V1/P/", "lower-case"),
+        ("/api/./v1/p/", "`.` segments"),
+    ];
+    for (prefix, why) in cases {
+        let text = format!("[proxy]\npublic_prefixes = [\"{prefix}\"]\n{}", minimal(dir.path()));
+        let err = Config::from_toml(&text, &path).err().expect(prefix).to_string();
+        assert!(err.contains("proxy.public_prefixes"), "{prefix}: {err}");
+        assert!(err.contains(why), "{prefix}: expected {why:?} in: {err}");
+    }
+}

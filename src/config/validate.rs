@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::Uri;
 use ipnet::IpNet;
 
+use super::defaults::{default_max_connections, derive_websocket_url};
 use super::raw::*;
 use super::*;
 use crate::eth::WalletKey;
@@ -169,6 +170,33 @@ impl Validator<'_> {
             return Err(self.err(key, format!("{v:?} must be a path starting with '/' (no query)")));
         }
         Ok(v)
+    }
+
+    /// `proxy.public_prefixes`: each a plain lower-case path `/…/` that is
+    /// its own normalisation, so the match in `intercept::is_public` (on the
+    /// path as sent and as normalised) can hold.
+    fn public_prefixes(&self, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+        let prefixes = value.unwrap_or_else(|| vec!["/api/v1/p/".to_string()]);
+        for p in &prefixes {
+            let forbidden = ["..", "%", ";", "?", "#", "//", "\\"]
+                .into_iter()
+                .find(|s| p.contains(s));
+            let why = if !p.starts_with('/') || !p.ends_with('/') {
+                "must start and end with '/', e.g. \"/api/v1/p/\"".to_string()
+            } else if p == "/" {
+                "would make every path public; name the public part of the API, e.g. \"/api/v1/p/\"".to_string()
+            } else if let Some(bad) = forbidden {
+                format!("must not contain {bad:?}")
+            } else if p.bytes().any(|b| !b.is_ascii_graphic()) {
+                "must not contain spaces, control characters or non-ASCII".to_string()
+            } else if crate::intercept::normalize_path(p) + "/" != *p {
+                "must be a plain lower-case path without `.` segments (matching is case-sensitive, and the API's paths are lower case)".to_string()
+            } else {
+                continue;
+            };
+            return Err(self.err("proxy.public_prefixes", format!("{p:?} {why}")));
+        }
+        Ok(prefixes)
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -344,6 +372,7 @@ impl Validator<'_> {
         let policy = ProxyPolicy {
             allowed_clients,
             intercept_login: rp.intercept_login.unwrap_or(true),
+            public_prefixes: self.public_prefixes(rp.public_prefixes)?,
             host_aliases,
             allowed_hosts,
             allowed_origins,
@@ -489,55 +518,9 @@ impl Validator<'_> {
     }
 }
 
-/// The WebSocket endpoint that goes with an API base URL: the public ETHGas
-/// hosts have their own socket hosts; anything else (a mock, a test
-/// server) serves both on one origin.
-fn derive_websocket_url(base: &Uri) -> Uri {
-    let host = base.host().unwrap_or_default().to_ascii_lowercase();
-    let known = match host.as_str() {
-        "api.ethgas.com" => Some("wss://ws.ethgas.com"),
-        "testnet-api.ethgas.com" => Some("wss://testnet-ws.ethgas.com"),
-        _ => None,
-    };
-    if let Some(url) = known {
-        return Uri::from_static(url);
-    }
-    // The live service serves its socket on its own host: wss://<host>/ws
-    // (mainnet.app.ethgas.com, hoodi.app.ethgas.com).
-    if host.ends_with(".app.ethgas.com") && base.scheme_str() == Some("https") {
-        if let Ok(uri) = format!("wss://{}/ws", base.authority().map(|a| a.as_str()).unwrap_or(&host)).parse() {
-            return uri;
-        }
-    }
-    let scheme = if base.scheme_str() == Some("https") {
-        "wss"
-    } else {
-        "ws"
-    };
-    let authority = base.authority().map(|a| a.as_str()).unwrap_or("localhost");
-    format!("{scheme}://{authority}/")
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("ws://localhost/"))
-}
-
 fn parse_net(s: &str) -> Option<IpNet> {
     let s = s.trim();
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// Half the soft limit on open files (the other half is for connections to
-/// the API, logs and the like), at least 64; 4096 when the limit is unknown.
-fn default_max_connections() -> usize {
-    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
-        text.lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|v| v.parse::<usize>().ok())
-    });
-    match soft {
-        Some(n) => (n.saturating_sub(64) / 2).clamp(64, 1 << 20),
-        None => 4096,
-    }
 }

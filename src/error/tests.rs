@@ -18,7 +18,20 @@ fn every_error_maps_to_its_status_and_an_envelope() {
         (ProxyError::Connect, 405),
         (ProxyError::BadRequest("x".into()), 400),
         (ProxyError::HeadersTooLarge { limit: 1 }, 431),
-        (ProxyError::UriTooLong { limit: 1 }, 414),
+        (
+            ProxyError::UriTooLong {
+                limit: 1,
+                setting: "proxy.max_uri_bytes",
+            },
+            414,
+        ),
+        (ProxyError::HeadTooLarge("x".into()), 431),
+        (
+            ProxyError::SlowHead {
+                limit: Duration::from_secs(1),
+            },
+            408,
+        ),
         (
             ProxyError::Timeout {
                 origin: "o".into(),
@@ -72,4 +85,35 @@ fn the_live_envelope_carries_the_status_and_a_reason_key() {
     assert!(v["errorMsg"].as_str().unwrap().contains("connection refused"));
     assert!(v["data"].is_null());
     assert!(v.get("code").is_none());
+}
+
+#[test]
+fn the_wire_form_is_the_same_answer_as_http_bytes() {
+    let e = ProxyError::TooManyConnections { limit: 4 };
+    for envelope in [Envelope::Documented, Envelope::Live] {
+        let wire = e.wire(envelope);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut headers);
+        let head = match resp.parse(&wire).unwrap() {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("a whole head"),
+        };
+        assert_eq!(resp.code, Some(503));
+        assert_eq!(resp.reason, Some("Service Unavailable"));
+        let get = |name: &str| {
+            resp.headers
+                .iter()
+                .find(|h| h.name == name)
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        };
+        assert_eq!(get("content-type").as_deref(), Some("application/json"));
+        assert_eq!(get("connection").as_deref(), Some("close"));
+        assert_eq!(get("retry-after").as_deref(), Some("1"));
+        assert_eq!(get("content-length"), Some((wire.len() - head).to_string()));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&wire[head..]).unwrap(),
+            body(e.response(envelope)),
+            "{envelope:?}"
+        );
+    }
 }

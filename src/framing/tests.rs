@@ -74,8 +74,8 @@ fn after_a_switch_of_protocols_the_bytes_are_not_http() {
     v.switched_protocols();
     t.feed(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
     assert!(v.is_ok(1), "WebSocket data that looks like a request is not one");
-    assert_eq!(t.phase, Phase::Off);
-    assert!(t.pending.is_empty());
+    assert_eq!(t.framing.phase, Phase::Off);
+    assert!(t.framing.pending.is_empty());
 }
 
 #[test]
@@ -109,4 +109,143 @@ fn only_a_101_or_a_successful_connect_switches_protocols() {
         let status = StatusCode::from_u16(status).unwrap();
         assert_eq!(switches_protocols(&method, status), want, "{method} {status}");
     }
+}
+
+/// What the tracker expects hyper to refuse, feeding `input` in pieces of
+/// `step` bytes with hyper's read buffer at `limit`.
+fn early(input: &[u8], step: usize, limit: usize) -> Option<(u64, Early)> {
+    let mut t = Tracker::with_limit(Arc::new(Verdicts::default()), limit);
+    for piece in input.chunks(step) {
+        t.feed(piece);
+    }
+    t.early()
+}
+
+#[test]
+fn heads_hyper_refuses_are_predicted_with_their_status() {
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(MAX_URI));
+    let cases: Vec<(Vec<u8>, Option<Early>)> = vec![
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), None),
+        (
+            b"G@T / HTTP/1.1\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid token in the method")),
+        ),
+        (
+            b"GET /a\x01b HTTP/1.1\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid character in the request target")),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nBad Header: y\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid header name")),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid header value")),
+        ),
+        (
+            b"GET / HTTP/2.0\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid HTTP version")),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX: y\rZ\r\n\r\n".to_vec(),
+            Some(Early::Malformed("invalid header value")),
+        ),
+        (long_target.into_bytes(), Some(Early::UriTooLong)),
+        (
+            b"GET {x} HTTP/1.1\r\n\r\n".to_vec(),
+            Some(Early::Malformed("the request target is not a valid URI")),
+        ),
+        (
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            Some(Early::Malformed("Transfer-Encoding in an HTTP/1.0 request")),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            Some(Early::Malformed("Transfer-Encoding whose last coding is not chunked")),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 4x\r\n\r\n".to_vec(),
+            Some(Early::Malformed("Content-Length is not a number")),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n".to_vec(),
+            Some(Early::Malformed("Content-Length repeated with different values")),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n".to_vec(),
+            Some(Early::Oversized("a Content-Length too large to count")),
+        ),
+        // hyper takes these (the proxy refuses the ambiguous one itself).
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd".to_vec(),
+            None,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n0\r\n\r\n".to_vec(),
+            None,
+        ),
+        (b"CONNECT api.ethgas.com:443 HTTP/1.1\r\n\r\n".to_vec(), None),
+        (b"OPTIONS * HTTP/1.1\r\n\r\n".to_vec(), None),
+    ];
+    for (input, want) in cases {
+        // (Byte by byte, a head is parsed again at every byte: not for the long one.)
+        for step in [1, 7, input.len()].into_iter().filter(|s| *s * 1000 >= input.len()) {
+            assert_eq!(
+                early(&input, step, MAX_HEAD).map(|(_, e)| e),
+                want,
+                "{} in steps of {step}",
+                String::from_utf8_lossy(&input[..input.len().min(60)])
+            );
+        }
+    }
+    let too_many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: y\r\n")).collect();
+    let input = format!("GET / HTTP/1.1\r\n{too_many}\r\n");
+    assert_eq!(early(input.as_bytes(), 64, MAX_HEAD), Some((0, Early::TooManyHeaders)));
+}
+
+#[test]
+fn a_head_that_outgrows_hypers_buffer_is_431_however_it_arrives() {
+    let limit = 4096;
+    let head = |len: usize| {
+        let mut h = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        h.resize(len - 4, b'a');
+        h.extend_from_slice(b"\r\n\r\n");
+        h
+    };
+    for step in [1, 100, 4095, 4096, 10_000] {
+        assert_eq!(early(&head(limit), step, limit), None, "exactly the buffer fits");
+        assert_eq!(
+            early(&head(limit + 1), step, limit),
+            Some((0, Early::TooLarge)),
+            "step {step}"
+        );
+        // What hyper never reads is never parsed: an error beyond the limit
+        // is still a 431.
+        let mut bad = head(limit + 100);
+        bad[limit + 10] = 0;
+        assert_eq!(early(&bad, step, limit), Some((0, Early::TooLarge)), "step {step}");
+    }
+    // After two good requests, the third is the refused one.
+    let input = [GOOD, GOOD, &b"GET / HTTP/1.1\r\nBad Header: y\r\n\r\n"[..]].concat();
+    assert_eq!(
+        early(&input, 5, limit),
+        Some((2, Early::Malformed("invalid header name")))
+    );
+}
+
+const GOOD: &[u8] = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+
+#[test]
+fn after_a_refusal_hyper_might_not_make_the_guard_still_follows() {
+    // A target hyper refuses (over 64 KiB): were hyper to take it after all,
+    // the smuggling attempt behind it must still be caught.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(MAX_URI));
+    let smuggle = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let input = [long.as_bytes(), &smuggle[..]].concat();
+    let v = Arc::new(Verdicts::default());
+    let mut t = Tracker::new(v.clone());
+    t.feed(&input);
+    assert_eq!(t.early(), Some((0, Early::UriTooLong)));
+    assert!(v.is_ok(0));
+    assert!(!v.is_ok(1), "the request behind it is refused");
 }

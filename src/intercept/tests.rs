@@ -35,3 +35,39 @@ fn paths_are_normalised_as_a_lenient_upstream_would() {
         assert_eq!(normalize_path(path), normal, "{path}");
     }
 }
+
+#[test]
+fn public_paths_are_matched_as_sent_and_as_normalised() {
+    let prefixes = vec!["/api/v1/p/".to_string()];
+    let public = [
+        "/api/v1/p/",
+        "/api/v1/p/ticker",
+        "/api/v1/p/inplay/markets/",
+        "/api/v1/p/BTC",
+        "/api/v1/p/x/../y",
+    ];
+    for path in public {
+        assert!(is_public(&prefixes, path), "{path} is public");
+    }
+    let private = [
+        "/api/v1/user/info",
+        "/api/v1/p",
+        "/api/v1/pp/x",
+        "/API/V1/P/x",
+        "/Api/v1/p/x",
+        "//api/v1/p/x",
+        "/api/v1/p/../user/info",
+        "/api/v1/p/./../user/info",
+        "/api/v1/p/%2e%2e/user/info",
+        "/api/v1/p/%2E%2E/user/info",
+        "/api/v1/p/%252e%252e/user/info",
+        "/api/v1/p/..;/user/info",
+        "/api/v1/p/..%2fuser/info",
+        "/api/v1/p/..\\user/info",
+        "/api/v1/p/x/../../user/info",
+    ];
+    for path in private {
+        assert!(!is_public(&prefixes, path), "{path} is not public");
+    }
+    assert!(!is_public(&[], "/api/v1/p/ticker"), "an empty list turns it off");
+}

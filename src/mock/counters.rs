@@ -64,6 +64,12 @@ counters! {
     logouts,
     /// Answers replaced by an injected fault (feature `test-util`).
     faults_served,
+    /// Public market data requests (`/api/v1/p/…`), answered 200.
+    public_requests,
+    /// Public market data requests that carried an `Authorization` header.
+    public_with_authorization,
+    /// Requests for paths the mock does not serve (404).
+    not_found,
     /// Private requests that carried a valid access token.
     private_ok,
     /// Private requests refused with 401.

@@ -11,13 +11,19 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::counters::bump;
 use super::tokens::claim;
 use super::wire::{self, Body};
 use super::{Flavour, Mock};
 
 impl Mock {
-    /// `/api/v1/p/…`: public, no token needed.
-    pub(crate) fn public(&self) -> Response<Body> {
+    /// `/api/v1/p/…`: public, no token needed (one that comes is counted,
+    /// and does no harm).
+    pub(crate) fn public(&self, req: &Request<Incoming>) -> Response<Body> {
+        bump(&self.state.counters.public_requests);
+        if req.headers().contains_key(http::header::AUTHORIZATION) {
+            bump(&self.state.counters.public_with_authorization);
+        }
         self.success(json!({ "symbol": "ETH", "price": "3500.00", "public": true }))
     }
 

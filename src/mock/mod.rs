@@ -205,7 +205,7 @@ impl Mock {
             (&Method::POST, "/api/v1/user/login/verify", Flavour::Live) => self.live_verify(req).await,
             (&Method::POST, "/api/v1/user/login/refresh", Flavour::Live) => self.live_refresh(req).await,
             (&Method::POST, "/api/v1/user/logout", Flavour::Live) => Ok(self.live_logout(&req)),
-            (_, p, _) if p.starts_with("/api/v1/p/") => Ok(self.public()),
+            (_, p, _) if p.starts_with("/api/v1/p/") => Ok(self.public(&req)),
             (_, p, _) if p.starts_with("/api/v1/") => match self.guard(&req) {
                 Ok(()) => Ok(self.private(req, &path).await),
                 Err(refusal) => Ok(self.failure(
@@ -215,7 +215,10 @@ impl Mock {
                     refusal.key,
                 )),
             },
-            _ => Ok(self.failure(StatusCode::NOT_FOUND, "Not Found", 404, "error.not_found")),
+            _ => {
+                bump(&self.state.counters.not_found);
+                Ok(self.failure(StatusCode::NOT_FOUND, "Not Found", 404, "error.not_found"))
+            }
         }
     }
 

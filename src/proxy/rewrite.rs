@@ -72,12 +72,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Rewrites a client request for the API, in place: upstream URI, hop-by-hop
-/// headers dropped, `Authorization` set to `authorization`. Pure apart from
-/// its arguments; a fuzz target, so it must not panic on any input.
+/// headers dropped, `Authorization` set to `authorization` — or, with `None`
+/// (public data while no token is held), removed: the client's own is never
+/// forwarded. Pure apart from its arguments; a fuzz target, so it must not
+/// panic on any input.
 pub fn rewrite_request(
     parts: &mut Parts,
     target: &Target,
-    authorization: &HeaderValue,
+    authorization: Option<&HeaderValue>,
     placeholders: &Placeholders,
 ) -> ClientAuth {
     strip_hop_by_hop(&mut parts.headers);
@@ -92,8 +94,9 @@ pub fn rewrite_request(
     parts.headers.remove(header::AUTHORIZATION);
     parts.uri = target.uri(parts.uri.path_and_query().cloned());
     detach(parts);
-    // `insert` replaces every value the client sent.
-    parts.headers.insert(header::AUTHORIZATION, authorization.clone());
+    if let Some(value) = authorization {
+        parts.headers.insert(header::AUTHORIZATION, value.clone());
+    }
     parts.version = Version::HTTP_11;
     client_auth
 }

@@ -98,7 +98,7 @@ fn a_rewritten_request_no_longer_holds_the_client_connections_read_buffer() {
         crate::config::Config::for_account("http://127.0.0.1:7000", "u", crate::secret::Secret::new("p")).unwrap();
     let target = Target::new(&config.restart.upstream);
     let token = HeaderValue::from_static("Bearer t");
-    rewrite_request(&mut parts, &target, &token, &Placeholders::default());
+    rewrite_request(&mut parts, &target, Some(&token), &Placeholders::default());
 
     // Same request...
     assert_eq!(parts.uri.to_string(), "http://127.0.0.1:7000/api/v1/user/info?x=1");
