@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::*;
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::Config;
-use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::server::Listener;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
