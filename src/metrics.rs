@@ -91,6 +91,7 @@ pub struct Metrics {
     pub upstream_unauthorized: IntCounter,
     pub reauthentications: IntCounter,
     pub replays: IntCounter,
+    pub resent: IntCounter,
     pub response_headers_redacted: IntCounter,
     local: Vec<IntCounter>,
     intercepted: Vec<IntCounter>,
@@ -198,6 +199,11 @@ impl Metrics {
             "Requests replayed once with a fresh token after a 401.",
         ))?;
         reg(Box::new(replays.clone()))?;
+        let resent = IntCounter::with_opts(opts(
+            "resent_total",
+            "Requests sent again because the API refused them unprocessed (HTTP/2 GOAWAY or REFUSED_STREAM).",
+        ))?;
+        reg(Box::new(resent.clone()))?;
 
         let response_headers_redacted = IntCounter::with_opts(opts(
             "response_headers_redacted_total",
@@ -275,6 +281,7 @@ impl Metrics {
             upstream_unauthorized,
             reauthentications,
             replays,
+            resent,
             response_headers_redacted,
             local,
             intercepted,

@@ -78,6 +78,25 @@ impl PoolError {
     pub fn is_connect(&self) -> bool {
         matches!(self, PoolError::Connect(_))
     }
+
+    /// Whether the API refused the request before processing any of it: an
+    /// HTTP/2 stream above the last one a graceful GOAWAY lets finish (an API
+    /// that retires a connection after so many requests, or goes down for a
+    /// deploy), or one reset with REFUSED_STREAM. Such a request can be sent
+    /// again whatever its method (RFC 9113, 8.7).
+    pub fn is_unprocessed(&self) -> bool {
+        let PoolError::Request(e) = self else { return false };
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            if let Some(e) = cause.downcast_ref::<h2::Error>() {
+                return e.is_remote()
+                    && ((e.is_go_away() && e.reason() == Some(h2::Reason::NO_ERROR))
+                        || (e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM)));
+            }
+            source = cause.source();
+        }
+        false
+    }
 }
 
 /// A worker's connections to the API. Cheap to clone.
@@ -194,7 +213,15 @@ impl Pool {
                                 req = unsent;
                                 continue;
                             }
-                            None => Err(PoolError::Request(e.into_error())),
+                            None => {
+                                let e = PoolError::Request(e.into_error());
+                                if e.is_unprocessed() {
+                                    // The API is retiring this connection:
+                                    // the next request opens a new one.
+                                    self.inner.forget_h2(serial);
+                                }
+                                Err(e)
+                            }
                         },
                     };
                 }

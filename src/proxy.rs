@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
@@ -51,6 +51,21 @@ use rewrite::{Replay, scrub_response_headers};
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
+
+/// How one attempt at the API failed.
+enum Attempt {
+    /// Refused before any processing: the request may go again.
+    Unprocessed(ProxyError),
+    Failed(ProxyError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ProxyError {
+        match self {
+            Attempt::Unprocessed(e) | Attempt::Failed(e) => e,
+        }
+    }
+}
 
 /// A request body, kept whole when it is small enough to replay.
 enum RequestBody {
@@ -365,7 +380,8 @@ impl Proxy {
         };
         // Boxed: built in place once, instead of being copied up through
         // every enclosing future of the request (memmove showed in profiles).
-        let resp = match Box::pin(self.send(first)).await {
+        let resend = kept.as_ref().map(|r| (r, session.as_ref().map(|s| s.authorization())));
+        let resp = match Box::pin(self.send(first, resend)).await {
             Ok(resp) => resp,
             Err(e) => {
                 return Err(match slow {
@@ -441,11 +457,11 @@ impl Proxy {
         let Some(fresh) = shared.auth.reauthenticate(&session, token_wait).await else {
             return Ok(self.finish(Response::from_parts(resp_parts, kept_401), Some(&session)));
         };
-        let again = replay.request(fresh.authorization());
+        let again = replay.clone().request(Some(fresh.authorization()));
         shared.metrics.tokens_injected.inc();
         shared.metrics.replays.inc();
         debug!("replaying a request with a fresh token after a 401");
-        let resp = self.send(again).await?;
+        let resp = self.send(again, Some((&replay, Some(fresh.authorization())))).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             shared.metrics.upstream_unauthorized.inc();
         }
@@ -495,15 +511,40 @@ impl Proxy {
     /// Sends one request upstream (the caller counts whether it carries the
     /// token), bounded by `upstream.request_timeout` (up to the response
     /// headers; bodies then stream for as long as they take).
-    async fn send(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, ProxyError> {
+    /// Sends `req` to the API. If the API refused it without processing it
+    /// (an HTTP/2 connection it is retiring, see
+    /// [`crate::pool::PoolError::is_unprocessed`]) and a copy was kept, the
+    /// copy goes once more, on a new connection.
+    async fn send(
+        &self,
+        req: Request<upstream::Body>,
+        resend: Option<(&Replay, Option<&HeaderValue>)>,
+    ) -> Result<Response<PooledBody>, ProxyError> {
+        match self.attempt(req).await {
+            Err(Attempt::Unprocessed(e)) => match resend {
+                Some((replay, authorization)) => {
+                    debug!("the API refused a request unprocessed (HTTP/2 GOAWAY); sending it again");
+                    self.shared.metrics.resent.inc();
+                    self.attempt(replay.clone().request(authorization))
+                        .await
+                        .map_err(Attempt::into_error)
+                }
+                None => Err(e),
+            },
+            result => result.map_err(Attempt::into_error),
+        }
+    }
+
+    async fn attempt(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, Attempt> {
         let shared = &*self.shared;
         let started = Instant::now();
         let result = tokio::time::timeout_at(started + shared.request_timeout, shared.pool.request(req)).await;
         shared.metrics.observe_upstream(started.elapsed());
         match result {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(self.upstream_error(&e)),
-            Err(_) => Err(self.timeout()),
+            Ok(Err(e)) if e.is_unprocessed() => Err(Attempt::Unprocessed(self.upstream_error(&e))),
+            Ok(Err(e)) => Err(Attempt::Failed(self.upstream_error(&e))),
+            Err(_) => Err(Attempt::Failed(self.timeout())),
         }
     }
 

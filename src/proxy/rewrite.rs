@@ -142,6 +142,7 @@ fn detach(parts: &mut Parts) {
 /// are slices of hyper's read buffer for the client connection; holding them
 /// for the round trip would make hyper allocate a second buffer for every
 /// request in flight.
+#[derive(Clone)]
 pub(super) struct Replay {
     method: Method,
     uri: Uri,
@@ -185,8 +186,9 @@ impl Replay {
         }
     }
 
-    /// The request again, with `authorization`.
-    pub(super) fn request(self, authorization: &HeaderValue) -> Request<upstream::Body> {
+    /// The request again, with `authorization` (none for public data sent
+    /// while no token is held).
+    pub(super) fn request(self, authorization: Option<&HeaderValue>) -> Request<upstream::Body> {
         let mut headers = HeaderMap::with_capacity(self.names.len() + 1);
         let mut start = 0;
         for (name, end) in self.names.into_iter().zip(self.ends) {
@@ -197,7 +199,9 @@ impl Replay {
             }
             start = end;
         }
-        headers.insert(header::AUTHORIZATION, authorization.clone());
+        if let Some(authorization) = authorization {
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
         let mut again = Request::new(upstream::full(self.body));
         *again.method_mut() = self.method;
         *again.uri_mut() = self.uri;

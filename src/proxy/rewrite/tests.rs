@@ -37,7 +37,7 @@ async fn a_replayed_request_is_the_original_with_the_fresh_token() {
     drop(parts);
 
     let fresh = HeaderValue::from_static("Bearer fresh-token");
-    let again = replay.request(&fresh);
+    let again = replay.request(Some(&fresh));
     assert_eq!(again.method(), Method::POST);
     assert_eq!(
         again.uri().to_string(),
