@@ -285,13 +285,13 @@ impl Pool {
             .map_err(PoolError::Connect)?;
         let io = connector.call(inner.origin.clone()).await.map_err(PoolError::Connect)?;
         if io.connected().is_negotiated_h2() {
-            // Pings while idle too: they keep the connection (and any NAT or
-            // balancer state on the way) alive and find a dead one before a
-            // request does.
+            // With `keep_warm`, pings while idle too: they keep the
+            // connection (and any NAT or balancer state on the way) alive and
+            // find a dead one before a request does.
             let (tx, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(H2_PING_INTERVAL)
-                .keep_alive_while_idle(true)
+                .keep_alive_while_idle(inner.warm)
                 .handshake(io)
                 .await
                 .map_err(|e| PoolError::Connect(Box::new(e)))?;
