@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::access;
-use crate::auth::{AuthHandle, Session, error_chain};
+use crate::auth::{AuthHandle, Session};
 use crate::config::{Live, Restart};
 use crate::envelope::Envelope;
 pub use crate::error::ProxyError;
@@ -43,6 +43,7 @@ use crate::ws::WsRelay;
 
 mod body;
 mod rewrite;
+mod send;
 
 pub use body::Body;
 
@@ -51,21 +52,6 @@ use rewrite::{Replay, scrub_response_headers};
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
-
-/// How one attempt at the API failed.
-enum Attempt {
-    /// Refused before any processing: the request may go again.
-    Unprocessed(ProxyError),
-    Failed(ProxyError),
-}
-
-impl Attempt {
-    fn into_error(self) -> ProxyError {
-        match self {
-            Attempt::Unprocessed(e) | Attempt::Failed(e) => e,
-        }
-    }
-}
 
 /// A request body, kept whole when it is small enough to replay.
 enum RequestBody {
@@ -505,74 +491,6 @@ impl Proxy {
                 Ok(RequestBody::Kept(bytes))
             }
             _ => Ok(RequestBody::Stream(body, idle)),
-        }
-    }
-
-    /// Sends one request upstream (the caller counts whether it carries the
-    /// token), bounded by `upstream.request_timeout` (up to the response
-    /// headers; bodies then stream for as long as they take).
-    /// Sends `req` to the API. If the API refused it without processing it
-    /// (an HTTP/2 connection it is retiring, see
-    /// [`crate::pool::PoolError::is_unprocessed`]) and a copy was kept, the
-    /// copy goes once more, on a new connection.
-    async fn send(
-        &self,
-        req: Request<upstream::Body>,
-        resend: Option<(&Replay, Option<&HeaderValue>)>,
-    ) -> Result<Response<PooledBody>, ProxyError> {
-        match self.attempt(req).await {
-            Err(Attempt::Unprocessed(e)) => match resend {
-                Some((replay, authorization)) => {
-                    debug!("the API refused a request unprocessed (HTTP/2 GOAWAY); sending it again");
-                    self.shared.metrics.resent.inc();
-                    self.attempt(replay.clone().request(authorization))
-                        .await
-                        .map_err(Attempt::into_error)
-                }
-                None => Err(e),
-            },
-            result => result.map_err(Attempt::into_error),
-        }
-    }
-
-    async fn attempt(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, Attempt> {
-        let shared = &*self.shared;
-        let started = Instant::now();
-        let result = tokio::time::timeout_at(started + shared.request_timeout, shared.pool.request(req)).await;
-        shared.metrics.observe_upstream(started.elapsed());
-        match result {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_unprocessed() => Err(Attempt::Unprocessed(self.upstream_error(&e))),
-            Ok(Err(e)) => Err(Attempt::Failed(self.upstream_error(&e))),
-            Err(_) => Err(Attempt::Failed(self.timeout())),
-        }
-    }
-
-    fn upstream_error(&self, e: &crate::pool::PoolError) -> ProxyError {
-        let origin = self.shared.origin.clone();
-        let cause = error_chain(e);
-        // EMFILE/ENFILE: the sidecar, not the API, is out of resources.
-        if cause.contains("os error 24") || cause.contains("os error 23") {
-            return ProxyError::OutOfDescriptors;
-        }
-        if e.is_connect() {
-            ProxyError::Unreachable {
-                origin,
-                cause: error_chain(e),
-            }
-        } else {
-            ProxyError::BadGateway {
-                origin,
-                cause: error_chain(e),
-            }
-        }
-    }
-
-    fn timeout(&self) -> ProxyError {
-        ProxyError::Timeout {
-            origin: self.shared.origin.clone(),
-            limit: self.shared.request_timeout,
-            setting: "upstream.request_timeout",
         }
     }
 }

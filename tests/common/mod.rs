@@ -595,3 +595,21 @@ where
         }
     }
 }
+
+/// A TLS acceptor with a fresh self-signed certificate for 127.0.0.1 and
+/// localhost, offering the given ALPN protocols, and that certificate in
+/// PEM (the API's "CA", for `upstream.ca_file`).
+pub fn tls_acceptor(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let ca_pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)), ca_pem)
+}

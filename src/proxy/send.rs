@@ -1,0 +1,100 @@
+//! The call to the API: one attempt through the worker's pool, bounded by
+//! `upstream.request_timeout`, and once more when the API refused it
+//! unprocessed; pool errors become the sidecar's own answers.
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::Proxy;
+use super::rewrite::Replay;
+use crate::auth::error_chain;
+use crate::error::ProxyError;
+use crate::pool::PooledBody;
+use crate::upstream;
+
+/// How one attempt at the API failed.
+enum Attempt {
+    /// Refused before any processing: the request may go again.
+    Unprocessed(ProxyError),
+    Failed(ProxyError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ProxyError {
+        match self {
+            Attempt::Unprocessed(e) | Attempt::Failed(e) => e,
+        }
+    }
+}
+
+impl Proxy {
+    /// Sends one request upstream (the caller counts whether it carries the
+    /// token), bounded by `upstream.request_timeout` (up to the response
+    /// headers; bodies then stream for as long as they take).
+    /// If the API refused it without processing it
+    /// (an HTTP/2 connection it is retiring, see
+    /// [`crate::pool::PoolError::is_unprocessed`]) and a copy was kept, the
+    /// copy goes once more, on a new connection.
+    pub(super) async fn send(
+        &self,
+        req: Request<upstream::Body>,
+        resend: Option<(&Replay, Option<&HeaderValue>)>,
+    ) -> Result<Response<PooledBody>, ProxyError> {
+        match self.attempt(req).await {
+            Err(Attempt::Unprocessed(e)) => match resend {
+                Some((replay, authorization)) => {
+                    debug!("the API refused a request unprocessed (HTTP/2 GOAWAY); sending it again");
+                    self.shared.metrics.resent.inc();
+                    self.attempt(replay.clone().request(authorization))
+                        .await
+                        .map_err(Attempt::into_error)
+                }
+                None => Err(e),
+            },
+            result => result.map_err(Attempt::into_error),
+        }
+    }
+
+    async fn attempt(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, Attempt> {
+        let shared = &*self.shared;
+        let started = Instant::now();
+        let result = tokio::time::timeout_at(started + shared.request_timeout, shared.pool.request(req)).await;
+        shared.metrics.observe_upstream(started.elapsed());
+        match result {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if e.is_unprocessed() => Err(Attempt::Unprocessed(self.upstream_error(&e))),
+            Ok(Err(e)) => Err(Attempt::Failed(self.upstream_error(&e))),
+            Err(_) => Err(Attempt::Failed(self.timeout())),
+        }
+    }
+
+    pub(super) fn upstream_error(&self, e: &crate::pool::PoolError) -> ProxyError {
+        let origin = self.shared.origin.clone();
+        let cause = error_chain(e);
+        // EMFILE/ENFILE: the sidecar, not the API, is out of resources.
+        if cause.contains("os error 24") || cause.contains("os error 23") {
+            return ProxyError::OutOfDescriptors;
+        }
+        if e.is_connect() {
+            ProxyError::Unreachable {
+                origin,
+                cause: error_chain(e),
+            }
+        } else {
+            ProxyError::BadGateway {
+                origin,
+                cause: error_chain(e),
+            }
+        }
+    }
+
+    pub(super) fn timeout(&self) -> ProxyError {
+        ProxyError::Timeout {
+            origin: self.shared.origin.clone(),
+            limit: self.shared.request_timeout,
+            setting: "upstream.request_timeout",
+        }
+    }
+}
