@@ -113,13 +113,16 @@ pub async fn run(
              Watch the log for \"token refreshed\" every few seconds. Ctrl-C stops.\n",
             humantime::format_duration(token_lifetime)
         );
-        let listeners = Listeners {
-            proxy,
-            admin: Some(admin_l),
-        };
-        let result = app::run(config, listeners, Control::new(shutdown)).await;
-        mock_stop.cancel();
-        return result;
+        return serve(
+            config,
+            Listeners {
+                proxy,
+                admin: Some(admin_l),
+            },
+            shutdown,
+            mock_stop,
+        )
+        .await;
     }
     let config = Config::for_account(&base, &user, Secret::new(password))?;
     println!(
@@ -137,10 +140,25 @@ pub async fn run(
          Watch the log for \"token refreshed\" every few seconds. Ctrl-C stops.\n",
         humantime::format_duration(token_lifetime)
     );
-    let listeners = Listeners {
-        proxy,
-        admin: Some(admin_l),
-    };
+    serve(
+        config,
+        Listeners {
+            proxy,
+            admin: Some(admin_l),
+        },
+        shutdown,
+        mock_stop,
+    )
+    .await
+}
+
+/// Runs the demo's sidecar until `shutdown`, then stops its mock API.
+async fn serve(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    mock_stop: CancellationToken,
+) -> anyhow::Result<()> {
     let result = app::run(config, listeners, Control::new(shutdown)).await;
     mock_stop.cancel();
     result

@@ -217,12 +217,7 @@ impl Interceptor {
             }
             Call::Refresh => AuthKind::Refresh,
         };
-        let session = auth
-            .wait_valid(live.proxy.token_wait)
-            .await
-            .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
-        let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
-        metrics.intercepted(kind);
+        let expires_in = placeholder_lifetime(auth, live, metrics, kind).await?;
         let data = self.placeholders.grant(username, crate::clock::unix_now(), expires_in);
         Ok(crate::envelope::ok(data))
     }
@@ -286,12 +281,7 @@ impl Interceptor {
             Call::Verify => AuthKind::Login,
             Call::Refresh => AuthKind::Refresh,
         };
-        let session = auth
-            .wait_valid(live.proxy.token_wait)
-            .await
-            .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
-        let expires_in = session.expires_in(Instant::now()).as_secs().max(1);
-        metrics.intercepted(kind);
+        let expires_in = placeholder_lifetime(auth, live, metrics, kind).await?;
         let (data, refresh) = self
             .placeholders
             .live_grant(&address.to_string(), crate::clock::unix_now(), expires_in);
@@ -313,6 +303,23 @@ const PLACEHOLDER_CHAIN_ID: u64 = 32382;
 const REFRESH_COOKIE: &str = "x_auth_refresh_token";
 
 /// The value of `name` in `a=b&c=d` text, percent-decoded.
+/// How long a placeholder grant says it lives: as long as the real token
+/// (waited for, up to `proxy.token_wait`, if none is held yet). Counts the
+/// intercepted call.
+async fn placeholder_lifetime(
+    auth: &AuthHandle,
+    live: &Live,
+    metrics: &Metrics,
+    kind: AuthKind,
+) -> Result<u64, ProxyError> {
+    let session = auth
+        .wait_valid(live.proxy.token_wait)
+        .await
+        .ok_or_else(|| ProxyError::no_token(&auth.status()))?;
+    metrics.intercepted(kind);
+    Ok(session.expires_in(Instant::now()).as_secs().max(1))
+}
+
 fn param(text: &str, name: &str) -> Option<String> {
     text.split('&')
         .filter_map(|pair| pair.split_once('='))
