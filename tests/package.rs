@@ -224,7 +224,10 @@ fn the_template_unit_is_the_main_unit_per_instance() {
     assert!(socket.contains("\nFileDescriptorName=proxy\n"), "{socket}");
     assert!(socket.contains("\nIPAddressDeny=any\n"), "{socket}");
     // cargo-deb installs both templates from the units' directory.
-    let dir = deb_metadata()["systemd-units"]["unit-scripts"].as_str().unwrap().to_string();
+    let dir = deb_metadata()["systemd-units"]["unit-scripts"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for unit in ["ethgas-sidecar@.service", "ethgas-sidecar@.socket"] {
         assert!(root().join(&dir).join(unit).is_file(), "{unit}");
     }
@@ -237,8 +240,16 @@ fn the_template_unit_is_the_main_unit_per_instance() {
 fn the_wallet_drop_ins_replace_the_password_credential() {
     let assets = assets();
     for (source, key_file, installed) in [
-        ("systemd/wallet.conf.example", "/etc/ethgas-sidecar/wallet.key", "examples/wallet.conf"),
-        ("systemd/wallet@.conf.example", "/etc/ethgas-sidecar/%i.wallet.key", "examples/wallet@.conf"),
+        (
+            "systemd/wallet.conf.example",
+            "/etc/ethgas-sidecar/wallet.key",
+            "examples/wallet.conf",
+        ),
+        (
+            "systemd/wallet@.conf.example",
+            "/etc/ethgas-sidecar/%i.wallet.key",
+            "examples/wallet@.conf",
+        ),
     ] {
         let settings = service_settings(&read(source));
         assert_eq!(
@@ -254,5 +265,8 @@ fn the_wallet_drop_ins_replace_the_password_credential() {
         );
     }
     let example = read("config.toml.example");
-    assert!(example.contains("private_key_credential = \"wallet-key\""), "the config reads that credential");
+    assert!(
+        example.contains("private_key_credential = \"wallet-key\""),
+        "the config reads that credential"
+    );
 }
