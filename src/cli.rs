@@ -46,6 +46,8 @@ Files:
       /usr/share/doc/ethgas-sidecar/config.toml.example
   /etc/ethgas-sidecar/password
       The password, handed to the service as the systemd credential \"password\".
+  /etc/ethgas-sidecar/NAME.toml, /etc/ethgas-sidecar/NAME.password
+      The same for the instance NAME of the template unit ethgas-sidecar@.service.
 
 See also:
   ethgas-sidecar status           the running service at a glance
@@ -93,7 +95,8 @@ pub enum Command {
     /// the time left on the token, the next refresh, the last login and
     /// refresh, the last error and the failures in a row. Only `admin.listen`
     /// is read from the configuration file, so no access to the password is
-    /// needed.
+    /// needed. With several sidecars on the host, `--instance NAME` asks the
+    /// instance ethgas-sidecar@NAME of the template unit.
     #[command(after_long_help = "\
 Exit status:
   0  ready: a valid token is held
@@ -103,6 +106,10 @@ Exit status:
         /// The configuration file whose `admin.listen` to ask.
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH, value_hint = ValueHint::FilePath)]
         config: PathBuf,
+        /// The instance NAME of ethgas-sidecar@.service to ask: reads `admin.listen`
+        /// from /etc/ethgas-sidecar/NAME.toml (instead of --config).
+        #[arg(long, short, value_name = "NAME", conflicts_with = "config")]
+        instance: Option<String>,
         /// The admin listener to ask instead: IP:PORT, HOST:PORT or unix:/path.
         #[arg(long, value_name = "ADDR")]
         admin: Option<String>,

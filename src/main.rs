@@ -21,7 +21,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),
-        Command::Status { config, admin, json } => status::run(&config, admin.as_deref(), json),
+        Command::Status {
+            config,
+            instance,
+            admin,
+            json,
+        } => status::run(&config, instance.as_deref(), admin.as_deref(), json),
         Command::Demo {
             listen,
             admin,

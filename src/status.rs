@@ -5,12 +5,13 @@
 //!
 //! An operator who runs it usually cannot read the password or key sources a
 //! full `Config::load` opens, so only `admin.listen` is read from the config
-//! file, with a light TOML parse; `--admin` overrides it. The request is a
-//! single HTTP/1 GET over TCP or a unix socket, bounded by `TIMEOUT`.
-//! `render` is a pure function of the JSON and a `now`, so every line it
-//! prints is unit-tested.
+//! file, with a light TOML parse; `--admin` overrides it. `--instance NAME`
+//! names an instance of the template unit `ethgas-sidecar@.service`: its
+//! config is /etc/ethgas-sidecar/NAME.toml, and the output and the hints name
+//! `ethgas-sidecar@NAME`. The request is a single HTTP/1 GET over TCP or a
+//! unix socket, bounded by `TIMEOUT`. `render` is a pure function of the JSON
+//! and a `now`, so every line it prints is unit-tested.
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,54 @@ const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 
 /// A `/readyz` answer is a few hundred bytes; anything this large is not one.
 const MAX_BODY: usize = 1 << 20;
+
+/// The unit (and program) name; an instance is `ethgas-sidecar@NAME`.
+const UNIT: &str = "ethgas-sidecar";
+
+/// Which sidecar to ask: the config file to read `admin.listen` from, and the
+/// systemd unit that runs it (for the output and the hints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Which {
+    config: PathBuf,
+    unit: String,
+    /// An instance's config must exist: falling back to the default address
+    /// would ask another sidecar (the main one) and show its session.
+    instance: bool,
+}
+
+/// `--config PATH` (the main unit), or `--instance NAME`: the instance of
+/// ethgas-sidecar@.service whose config is NAME.toml next to the default
+/// config file, as the template's `ExecStart=` reads it. The unit's full name
+/// (`ethgas-sidecar@hoodi`, `ethgas-sidecar@hoodi.service`) is accepted too.
+fn which(config: &Path, instance: Option<&str>) -> Result<Which, String> {
+    let Some(given) = instance else {
+        return Ok(Which {
+            config: config.to_path_buf(),
+            unit: UNIT.into(),
+            instance: false,
+        });
+    };
+    let name = given.trim();
+    let name = name
+        .strip_prefix(UNIT)
+        .and_then(|n| n.strip_prefix('@'))
+        .unwrap_or(name);
+    let name = name.strip_suffix(".service").unwrap_or(name);
+    // What systemd allows in an instance name (`%i`, escaped), and never a
+    // path: no "/", no leading "." (so no "..").
+    let valid = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(valid) {
+        return Err(format!(
+            "--instance {given:?} is not an instance name: NAME as in {UNIT}@NAME.service \
+             (letters, digits and : - _ . \\ @)"
+        ));
+    }
+    Ok(Which {
+        config: Path::new(crate::config::DEFAULT_CONFIG_PATH).with_file_name(format!("{name}.toml")),
+        unit: format!("{UNIT}@{name}"),
+        instance: true,
+    })
+}
 
 /// Where the admin listener is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,13 +150,23 @@ fn admin_listen_from_toml(text: &str) -> Result<Option<String>, String> {
 
 /// Where to ask and why there: `--admin`, else `admin.listen` in the config
 /// file, else the default (with a note on stderr when the file could not be
-/// read, which is not fatal: the default may well be right).
-fn resolve(config: &Path, admin: Option<&str>) -> Result<(Target, String), String> {
+/// read, which is not fatal: the default may well be right — except for an
+/// instance, whose own config says where it listens).
+fn resolve(which: &Which, admin: Option<&str>) -> Result<(Target, String), String> {
     if let Some(a) = admin {
         return Ok((parse_target(a)?, "--admin".into()));
     }
+    let config = which.config.as_path();
     let text = match std::fs::read_to_string(config) {
         Ok(t) => t,
+        Err(e) if which.instance => {
+            return Err(format!(
+                "cannot read {} ({e}), the config of {}.service; is the instance's name right \
+                 (ls /etc/ethgas-sidecar/*.toml)? Or pass --admin ADDR",
+                config.display(),
+                which.unit
+            ));
+        }
         Err(e) => {
             eprintln!(
                 "note: cannot read {} ({e}); asking the default admin address {DEFAULT_ADMIN}",
@@ -222,172 +281,8 @@ fn summary(body: &[u8]) -> Option<Value> {
     }
 }
 
-/// Colour only on a terminal, and never when `NO_COLOR` is set (non-empty).
-fn use_colour(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
-    stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
-}
-
-const RESET: &str = "\x1b[0m";
-const BOLD_GREEN: &str = "\x1b[1;32m";
-const BOLD_RED: &str = "\x1b[1;31m";
-const RED: &str = "\x1b[31m";
-const YELLOW: &str = "\x1b[33m";
-
-struct Painter(bool);
-
-impl Painter {
-    fn paint(&self, colour: &str, text: &str) -> String {
-        if self.0 {
-            format!("{colour}{text}{RESET}")
-        } else {
-            text.to_string()
-        }
-    }
-}
-
-/// The human summary of a `/readyz` answer from `from` (an address), as of
-/// `now` (for "3 min ago").
-fn render(from: &str, ready: bool, summary: &Value, now: SystemTime, colour: bool) -> String {
-    let p = Painter(colour);
-    let text = |key: &str| {
-        summary
-            .get(key)
-            .and_then(Value::as_str)
-            .map(clean)
-            .filter(|s| !s.is_empty())
-    };
-    let number = |key: &str| summary.get(key).and_then(Value::as_f64);
-    let state = text("state").unwrap_or_else(|| "unknown".into());
-
-    let mut out = String::new();
-    let verdict = if ready {
-        p.paint(BOLD_GREEN, "ready")
-    } else {
-        p.paint(BOLD_RED, "NOT READY")
-    };
-    let _ = writeln!(out, "ethgas-sidecar at {from}: {verdict}");
-    let mut line = |label: &str, value: String| {
-        let _ = writeln!(out, "  {label:<22}{value}");
-    };
-
-    let state_colour = match state.as_str() {
-        "logged_in" if ready => BOLD_GREEN,
-        "logging_in" => YELLOW,
-        _ => RED,
-    };
-    line("state", p.paint(state_colour, &state));
-
-    let account = match (text("username"), text("address")) {
-        (Some(u), Some(a)) => format!("{u} ({a})"),
-        (Some(x), None) | (None, Some(x)) => x,
-        (None, None) => "unknown".into(),
-    };
-    line("account", account);
-
-    line(
-        "token expires in",
-        match number("token_expires_in_seconds") {
-            Some(s) => span(s),
-            None => p.paint(RED, "no valid token"),
-        },
-    );
-    let next = if number("token_expires_in_seconds").is_some() {
-        "next refresh in"
-    } else {
-        "next login attempt in"
-    };
-    line(
-        next,
-        match number("next_refresh_in_seconds") {
-            Some(s) => span(s),
-            None => "not scheduled".into(),
-        },
-    );
-    line("last login", when(text("last_login").as_deref(), now));
-    line("last refresh", when(text("last_refresh").as_deref(), now));
-
-    let error = match text("last_error") {
-        Some(e) => {
-            let at = text("last_error_at")
-                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-                .map(|t| format!(" ({})", ago(now, t)))
-                .unwrap_or_default();
-            format!("{}{at}", p.paint(RED, &e))
-        }
-        None => "none".into(),
-    };
-    line("last error", error);
-
-    let failures = number("consecutive_failures").unwrap_or(0.0);
-    let failures_text = format!("{failures:.0}");
-    line(
-        "consecutive failures",
-        if failures > 0.0 {
-            p.paint(if ready { YELLOW } else { RED }, &failures_text)
-        } else {
-            failures_text
-        },
-    );
-    out
-}
-
-/// "44 min 52 s", "1 h 5 min", "2 d 3 h", "7 s": two units at most.
-fn span(seconds: f64) -> String {
-    let total = if seconds.is_finite() && seconds > 0.0 {
-        seconds.round() as u64
-    } else {
-        0
-    };
-    let (d, h, m, s) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
-    if d > 0 {
-        format!("{d} d {h} h")
-    } else if h > 0 {
-        format!("{h} h {m} min")
-    } else if m > 0 {
-        format!("{m} min {s} s")
-    } else {
-        format!("{s} s")
-    }
-}
-
-/// "3 min ago", "2 h 5 min ago", "just now" from `now`.
-fn ago(now: SystemTime, then: SystemTime) -> String {
-    let secs = match now.duration_since(then) {
-        Ok(d) => d.as_secs(),
-        // A timestamp ahead of this host's clock: the two clocks differ.
-        Err(e) if e.duration() > Duration::from_secs(2) => {
-            return format!("{} ahead of this host's clock", span(e.duration().as_secs_f64()));
-        }
-        Err(_) => 0,
-    };
-    match secs {
-        0 => "just now".into(),
-        1..60 => format!("{secs} s ago"),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h {} min ago", secs / 3600, secs / 60 % 60),
-        _ => format!("{} d {} h ago", secs / 86_400, secs / 3600 % 24),
-    }
-}
-
-/// An RFC 3339 time from `/readyz` as "3 min ago (2025-01-01T10:00:00Z)".
-fn when(rfc3339: Option<&str>, now: SystemTime) -> String {
-    match rfc3339 {
-        None => "never".into(),
-        Some(t) => match humantime::parse_rfc3339_weak(t) {
-            Ok(then) => format!("{} ({t})", ago(now, then)),
-            Err(_) => t.to_string(),
-        },
-    }
-}
-
-/// Text from the server without control characters, so that an error
-/// message quoting the API cannot move the cursor or recolour the terminal.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
-}
-
-/// What to print when the admin listener could not be asked.
-fn unreachable_help(target: &Target, origin: &str, error: &FetchError) -> String {
+/// What to print when the admin listener of `unit` could not be asked.
+fn unreachable_help(unit: &str, target: &Target, origin: &str, error: &FetchError) -> String {
     let mut out = format!("ethgas-sidecar status: no answer from the admin listener at {target} ({origin}): {error}\n");
     let hint = match error {
         FetchError::Connect(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -399,19 +294,31 @@ fn unreachable_help(target: &Target, origin: &str, error: &FetchError) -> String
         _ => "",
     };
     out.push_str(hint);
-    out.push_str(
-        "  Is the service running?   systemctl status ethgas-sidecar\n  \
-         What did it log?          journalctl -u ethgas-sidecar -n 50\n  \
-         Another address?          ethgas-sidecar status --admin ADDR  ([admin] listen in the config)\n",
+    let _ = write!(
+        out,
+        "  Is the service running?   systemctl status {unit}\n  \
+         What did it log?          journalctl -u {unit} -n 50\n  \
+         Another address?          ethgas-sidecar status --admin ADDR  ([admin] listen in the config)\n"
     );
+    if unit == UNIT {
+        out.push_str("  Another instance?         ethgas-sidecar status --instance NAME  (ethgas-sidecar@NAME)\n");
+    }
     out
 }
 
 /// The `status` command: exit 0 ready, 1 not ready, 2 no (usable) answer.
-pub fn run(config: &Path, admin: Option<&str>, json: bool) -> ExitCode {
+/// `instance` (`--instance NAME`) replaces `config` with the instance's own.
+pub fn run(config: &Path, instance: Option<&str>, admin: Option<&str>, json: bool) -> ExitCode {
     use std::io::{IsTerminal, Write};
     const UNREACHABLE: u8 = 2;
-    let (target, origin) = match resolve(config, admin) {
+    let which = match which(config, instance) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("ethgas-sidecar status: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    let (target, origin) = match resolve(&which, admin) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("ethgas-sidecar status: {e}");
@@ -428,7 +335,7 @@ pub fn run(config: &Path, admin: Option<&str>, json: bool) -> ExitCode {
     let answer = match rt.block_on(fetch(&target)) {
         Ok(a) => a,
         Err(e) => {
-            eprint!("{}", unreachable_help(&target, &origin, &e));
+            eprint!("{}", unreachable_help(&which.unit, &target, &origin, &e));
             return ExitCode::from(UNREACHABLE);
         }
     };
@@ -461,12 +368,23 @@ pub fn run(config: &Path, admin: Option<&str>, json: bool) -> ExitCode {
         })
     } else {
         let colour = use_colour(stdout.is_terminal(), std::env::var_os("NO_COLOR").as_deref());
-        stdout.write_all(render(&target.to_string(), ready, &summary, SystemTime::now(), colour).as_bytes())
+        let text = render(
+            &which.unit,
+            &target.to_string(),
+            ready,
+            &summary,
+            SystemTime::now(),
+            colour,
+        );
+        stdout.write_all(text.as_bytes())
     };
     // A closed pipe (`status | head -1`) is not worth a panic.
     let _ = printed.and_then(|()| stdout.flush());
     ExitCode::from(if ready { 0 } else { 1 })
 }
+
+mod render;
+use render::{render, use_colour};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! `ethgas-sidecar status`, the real binary, against sidecars running in this
 //! process: a ready one, one whose password the API refuses, one on a unix
-//! admin socket, and an address where nothing listens. Checks the exit status
-//! a script relies on and the lines an operator reads.
+//! admin socket, an instance of the template unit named with `--instance`,
+//! and an address where nothing listens. Checks the exit status a script
+//! relies on and the lines an operator reads.
 
 mod common;
 
@@ -162,6 +163,66 @@ async fn nothing_listening_exits_2_and_says_what_to_check() {
     let run = status(&["--admin", "nonsense"]).await;
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("IP:PORT"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn an_instance_is_named_in_its_summary_and_in_the_hints() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    let admin = sidecar.admin.to_string();
+    let run = status(&["--instance", "hoodi", "--admin", &admin]).await;
+    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.lines().next().unwrap(),
+        format!("ethgas-sidecar@hoodi at {admin}: ready")
+    );
+    assert_eq!(field(&run.stdout, "account"), USER);
+
+    // Nothing there: the hints name the instance's unit.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let run = status(&[
+        "--instance",
+        "ethgas-sidecar@hoodi",
+        "--admin",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("systemctl status ethgas-sidecar@hoodi\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("journalctl -u ethgas-sidecar@hoodi "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_instance_without_its_config_exits_2_and_asks_no_other_sidecar() {
+    // No /etc/ethgas-sidecar/NAME.toml for this name: the instance's address
+    // is unknown, and the default one may be another sidecar's.
+    let name = format!("no-such-instance-{}", std::process::id());
+    let run = status(&["--instance", &name]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains(&format!("/etc/ethgas-sidecar/{name}.toml"))
+            && run.stderr.contains(&format!("ethgas-sidecar@{name}.service")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("127.0.0.1:9090"), "{}", run.stderr);
+
+    // A name that would reach outside /etc/ethgas-sidecar is refused.
+    let run = status(&["--instance", "../../tmp/x"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("not an instance name"), "{}", run.stderr);
 }
 
 #[tokio::test]

@@ -208,7 +208,7 @@ _ethgas__sidecar() {
             return 0
             ;;
         ethgas__subcmd__sidecar__subcmd__status)
-            opts="-c -h --config --admin --json --help"
+            opts="-c -i -h --config --instance --admin --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -242,6 +242,14 @@ _ethgas__sidecar() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --admin)

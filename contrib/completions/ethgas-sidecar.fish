@@ -36,6 +36,7 @@ complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand run" -s h 
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand check-config" -s c -l config -d 'The configuration file' -r -F
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand check-config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -s c -l config -d 'The configuration file whose `admin.listen` to ask' -r -F
+complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -s i -l instance -d 'The instance NAME of ethgas-sidecar@.service to ask: reads `admin.listen` from /etc/ethgas-sidecar/NAME.toml (instead of --config)' -r
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -l admin -d 'The admin listener to ask instead: IP:PORT, HOST:PORT or unix:/path' -r
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -l json -d 'Print the /readyz JSON as received, for scripts (the exit status still applies)'
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'

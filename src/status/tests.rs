@@ -1,3 +1,6 @@
+use std::ffi::OsStr;
+
+use super::render::{ago, span};
 use super::*;
 use serde_json::json;
 
@@ -26,7 +29,14 @@ fn ready_summary() -> Value {
 
 #[test]
 fn a_ready_sidecar_shows_every_line() {
-    let out = render("127.0.0.1:9090", true, &ready_summary(), at(NOW), false);
+    let out = render(
+        "ethgas-sidecar",
+        "127.0.0.1:9090",
+        true,
+        &ready_summary(),
+        at(NOW),
+        false,
+    );
     let expected = "\
 ethgas-sidecar at 127.0.0.1:9090: ready
   state                 logged_in
@@ -55,7 +65,14 @@ fn a_failing_sidecar_shows_state_error_and_failures() {
         "last_error": "login for \"alice\" refused by the API (401): bad password",
         "last_error_at": "2025-06-01T11:59:48Z",
     });
-    let out = render("unix:/run/ethgas-sidecar/admin.sock", false, &s, at(NOW), false);
+    let out = render(
+        "ethgas-sidecar",
+        "unix:/run/ethgas-sidecar/admin.sock",
+        false,
+        &s,
+        at(NOW),
+        false,
+    );
     let expected = "\
 ethgas-sidecar at unix:/run/ethgas-sidecar/admin.sock: NOT READY
   state                 credentials_rejected
@@ -74,13 +91,13 @@ ethgas-sidecar at unix:/run/ethgas-sidecar/admin.sock: NOT READY
 fn a_wallet_account_shows_its_address() {
     let mut s = ready_summary();
     s["address"] = json!("0x00000000000000000000000000000000000000aa");
-    let out = render("x", true, &s, at(NOW), false);
+    let out = render("ethgas-sidecar", "x", true, &s, at(NOW), false);
     assert!(
         out.contains("  account               alice (0x00000000000000000000000000000000000000aa)\n"),
         "{out}"
     );
     s["username"] = Value::Null;
-    let out = render("x", true, &s, at(NOW), false);
+    let out = render("ethgas-sidecar", "x", true, &s, at(NOW), false);
     assert!(
         out.contains("  account               0x00000000000000000000000000000000000000aa\n"),
         "{out}"
@@ -89,7 +106,14 @@ fn a_wallet_account_shows_its_address() {
 
 #[test]
 fn missing_fields_do_not_break_the_summary() {
-    let out = render("x", false, &json!({"state": "logging_in"}), at(NOW), false);
+    let out = render(
+        "ethgas-sidecar",
+        "x",
+        false,
+        &json!({"state": "logging_in"}),
+        at(NOW),
+        false,
+    );
     assert!(out.contains("account               unknown"), "{out}");
     assert!(out.contains("next login attempt in not scheduled"), "{out}");
     assert!(out.contains("consecutive failures  0"), "{out}");
@@ -98,19 +122,19 @@ fn missing_fields_do_not_break_the_summary() {
 #[test]
 fn colour_marks_the_verdict_and_the_error_only_when_asked() {
     let s = json!({"state": "login_failing", "last_error": "boom", "consecutive_failures": 2});
-    let plain = render("x", false, &s, at(NOW), false);
+    let plain = render("ethgas-sidecar", "x", false, &s, at(NOW), false);
     assert!(!plain.contains('\x1b'), "{plain:?}");
-    let coloured = render("x", false, &s, at(NOW), true);
+    let coloured = render("ethgas-sidecar", "x", false, &s, at(NOW), true);
     assert!(coloured.contains("\x1b[1;31mNOT READY\x1b[0m"), "{coloured:?}");
     assert!(coloured.contains("\x1b[31mboom\x1b[0m"), "{coloured:?}");
-    let ready = render("x", true, &ready_summary(), at(NOW), true);
+    let ready = render("ethgas-sidecar", "x", true, &ready_summary(), at(NOW), true);
     assert!(ready.contains("\x1b[1;32mready\x1b[0m"), "{ready:?}");
 }
 
 #[test]
 fn text_from_the_server_cannot_drive_the_terminal() {
     let s = json!({"state": "login_failing", "last_error": "API said \u{1b}[2J\u{1b}]0;pwned\u{7}\nok"});
-    let out = render("x", false, &s, at(NOW), false);
+    let out = render("ethgas-sidecar", "x", false, &s, at(NOW), false);
     assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
     assert_eq!(out.lines().count(), 9, "the error stays on one line: {out}");
 }
@@ -206,31 +230,131 @@ fn only_admin_listen_is_read_from_the_config() {
     assert!(admin_listen_from_toml("[admin\n").is_err());
 }
 
+/// The main unit's sidecar, with its config at `file`.
+fn main(file: &Path) -> Which {
+    which(file, None).unwrap()
+}
+
 #[test]
 fn the_address_comes_from_admin_then_the_file_then_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, "[admin]\nlisten = \"127.0.0.1:9191\"\n").unwrap();
-    let (t, origin) = resolve(&file, None).unwrap();
+    let (t, origin) = resolve(&main(&file), None).unwrap();
     assert_eq!(t, Target::Tcp("127.0.0.1:9191".into()));
     assert!(origin.contains("admin.listen in"), "{origin}");
-    let (t, origin) = resolve(&file, Some("127.0.0.1:9292")).unwrap();
+    let (t, origin) = resolve(&main(&file), Some("127.0.0.1:9292")).unwrap();
     assert_eq!((t, origin.as_str()), (Target::Tcp("127.0.0.1:9292".into()), "--admin"));
-    let (t, _) = resolve(&dir.path().join("missing.toml"), None).unwrap();
+    let (t, _) = resolve(&main(&dir.path().join("missing.toml")), None).unwrap();
     assert_eq!(t, Target::Tcp(DEFAULT_ADMIN.into()));
     std::fs::write(&file, "[admin]\nlisten = \"nonsense\"\n").unwrap();
-    let e = resolve(&file, None).unwrap_err();
+    let e = resolve(&main(&file), None).unwrap_err();
     assert!(e.contains("admin.listen") && e.contains("config.toml"), "{e}");
 }
 
 #[test]
 fn the_help_for_no_answer_says_what_to_check() {
     let refused = FetchError::Connect(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-    let out = unreachable_help(&Target::Tcp("127.0.0.1:9090".into()), "--admin", &refused);
+    let out = unreachable_help(
+        "ethgas-sidecar",
+        &Target::Tcp("127.0.0.1:9090".into()),
+        "--admin",
+        &refused,
+    );
     assert!(out.contains("127.0.0.1:9090"), "{out}");
     assert!(out.contains("systemctl status ethgas-sidecar"), "{out}");
     assert!(out.contains("journalctl -u ethgas-sidecar"), "{out}");
     let denied = FetchError::Connect(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-    let out = unreachable_help(&Target::Unix("/run/a.sock".into()), "--admin", &denied);
+    let out = unreachable_help(
+        "ethgas-sidecar",
+        &Target::Unix("/run/a.sock".into()),
+        "--admin",
+        &denied,
+    );
     assert!(out.contains("run as root"), "{out}");
+}
+
+#[test]
+fn an_instance_name_picks_its_config_and_its_unit() {
+    let default = Path::new(crate::config::DEFAULT_CONFIG_PATH);
+    let hoodi = Which {
+        config: PathBuf::from("/etc/ethgas-sidecar/hoodi.toml"),
+        unit: "ethgas-sidecar@hoodi".into(),
+        instance: true,
+    };
+    for given in [
+        "hoodi",
+        " hoodi ",
+        "ethgas-sidecar@hoodi",
+        "ethgas-sidecar@hoodi.service",
+    ] {
+        assert_eq!(which(default, Some(given)), Ok(hoodi.clone()), "{given:?}");
+    }
+    // --config is not consulted for an instance (clap refuses both anyway).
+    assert_eq!(which(Path::new("/tmp/x.toml"), Some("hoodi")), Ok(hoodi));
+    assert_eq!(
+        which(default, Some("main-net_2")).unwrap().config,
+        PathBuf::from("/etc/ethgas-sidecar/main-net_2.toml")
+    );
+    // Never a path outside /etc/ethgas-sidecar, nor a hidden file.
+    for bad in ["", "../../tmp/x", "a/b", ".hidden", "..", "a b", "ethgas-sidecar@"] {
+        let e = which(default, Some(bad)).unwrap_err();
+        assert!(
+            e.contains("--instance") && e.contains("ethgas-sidecar@NAME"),
+            "{bad:?}: {e}"
+        );
+    }
+    let plain = which(Path::new("/srv/sidecar.toml"), None).unwrap();
+    assert_eq!(plain.config, PathBuf::from("/srv/sidecar.toml"));
+    assert_eq!((plain.unit.as_str(), plain.instance), ("ethgas-sidecar", false));
+}
+
+#[test]
+fn an_instance_is_asked_where_its_own_config_says_never_at_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = |file: &str| Which {
+        config: dir.path().join(file),
+        unit: "ethgas-sidecar@hoodi".into(),
+        instance: true,
+    };
+    std::fs::write(dir.path().join("hoodi.toml"), "[admin]\nlisten = \"127.0.0.1:9191\"\n").unwrap();
+    let (t, origin) = resolve(&instance("hoodi.toml"), None).unwrap();
+    assert_eq!(t, Target::Tcp("127.0.0.1:9191".into()));
+    assert!(origin.contains("hoodi.toml"), "{origin}");
+    // A missing instance config is an error naming it, not a question put to
+    // the default address (where the main sidecar may well answer).
+    let e = resolve(&instance("nosuch.toml"), None).unwrap_err();
+    assert!(
+        e.contains("nosuch.toml") && e.contains("ethgas-sidecar@hoodi.service"),
+        "{e}"
+    );
+    // --admin still wins, without reading anything.
+    let (t, _) = resolve(&instance("nosuch.toml"), Some("127.0.0.1:9292")).unwrap();
+    assert_eq!(t, Target::Tcp("127.0.0.1:9292".into()));
+}
+
+#[test]
+fn an_instance_is_named_in_the_summary_and_in_the_hints() {
+    let out = render(
+        "ethgas-sidecar@hoodi",
+        "127.0.0.1:9091",
+        true,
+        &ready_summary(),
+        at(NOW),
+        false,
+    );
+    assert_eq!(
+        out.lines().next(),
+        Some("ethgas-sidecar@hoodi at 127.0.0.1:9091: ready")
+    );
+    let refused = FetchError::Connect(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    let target = Target::Tcp("127.0.0.1:9091".into());
+    let out = unreachable_help("ethgas-sidecar@hoodi", &target, "--admin", &refused);
+    assert!(out.contains("systemctl status ethgas-sidecar@hoodi\n"), "{out}");
+    assert!(out.contains("journalctl -u ethgas-sidecar@hoodi -n 50"), "{out}");
+    assert!(!out.contains("--instance NAME"), "{out}");
+    // The main unit's hints point at the instances too.
+    let out = unreachable_help("ethgas-sidecar", &target, "--admin", &refused);
+    assert!(out.contains("systemctl status ethgas-sidecar\n"), "{out}");
+    assert!(out.contains("ethgas-sidecar status --instance NAME"), "{out}");
 }
