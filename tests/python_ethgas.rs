@@ -18,6 +18,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,7 +47,9 @@ async fn python_ethgas_logs_in_trades_and_streams_through_the_sidecar_without_th
             "CI is set but there is no python-ethgas venv: .ci/run creates target/ci-venv \
              (or set ETHGAS_PYTHON to a python with python-ethgas==0.3.0)"
         );
-        println!(
+        // Straight to stderr, past the test harness's capture: a skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED python_ethgas: no venv with python-ethgas (create it with .ci/run, or \
              `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install -r tests/python/requirements.txt`, \
              or set ETHGAS_PYTHON)"
@@ -96,7 +99,8 @@ async fn python_ethgas_logs_in_trades_and_streams_through_the_sidecar_without_th
         .expect("the venv's python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("--- python-ethgas through the sidecar ---\n{stdout}");
+    // Shown in every run (CI's log too), past the harness's capture.
+    let _ = writeln!(std::io::stderr(), "--- python-ethgas through the sidecar ---\n{stdout}");
     assert!(
         out.status.success() && stdout.contains("ALL PASS"),
         "the driver reported failures:\n{stdout}\nstderr:\n{stderr}"
