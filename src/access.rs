@@ -34,8 +34,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use http::HeaderMap;
-use http::header::{HOST, ORIGIN};
+use http::header::{CONTENT_SECURITY_POLICY, HOST, HeaderValue, ORIGIN, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, Request};
 use tracing::{debug, warn};
 
 use crate::config::{ProxyPolicy, normalize_host};
@@ -241,16 +241,23 @@ pub struct Refusals {
 }
 
 impl Refusals {
-    /// Admits a request, or refuses it (logging the refusal the first time
-    /// its origin or host is seen).
-    pub fn admit(
+    /// Admits a request that came from `peer` (`None`: over the unix
+    /// socket) on a connection accepted at `local`, or refuses it (logging
+    /// the refusal the first time its origin or host is seen).
+    pub fn admit<B>(
         &self,
         policy: &ProxyPolicy,
-        headers: &HeaderMap,
+        req: &Request<B>,
         upstream_host: &str,
-        arrival: Arrival,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
     ) -> Result<(), ProxyError> {
-        check_request(policy, headers, upstream_host, arrival).map_err(|refusal| {
+        let arrival = Arrival {
+            unix: peer.is_none(),
+            absolute_form: req.uri().authority().is_some(),
+            local,
+        };
+        check_request(policy, req.headers(), upstream_host, arrival).map_err(|refusal| {
             self.log(&refusal);
             refusal.error()
         })
@@ -303,6 +310,15 @@ impl Refusals {
         }
         true
     }
+}
+
+/// Marks an answer of the proxy so that no browser runs it as a page of
+/// this listener's origin ([`is_own_origin`] relies on it): `sandbox` puts
+/// any document in an opaque origin (added to the API's own policy, if it
+/// sent one), and `nosniff` keeps JSON from being read as HTML or script.
+pub fn sandbox(headers: &mut HeaderMap) {
+    headers.append(CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
 /// The host part of a `Host` value, lower case, without port or brackets.

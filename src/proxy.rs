@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
@@ -89,8 +89,7 @@ pub struct Proxy {
 pub struct ConnContext {
     /// The TCP peer; `None` on the unix-socket listener.
     pub peer: Option<SocketAddr>,
-    /// The TCP connection's local address (the one the client connected
-    /// to); `None` on the unix-socket listener.
+    /// The TCP connection's local address (the one the client dialled).
     pub local: Option<SocketAddr>,
     /// What the framing guard found on the raw bytes of this request.
     pub framing: crate::framing::Verdict,
@@ -182,12 +181,8 @@ impl Proxy {
                 local(e.response(self.envelope()))
             }
         };
-        // No document this listener serves may run as its origin (see
-        // `access::is_own_origin`): a browser renders none of it in an
-        // origin of its own, and never reads JSON as HTML or script.
-        let h = resp.headers_mut();
-        h.append(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        // No page this listener hands out may act as its origin.
+        access::sandbox(resp.headers_mut());
         shared.metrics.request(&method, resp.status().as_u16());
         if let Some((started, path)) = debug_line {
             debug!(
@@ -244,14 +239,8 @@ impl Proxy {
                 limit: shared.max_header_bytes,
             });
         }
-        let arrival = access::Arrival {
-            unix: ctx.peer.is_none(),
-            absolute_form: req.uri().authority().is_some(),
-            local: ctx.local,
-        };
-        shared
-            .refusals
-            .admit(&live.proxy, req.headers(), &shared.target.host, arrival)?;
+        let refusals = &shared.refusals;
+        refusals.admit(&live.proxy, &req, &shared.target.host, ctx.peer, ctx.local)?;
         if let Some(authority) = req.uri().authority() {
             self.check_absolute_form(&live, req.uri().scheme_str(), authority)?;
         }
