@@ -301,7 +301,12 @@ impl Refusals {
             Some(key) => warn!(
                 setting = key,
                 "refused {what} with 403: browsers cannot use the account; if this is your own program or page, \
-                 add it to {key} (logged once per origin)"
+                 add it to {key} (logged once per {})",
+                if matches!(refusal, Refusal::Host(_)) {
+                    "host"
+                } else {
+                    "origin"
+                }
             ),
             None => warn!(
                 "refused {what} with 403: browsers cannot use the account, and no setting allows requests a \
