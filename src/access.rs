@@ -10,20 +10,46 @@
 //!   itself, or a name in `proxy.allowed_hosts`: a web page that rebinds its
 //!   own DNS name to 127.0.0.1 sends its own name and is refused (a unix
 //!   socket, which no browser reaches, skips this rule);
-//! - a **browser** marks what it sends: a request with an `Origin` that is not
-//!   in `proxy.allowed_origins`, or with `Sec-Fetch-Site: cross-site` /
-//!   `same-site`, is refused, WebSocket upgrades included. Legacy programs
-//!   send neither header and are unaffected.
+//! - a **browser** marks what it sends: a request with an `Origin`, or with
+//!   `Sec-Fetch-Site: cross-site` / `same-site`, is refused, WebSocket
+//!   upgrades included — unless the origin is in `proxy.allowed_origins`, or
+//!   is this listener's own origin ([`is_own_origin`]). Legacy programs send
+//!   neither header and are unaffected.
 //!
-//! The client's `Origin` is never passed on to the API.
+//! The own origin is what a program writes when it derives `Origin` from the
+//! URL it connects to (websocket-client, and so python-ethgas's `WsClient`,
+//! sends `Origin: http://127.0.0.1:<port>` for `ws://127.0.0.1:<port>/ws`).
+//! No web page can carry it: a page with that origin would have to be served
+//! by this listener, and every answer the proxy gives carries
+//! `Content-Security-Policy: sandbox`, which puts any document it could serve
+//! in an opaque origin (whose requests say `Origin: null`). Names that a
+//! page's owner controls (DNS rebinding), other ports (other local web
+//! servers) and browser-marked cross-site or same-site requests stay refused.
+//!
+//! Each refusal of a browser is logged once per origin (or host) at warn
+//! level with the key that would allow it ([`Refusals`]); the memory of what
+//! was logged is bounded. The client's `Origin` is never passed on to the API.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 
-use http::HeaderMap;
-use http::header::{HOST, ORIGIN};
+use http::header::{CONTENT_SECURITY_POLICY, HOST, HeaderValue, ORIGIN, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, Request};
+use tracing::{debug, warn};
 
 use crate::config::{ProxyPolicy, normalize_host};
 use crate::error::ProxyError;
+
+/// How many distinct refused origins (and hosts) are remembered so that each
+/// is logged once. Past it, new ones are logged at debug level: a client that
+/// sends a new origin with every request cannot grow the memory or flood the
+/// journal.
+pub const REMEMBERED_REFUSALS: usize = 64;
+
+/// The most characters of a client's `Origin` or `Host` quoted in a log line
+/// or an answer.
+const QUOTED_MAX: usize = 100;
 
 /// Whether a TCP peer may use the proxy (IPv4-mapped IPv6 addresses are
 /// matched as IPv4 too).
@@ -35,62 +61,269 @@ pub fn peer_allowed(policy: &ProxyPolicy, peer: SocketAddr) -> bool {
         .any(|net| net.contains(&ip) || net.contains(&canonical))
 }
 
+/// How a request reached the proxy, as its connection tells.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// Over the unix-socket listener, which no browser reaches.
+    pub unix: bool,
+    /// The target named a host itself (HTTP_PROXY style; checked against
+    /// the API's host elsewhere).
+    pub absolute_form: bool,
+    /// The local address of the TCP connection: the address and port the
+    /// client connected to (with socket activation or `listen = …:0` too).
+    pub local: Option<SocketAddr>,
+}
+
+/// Why a request was refused. The quoted texts are cut to a bounded length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// An `Origin` that is neither allowed nor this listener's own;
+    /// `proxy.allowed_origins` would allow it.
+    Origin(String),
+    /// A request a browser marked `cross-site` or `same-site` (the value)
+    /// without an `Origin`: a navigation, an image, a no-cors GET. No
+    /// setting allows it.
+    Site(String),
+    /// A `Host` that does not name this sidecar (DNS rebinding);
+    /// `proxy.allowed_hosts` would allow it.
+    Host(String),
+}
+
+impl Refusal {
+    /// The answer the client gets: 403 in the API's envelope.
+    pub fn error(&self) -> ProxyError {
+        match self {
+            Refusal::Origin(origin) => browser(format!("a request from the web origin {origin:?}"), true),
+            Refusal::Site(site) => browser(format!("a {site} request from a web page"), false),
+            Refusal::Host(host) => ProxyError::Forbidden(format!(
+                "Host {host:?} does not name this sidecar: a web page whose domain resolves to this host (DNS rebinding) \
+                 cannot use the account; programs use http://127.0.0.1:PORT or http://localhost:PORT \
+                 (or add the name to proxy.allowed_hosts)"
+            )),
+        }
+    }
+
+    /// What the refusal is remembered by (one log line each), and the key
+    /// that would allow it.
+    fn memo(&self) -> (String, Option<&'static str>) {
+        match self {
+            Refusal::Origin(o) => (format!("origin {o}"), Some("proxy.allowed_origins")),
+            Refusal::Site(s) => (format!("site {s}"), None),
+            Refusal::Host(h) => (format!("host {h}"), Some("proxy.allowed_hosts")),
+        }
+    }
+}
+
 /// The browser and `Host` rules for one request. `upstream_host` is the
-/// API's host (lower case); `unix` says the request came over the unix
-/// socket listener; `absolute_form` that its target named a host itself
-/// (HTTP_PROXY style, checked against the API's host elsewhere).
+/// API's host (lower case).
 pub fn check_request(
     policy: &ProxyPolicy,
     headers: &HeaderMap,
     upstream_host: &str,
-    unix: bool,
-    absolute_form: bool,
-) -> Result<(), ProxyError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.as_bytes();
-        if site.eq_ignore_ascii_case(b"cross-site") || site.eq_ignore_ascii_case(b"same-site") {
-            return Err(browser(format!(
-                "a {} request from a web page",
-                String::from_utf8_lossy(site).to_ascii_lowercase()
-            )));
+    arrival: Arrival,
+) -> Result<(), Refusal> {
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    let marked = site.filter(|s| s.eq_ignore_ascii_case(b"cross-site") || s.eq_ignore_ascii_case(b"same-site"));
+    // What a program sends (nothing), or a browser for its own page.
+    let unmarked = site.is_none_or(|s| s.eq_ignore_ascii_case(b"same-origin") || s.eq_ignore_ascii_case(b"none"));
+    let mut hosts = headers.get_all(HOST).iter();
+    // No Host (HTTP/1.0 programs send none; no browser does that), or
+    // several, which the framing guard refuses before this.
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Some(h.to_str().unwrap_or("")),
+        _ => None,
+    };
+    let mut origins = headers.get_all(ORIGIN).iter().peekable();
+    if origins.peek().is_none() {
+        if let Some(site) = marked {
+            return Err(Refusal::Site(String::from_utf8_lossy(site).to_ascii_lowercase()));
         }
     }
-    for origin in headers.get_all(ORIGIN) {
+    for origin in origins {
         let text = origin.to_str().unwrap_or("").trim();
-        let allowed = policy
+        let listed = policy
             .allowed_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(text.trim_end_matches('/')));
-        if !allowed {
-            return Err(browser(format!("a request from the web origin {text:?}")));
+        let own = unmarked
+            && !arrival.unix
+            && arrival
+                .local
+                .is_some_and(|local| is_own_origin(policy, text, host, local));
+        if !(listed || own) {
+            return Err(Refusal::Origin(quote(origin.as_bytes())));
         }
     }
-    if unix || absolute_form {
+    if arrival.unix || arrival.absolute_form {
         return Ok(());
     }
-    let mut hosts = headers.get_all(HOST).iter();
-    let (Some(host), None) = (hosts.next(), hosts.next()) else {
-        // No Host (HTTP/1.0 programs send none; no browser does that), or
-        // several, which the framing guard refuses before this.
+    let Some(text) = host else {
         return Ok(());
     };
-    let text = host.to_str().unwrap_or("");
     let name = host_name(text);
     if is_local_name(&name) || name == upstream_host || policy.allowed_hosts.contains(&name) {
         return Ok(());
     }
-    Err(ProxyError::Forbidden(format!(
-        "Host {text:?} does not name this sidecar: a web page whose domain resolves to this host (DNS rebinding) \
-         cannot use the account; programs use http://127.0.0.1:PORT or http://localhost:PORT \
-         (or add the name to proxy.allowed_hosts)"
-    )))
+    Err(Refusal::Host(quote(text.as_bytes())))
 }
 
-fn browser(what: String) -> ProxyError {
+/// Whether `origin` is this listener's own: `http://<host>[:<port>]` where
+/// the port is the connection's local port (80 if none is written), the host
+/// is `localhost`, the loopback address the client connected to, or a name
+/// in `proxy.allowed_hosts` — and the request's `Host` names that same host
+/// and port, as it does when a program derives both from the one URL it
+/// connects to. (The caller checks that `Sec-Fetch-Site`, if sent, is
+/// `same-origin` or `none`.)
+///
+/// A browser sends this origin only for a document this listener served,
+/// and every such document is sandboxed into an opaque origin
+/// (`Content-Security-Policy: sandbox`). A name the sidecar does not know
+/// could be an attacker's domain rebound to loopback; another port, or
+/// another loopback address, another local server.
+pub fn is_own_origin(policy: &ProxyPolicy, origin: &str, host: Option<&str>, local: SocketAddr) -> bool {
+    let Some(authority) = origin
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .map(|_| &origin[7..])
+    else {
+        return false;
+    };
+    if authority.is_empty() || authority.contains(['@', '/', '?', '#']) {
+        return false;
+    }
+    if !host.is_some_and(|h| h.trim().eq_ignore_ascii_case(authority)) {
+        return false;
+    }
+    let Ok(parsed) = authority.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    if parsed.port_u16().unwrap_or(80) != local.port() {
+        return false;
+    }
+    let name = normalize_host(parsed.host());
+    if name == "localhost" || policy.allowed_hosts.contains(&name) {
+        return true;
+    }
+    name.parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback() && ip.to_canonical() == local.ip().to_canonical())
+}
+
+fn browser(what: String, origin: bool) -> ProxyError {
+    let hint = if origin {
+        " (add the page's origin to proxy.allowed_origins if it is yours)"
+    } else {
+        ""
+    };
     ProxyError::Forbidden(format!(
-        "{what} was refused: browsers cannot use the account through this sidecar \
-         (add the page's origin to proxy.allowed_origins if it is yours)"
+        "{what} was refused: browsers cannot use the account through this sidecar{hint}"
     ))
+}
+
+/// A client's header text, cut to [`QUOTED_MAX`] characters; non-UTF-8
+/// bytes become U+FFFD. Quoted with `{:?}` wherever it is shown, so control
+/// characters are escaped.
+fn quote(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.trim().chars().take(QUOTED_MAX).collect();
+    if text.trim().chars().count() > QUOTED_MAX {
+        out.push('…');
+    }
+    out
+}
+
+/// The rules of [`check_request`], with a memory of the refusals already
+/// logged: each refused origin (or host) is logged once at warn level,
+/// naming the key that would allow it. One per process, shared by every
+/// worker.
+#[derive(Default)]
+pub struct Refusals {
+    logged: Mutex<HashSet<String>>,
+}
+
+impl Refusals {
+    /// Admits a request that came from `peer` (`None`: over the unix
+    /// socket) on a connection accepted at `local`, or refuses it (logging
+    /// the refusal the first time its origin or host is seen).
+    pub fn admit<B>(
+        &self,
+        policy: &ProxyPolicy,
+        req: &Request<B>,
+        upstream_host: &str,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Result<(), ProxyError> {
+        let arrival = Arrival {
+            unix: peer.is_none(),
+            absolute_form: req.uri().authority().is_some(),
+            local,
+        };
+        check_request(policy, req.headers(), upstream_host, arrival).map_err(|refusal| {
+            self.log(&refusal);
+            refusal.error()
+        })
+    }
+
+    /// Logs a refusal at warn level if its origin (or host) was not logged
+    /// before and there is room to remember it; returns whether it did.
+    pub fn log(&self, refusal: &Refusal) -> bool {
+        let (memo, key) = refusal.memo();
+        let (first, full) = match self.logged.lock() {
+            Ok(mut seen) => {
+                if seen.contains(&memo) {
+                    (false, false)
+                } else if seen.len() < REMEMBERED_REFUSALS {
+                    (seen.insert(memo), false)
+                } else {
+                    // One line to say why the rest go quiet (the empty
+                    // entry marks it said), then room for no more.
+                    (false, seen.insert(String::new()))
+                }
+            }
+            Err(_) => (false, false),
+        };
+        if full {
+            warn!(
+                remembered = REMEMBERED_REFUSALS,
+                "refused web requests from {REMEMBERED_REFUSALS} different origins or hosts; \
+                 further new ones are logged at debug level only"
+            );
+        }
+        let what = match refusal {
+            Refusal::Origin(o) => format!("a request from the web origin {o:?}"),
+            Refusal::Site(s) => format!("a {s} request from a web page (no Origin)"),
+            Refusal::Host(h) => format!("a request for Host {h:?} (a web page's own name: DNS rebinding)"),
+        };
+        if !first {
+            debug!("refused {what}");
+            return false;
+        }
+        match key {
+            Some(key) => warn!(
+                setting = key,
+                "refused {what} with 403: browsers cannot use the account; if this is your own program or page, \
+                 add it to {key} (logged once per {})",
+                if matches!(refusal, Refusal::Host(_)) {
+                    "host"
+                } else {
+                    "origin"
+                }
+            ),
+            None => warn!(
+                "refused {what} with 403: browsers cannot use the account, and no setting allows requests a \
+                 browser marks cross-site or same-site without an Origin (logged once)"
+            ),
+        }
+        true
+    }
+}
+
+/// Marks an answer of the proxy so that no browser runs it as a page of
+/// this listener's origin ([`is_own_origin`] relies on it): `sandbox` puts
+/// any document in an opaque origin (added to the API's own policy, if it
+/// sent one), and `nosniff` keeps JSON from being read as HTML or script.
+pub fn sandbox(headers: &mut HeaderMap) {
+    headers.append(CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
 /// The host part of a `Host` value, lower case, without port or brackets.

@@ -271,11 +271,12 @@ impl Interceptor {
                 let mut nonce = [0u8; 4];
                 rand::fill(&mut nonce);
                 let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+                let chain_id = chain_id(auth, live).await;
                 metrics.intercepted(AuthKind::Login);
                 return Ok(envelope.ok(json!({
                     "status": "verify",
                     "nonceHash": nonce,
-                    "eip712Message": crate::eth::login_typed_data(&nonce, PLACEHOLDER_CHAIN_ID),
+                    "eip712Message": crate::eth::login_typed_data(&nonce, chain_id),
                 })));
             }
             Call::Verify => AuthKind::Login,
@@ -294,10 +295,34 @@ impl Interceptor {
     }
 }
 
-/// The chain id of the typed data in a placeholder challenge: the one the
-/// published sample carries. A program signs it and the sidecar accepts any
-/// signature, so its value only has to be well formed.
+/// The chain id of a placeholder challenge when the API's is not known: the
+/// one the published sample carries.
 const PLACEHOLDER_CHAIN_ID: u64 = 32382;
+
+/// The chain id of a placeholder challenge: the one in the sidecar's own
+/// last real challenge, so a program that checks the domain sees the network
+/// of the API the sidecar is logged in to. Before the first login it waits
+/// for one, up to `proxy.token_wait`; if none comes in time, or the API's
+/// challenge named no chain id, it is [`PLACEHOLDER_CHAIN_ID`] (a program
+/// signs it and the sidecar accepts any signature, so it only has to be well
+/// formed).
+async fn chain_id(auth: &AuthHandle, live: &Live) -> u64 {
+    let deadline = Instant::now() + live.proxy.token_wait;
+    let mut changes = auth.subscribe();
+    loop {
+        let status = auth.status();
+        if let Some(id) = status.chain_id {
+            return id;
+        }
+        if status.logins > 0 {
+            return PLACEHOLDER_CHAIN_ID;
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return PLACEHOLDER_CHAIN_ID,
+        }
+    }
+}
 
 /// The live API's refresh-token cookie.
 const REFRESH_COOKIE: &str = "x_auth_refresh_token";

@@ -68,6 +68,8 @@ struct Shared {
     auth: AuthHandle,
     metrics: Arc<Metrics>,
     interceptor: Arc<Interceptor>,
+    /// The browser refusals already logged.
+    refusals: Arc<access::Refusals>,
     ws: WsRelay,
     request_timeout: Duration,
     max_header_bytes: usize,
@@ -87,6 +89,8 @@ pub struct Proxy {
 pub struct ConnContext {
     /// The TCP peer; `None` on the unix-socket listener.
     pub peer: Option<SocketAddr>,
+    /// The TCP connection's local address (the one the client dialled).
+    pub local: Option<SocketAddr>,
     /// What the framing guard found on the raw bytes of this request.
     pub framing: crate::framing::Verdict,
 }
@@ -122,6 +126,7 @@ impl Proxy {
                 auth,
                 metrics,
                 interceptor: Arc::new(Interceptor::new()),
+                refusals: Arc::default(),
                 ws,
                 request_timeout: restart.upstream.request_timeout,
                 max_header_bytes: restart.proxy.max_header_bytes,
@@ -144,6 +149,7 @@ impl Proxy {
                 auth: shared.auth.clone(),
                 metrics: shared.metrics.clone(),
                 interceptor: shared.interceptor.clone(),
+                refusals: shared.refusals.clone(),
                 ws: shared.ws.clone(),
                 request_timeout: shared.request_timeout,
                 max_header_bytes: shared.max_header_bytes,
@@ -167,7 +173,7 @@ impl Proxy {
         // Only the debug line needs these; the clock is not free in a VM.
         let debug_line =
             tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), req.uri().path().to_string()));
-        let resp = match self.route(req, ctx).await {
+        let mut resp = match self.route(req, ctx).await {
             Ok(resp) => resp,
             Err(e) => {
                 shared.metrics.local(e.reason());
@@ -175,6 +181,8 @@ impl Proxy {
                 local(e.response(self.envelope()))
             }
         };
+        // No page this listener hands out may act as its origin.
+        access::sandbox(resp.headers_mut());
         shared.metrics.request(&method, resp.status().as_u16());
         if let Some((started, path)) = debug_line {
             debug!(
@@ -231,13 +239,8 @@ impl Proxy {
                 limit: shared.max_header_bytes,
             });
         }
-        access::check_request(
-            &live.proxy,
-            req.headers(),
-            &shared.target.host,
-            ctx.peer.is_none(),
-            req.uri().authority().is_some(),
-        )?;
+        let refusals = &shared.refusals;
+        refusals.admit(&live.proxy, &req, &shared.target.host, ctx.peer, ctx.local)?;
         if let Some(authority) = req.uri().authority() {
             self.check_absolute_form(&live, req.uri().scheme_str(), authority)?;
         }

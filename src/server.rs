@@ -314,16 +314,16 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
             tokio::spawn(refuse_busy(stream, limit, envelope, role.clone()));
             continue;
         };
-        let (peer, span) = match &stream {
-            Stream::Tcp(_, peer) => (Some(*peer), info_span!("conn", %peer)),
-            Stream::Unix(_) => (None, info_span!("conn", peer = "unix")),
+        let (peer, local, span) = match &stream {
+            Stream::Tcp(s, peer) => (Some(*peer), s.local_addr().ok(), info_span!("conn", %peer)),
+            Stream::Unix(_) => (None, None, info_span!("conn", peer = "unix")),
         };
         let (server2, role, stop) = (server.clone(), role.clone(), shutdown.clone());
         server.tasks.spawn(
             async move {
                 match stream {
-                    Stream::Tcp(s, _) => serve(server2, s, peer, role, stop).await,
-                    Stream::Unix(s) => serve(server2, s, None, role, stop).await,
+                    Stream::Tcp(s, _) => serve(server2, s, (peer, local), role, stop).await,
+                    Stream::Unix(s) => serve(server2, s, (None, None), role, stop).await,
                 }
                 drop(permit);
             }
@@ -332,8 +332,14 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
     }
 }
 
-async fn serve<S>(server: Arc<Server>, stream: S, peer: Option<SocketAddr>, role: Role, shutdown: CancellationToken)
-where
+/// Serves one connection, given its peer and local addresses (TCP only).
+async fn serve<S>(
+    server: Arc<Server>,
+    stream: S,
+    (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
+    role: Role,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
@@ -395,7 +401,11 @@ where
                 if let Some(reason) = verdict.refusal() {
                     debug!(reason, "the framing guard refuses a request");
                 }
-                let ctx = ConnContext { peer, framing: verdict };
+                let ctx = ConnContext {
+                    peer,
+                    local,
+                    framing: verdict,
+                };
                 let (verdicts, method) = (verdicts.clone(), req.method().clone());
                 async move {
                     let resp = proxy.handle(req, ctx).await;

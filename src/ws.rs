@@ -124,16 +124,28 @@ impl WsRelay {
         }
     }
 
-    /// The upstream URL for a request's path and query.
+    /// The upstream URL for a request's path and query (kept as sent).
+    /// `websocket_url`'s own path (`/ws` on the live hosts) is the endpoint:
+    /// a program that connects to `/` and one that connects to that path
+    /// (the live URL with only the host changed) both reach it; any other
+    /// path goes below it, unless it already starts with it. The query is
+    /// the program's, else `websocket_url`'s own.
     fn upstream_url(&self, req_uri: &Uri) -> String {
-        let base = self.url.to_string();
-        let base = base.trim_end_matches('/');
-        let pq = req_uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        // A websocket_url with a path of its own is the endpoint itself.
-        if self.url.path() != "/" && (pq == "/" || pq.is_empty()) {
-            return base.to_string();
+        let scheme = self.url.scheme_str().unwrap_or("ws");
+        let authority = self.url.authority().map_or("localhost", |a| a.as_str());
+        let own = self.url.path().trim_end_matches('/');
+        let path = req_uri.path();
+        let path = if own.is_empty() || path == own || path.starts_with(&format!("{own}/")) {
+            path.to_string()
+        } else if path.is_empty() || path == "/" {
+            own.to_string()
+        } else {
+            format!("{own}{path}")
+        };
+        match req_uri.query().or(self.url.query()) {
+            Some(query) => format!("{scheme}://{authority}{path}?{query}"),
+            None => format!("{scheme}://{authority}{path}"),
         }
-        format!("{base}{pq}")
     }
 
     async fn connect(&self, url: &str) -> Result<Box<dyn Io>, String> {

@@ -509,3 +509,53 @@ async fn query_whoami(ws: &mut Ws) -> Value {
     assert_eq!((&v["event"], &v["channel"]), (&json!("query"), &json!("whoami")), "{v}");
     v
 }
+
+/// What python-ethgas relies on: `user/info` answers the live user object
+/// (a trading account of `type` 2 among `accounts`); a text `ping` is
+/// answered `pong`; a subscription's acknowledgement names its channel in
+/// `arg`; and the mock records the path of each socket.
+#[tokio::test]
+async fn user_info_is_the_live_user_object_and_the_socket_answers_ping_and_names_subscriptions() {
+    let key = WalletKey::random();
+    let api = start_api_with(live(&key)).await;
+    let c = client();
+    let (access, _) = wallet_login(&c, &api, &key).await;
+    let r = get_with(&c, &format!("http://{}/api/v1/user/info", api.addr), &access).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["success"], true, "{v}");
+    let user = &v["data"]["user"];
+    assert_eq!(user["address"], key.address().to_string().to_lowercase().as_str());
+    for field in [
+        "userId",
+        "status",
+        "userType",
+        "userClass",
+        "payoutAddress",
+        "collateralPerSlot",
+        "onchainPayout",
+    ] {
+        assert!(!user[field].is_null(), "{field} in {user}");
+    }
+    let accounts = user["accounts"].as_array().unwrap();
+    let trading: Vec<&Value> = accounts.iter().filter(|a| a["type"] == 2).collect();
+    assert_eq!(trading.len(), 1, "{user}");
+    assert_eq!(trading[0]["name"], "InPreconf");
+    assert!(trading[0]["accountId"].as_u64().is_some(), "{user}");
+
+    let mut ws = connect(&api, Some(&access)).await;
+    ws.send(Message::text("ping")).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut ws))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::text("pong"));
+    let channel = json!({"channel": "preconfMarketUpdate", "marketType": "inclusionPreconf"});
+    let ack = op(&mut ws, json!({"op": "subscribe", "args": [channel], "id": 1})).await;
+    assert_eq!((&ack["event"], &ack["code"]), (&json!("subscribe"), &json!(0)), "{ack}");
+    assert_eq!(ack["arg"], channel, "{ack}");
+    let n = api.mock.counts();
+    assert_eq!((n.ws_text_pings, n.ws_op_subscribes), (1, 1), "{n:?}");
+    assert_eq!(api.mock.websocket_paths(), ["/ws"]);
+}

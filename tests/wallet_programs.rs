@@ -152,7 +152,11 @@ fn ethgas_now() -> u64 {
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 async fn connect(proxy: SocketAddr) -> Ws {
-    let req = format!("ws://{proxy}/ws").into_client_request().unwrap();
+    connect_to(proxy, "/ws").await
+}
+
+async fn connect_to(proxy: SocketAddr, path: &str) -> Ws {
+    let req = format!("ws://{proxy}{path}").into_client_request().unwrap();
     let stream = TcpStream::connect(proxy).await.unwrap();
     let (ws, resp) = tokio_tungstenite::client_async(req, stream).await.expect("upgrade");
     assert_eq!(resp.status(), 101);
@@ -221,4 +225,55 @@ async fn an_op_style_websocket_login_is_rewritten_and_renewed_after_each_refresh
     assert!(n.ws_op_logins_ok >= 3, "the program's login and one per refresh: {n:?}");
     assert_eq!(n.ws_op_logins_refused, 0, "{n:?}");
     assert!(n.ws_bearer_ok >= 1, "the handshake carried the account's token: {n:?}");
+}
+
+/// A program that checks the login domain sees the network of the API the
+/// sidecar is logged in to: the chain id of the sidecar's own challenge.
+#[tokio::test]
+async fn the_intercepted_challenge_carries_the_chain_id_of_the_apis_own_challenge() {
+    let (hex, key) = random_key_hex();
+    let api = start_api_with(ethgas_sidecar::mock::MockConfig {
+        flavour: ethgas_sidecar::mock::Flavour::Live,
+        address: Some(key.address()),
+        // Hoodi's.
+        chain_id: 560048,
+        ..Default::default()
+    })
+    .await;
+    let sidecar = start_from_files(write_wallet_config(api.addr, &hex, &Extra::default())).await;
+    let c = client();
+    // Asked before the sidecar has logged in too: the challenge waits for it.
+    let url = sidecar.url(&format!("/api/v1/user/login?addr={}&chainId=560048", key.address()));
+    let r = post(&c, &url, None, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let typed: Value = serde_json::from_str(r.json()["data"]["eip712Message"].as_str().unwrap()).unwrap();
+    assert_eq!(typed["domain"]["chainId"], 560048, "{typed}");
+    assert_eq!(
+        api.mock.counts().live_challenges,
+        1,
+        "only the sidecar's own challenge reached the API"
+    );
+    let r = post(&c, &url, None, None).await;
+    let typed: Value = serde_json::from_str(r.json()["data"]["eip712Message"].as_str().unwrap()).unwrap();
+    assert_eq!(typed["domain"]["chainId"], 560048, "{typed}");
+}
+
+/// With the live API's `websocket_url` (`…/ws`), a program that connects to
+/// `/ws` (the live URL with only the host changed) and one that connects to
+/// `/` both reach the API's `/ws`, with their query.
+#[tokio::test]
+async fn a_websocket_at_slash_ws_or_at_slash_reaches_the_apis_ws_endpoint_once() {
+    let (hex, key) = random_key_hex();
+    let api = start_live_api(key.address(), Duration::from_secs(600), Duration::from_secs(7 * 86400)).await;
+    let extra = Extra::upstream(&format!("websocket_url = \"ws://{}/ws\"\n", api.addr));
+    let sidecar = start_from_files(write_wallet_config(api.addr, &hex, &extra)).await;
+    wait_ready(&client(), sidecar.admin).await;
+    for path in ["/ws", "/", "/ws?compress=0", "/?compress=0", "/ws/", "/private"] {
+        let mut ws = connect_to(sidecar.proxy, path).await;
+        ws.close(None).await.unwrap();
+    }
+    assert_eq!(
+        api.mock.websocket_paths(),
+        ["/ws", "/ws", "/ws?compress=0", "/ws?compress=0", "/ws/", "/ws/private"]
+    );
 }

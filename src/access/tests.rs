@@ -1,4 +1,5 @@
-//! Unit tests of `access`: a table of requests and the verdict on each.
+//! Unit tests of `access`: a table of requests and the verdict on each, and
+//! the bounded memory of logged refusals.
 
 use super::*;
 use http::HeaderValue;
@@ -18,53 +19,299 @@ fn policy() -> ProxyPolicy {
     }
 }
 
-/// Request headers, whether they came over the unix listener, and whether
-/// the request is allowed.
-type Case = (&'static [(&'static str, &'static str)], bool, bool);
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        map.append(
+            http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    map
+}
+
+/// A TCP connection accepted on `local`.
+fn tcp(local: &str) -> Arrival {
+    Arrival {
+        unix: false,
+        absolute_form: false,
+        local: Some(local.parse().unwrap()),
+    }
+}
+
+const UNIX: Arrival = Arrival {
+    unix: true,
+    absolute_form: false,
+    local: None,
+};
+
+/// Request headers, how the request arrived, and whether it is allowed.
+type Case = (&'static [(&'static str, &'static str)], Arrival, bool);
 
 #[test]
 fn hosts_and_browser_marks() {
+    let on = tcp("127.0.0.1:8080");
     let cases: &[Case] = &[
-        // (headers, unix listener, allowed)
-        (&[("host", "127.0.0.1:8080")], false, true),
-        (&[("host", "localhost")], false, true),
-        (&[("host", "LOCALHOST:1")], false, true),
-        (&[("host", "[::1]:8080")], false, true),
-        (&[("host", "127.0.0.5")], false, true),
-        (&[("host", "api.ethgas.com")], false, true),
-        (&[("host", "sidecar.internal:8080")], false, true),
-        (&[], false, true),
-        (&[("host", "rebind.attacker.example:8080")], false, false),
-        (&[("host", "127.0.0.1.nip.io")], false, false),
-        (&[("host", "rebind.attacker.example")], true, true),
+        // (headers, arrival, allowed)
+        (&[("host", "127.0.0.1:8080")], on, true),
+        (&[("host", "localhost")], on, true),
+        (&[("host", "LOCALHOST:1")], on, true),
+        (&[("host", "[::1]:8080")], on, true),
+        (&[("host", "127.0.0.5")], on, true),
+        (&[("host", "api.ethgas.com")], on, true),
+        (&[("host", "sidecar.internal:8080")], on, true),
+        (&[], on, true),
+        (&[("host", "rebind.attacker.example:8080")], on, false),
+        (&[("host", "127.0.0.1.nip.io")], on, false),
+        (&[("host", "rebind.attacker.example")], UNIX, true),
+        (&[("host", "localhost"), ("origin", "https://evil.example")], on, false),
+        (&[("host", "localhost"), ("origin", "null")], on, false),
+        (&[("host", "localhost"), ("origin", "https://dash.example")], on, true),
+        // An allowed origin is the operator's word, whatever the browser marks.
         (
-            &[("host", "localhost"), ("origin", "https://evil.example")],
-            false,
-            false,
-        ),
-        (&[("host", "localhost"), ("origin", "null")], false, false),
-        (
-            &[("host", "localhost"), ("origin", "https://dash.example")],
-            false,
+            &[
+                ("host", "localhost"),
+                ("origin", "https://dash.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            on,
             true,
         ),
-        (&[("host", "localhost"), ("sec-fetch-site", "cross-site")], false, false),
-        (&[("host", "localhost"), ("sec-fetch-site", "same-site")], false, false),
-        (&[("host", "localhost"), ("sec-fetch-site", "same-origin")], false, true),
-        (&[("host", "localhost"), ("sec-fetch-site", "none")], false, true),
-        (&[("origin", "https://evil.example")], true, false),
+        (&[("host", "localhost"), ("sec-fetch-site", "cross-site")], on, false),
+        (&[("host", "localhost"), ("sec-fetch-site", "same-site")], on, false),
+        (&[("host", "localhost"), ("sec-fetch-site", "same-origin")], on, true),
+        (&[("host", "localhost"), ("sec-fetch-site", "none")], on, true),
+        (&[("origin", "https://evil.example")], UNIX, false),
     ];
-    for (headers, unix, allowed) in cases {
-        let mut map = HeaderMap::new();
-        for (k, v) in *headers {
-            map.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        let verdict = check_request(&policy(), &map, "api.ethgas.com", *unix, false);
-        assert_eq!(verdict.is_ok(), *allowed, "{headers:?} unix={unix}: {verdict:?}");
+    for (pairs, arrival, allowed) in cases {
+        let verdict = check_request(&policy(), &headers(pairs), "api.ethgas.com", *arrival);
+        assert_eq!(verdict.is_ok(), *allowed, "{pairs:?} {arrival:?}: {verdict:?}");
         if let Err(e) = verdict {
-            assert_eq!(e.status(), http::StatusCode::FORBIDDEN);
+            assert_eq!(e.error().status(), http::StatusCode::FORBIDDEN);
         }
     }
+}
+
+/// The own-origin rule: what websocket-client (python-ethgas's `WsClient`)
+/// sends is served; every web page that could try is not.
+#[test]
+fn the_listeners_own_origin_is_a_program_and_every_page_stays_refused() {
+    let v4 = tcp("127.0.0.1:8080");
+    let v6 = tcp("[::1]:8080");
+    let cases: &[Case] = &[
+        // What websocket-client sends for ws://127.0.0.1:8080/ws, ws://localhost:8080/ws, ws://[::1]:8080/ws.
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")],
+            v4,
+            true,
+        ),
+        (
+            &[("host", "localhost:8080"), ("origin", "http://localhost:8080")],
+            v4,
+            true,
+        ),
+        (
+            &[("host", "LocalHost:8080"), ("origin", "http://localhost:8080")],
+            v4,
+            true,
+        ),
+        (&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")], v6, true),
+        (
+            &[
+                ("host", "sidecar.internal:8080"),
+                ("origin", "http://sidecar.internal:8080"),
+            ],
+            v4,
+            true,
+        ),
+        // A browser's own-page marks are fine; the CSP sandbox keeps such pages from existing.
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            v4,
+            true,
+        ),
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "none"),
+            ],
+            v4,
+            true,
+        ),
+        // Marked by a browser as coming from another site: refused.
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            v4,
+            false,
+        ),
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            v4,
+            false,
+        ),
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "whatever"),
+            ],
+            v4,
+            false,
+        ),
+        // DNS rebinding: the attacker's name with our port.
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://evil.example:8080")],
+            v4,
+            false,
+        ),
+        (
+            &[("host", "evil.example:8080"), ("origin", "http://evil.example:8080")],
+            v4,
+            false,
+        ),
+        // Other local web servers: another port, another loopback address.
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://localhost:3000")],
+            v4,
+            false,
+        ),
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:3000")],
+            v4,
+            false,
+        ),
+        (
+            &[("host", "127.0.0.2:8080"), ("origin", "http://127.0.0.2:8080")],
+            v4,
+            false,
+        ),
+        // A page at http://localhost:8080 served by another server on ::1 calling 127.0.0.1.
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://localhost:8080")],
+            v4,
+            false,
+        ),
+        // No port means 80; https is never this listener; nothing but an origin.
+        (&[("host", "127.0.0.1"), ("origin", "http://127.0.0.1")], v4, false),
+        (
+            &[("host", "127.0.0.1:80"), ("origin", "http://127.0.0.1")],
+            tcp("127.0.0.1:80"),
+            false,
+        ),
+        (
+            &[("host", "127.0.0.1"), ("origin", "http://127.0.0.1")],
+            tcp("127.0.0.1:80"),
+            true,
+        ),
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "https://127.0.0.1:8080")],
+            v4,
+            false,
+        ),
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080/x")],
+            v4,
+            false,
+        ),
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://u@127.0.0.1:8080")],
+            v4,
+            false,
+        ),
+        (&[("host", "127.0.0.1:8080"), ("origin", "null")], v4, false),
+        (&[("origin", "http://127.0.0.1:8080")], v4, false),
+        // The unix socket has no port of its own.
+        (
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")],
+            UNIX,
+            false,
+        ),
+        // Two origins: each must pass.
+        (
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("origin", "https://evil.example"),
+            ],
+            v4,
+            false,
+        ),
+    ];
+    for (pairs, arrival, allowed) in cases {
+        let verdict = check_request(&policy(), &headers(pairs), "api.ethgas.com", *arrival);
+        assert_eq!(verdict.is_ok(), *allowed, "{pairs:?} {arrival:?}: {verdict:?}");
+    }
+}
+
+#[test]
+fn refusals_name_what_would_allow_them_and_quote_a_bounded_escaped_text() {
+    let on = tcp("127.0.0.1:8080");
+    let long = format!("https://{}.example", "a".repeat(5000));
+    let refusal = check_request(&policy(), &headers(&[("origin", &long)]), "api.ethgas.com", on).unwrap_err();
+    let Refusal::Origin(text) = &refusal else {
+        panic!("{refusal:?}")
+    };
+    assert!(text.chars().count() <= QUOTED_MAX + 1, "{}", text.len());
+    let message = refusal.error().to_string();
+    assert!(message.contains("proxy.allowed_origins"), "{message}");
+    assert!(message.len() < 400, "{}", message.len());
+
+    let host = check_request(
+        &policy(),
+        &headers(&[("host", "evil.example\t:1")]),
+        "api.ethgas.com",
+        on,
+    )
+    .unwrap_err();
+    assert!(host.error().to_string().contains("proxy.allowed_hosts"));
+    assert_eq!(host.memo().1, Some("proxy.allowed_hosts"));
+    // A control character is shown escaped wherever the text is quoted.
+    assert!(host.error().to_string().contains("\\t"), "{}", host.error());
+
+    let site = check_request(
+        &policy(),
+        &headers(&[("sec-fetch-site", "cross-site")]),
+        "api.ethgas.com",
+        on,
+    )
+    .unwrap_err();
+    assert_eq!(site, Refusal::Site("cross-site".into()));
+    assert_eq!(site.memo().1, None);
+}
+
+#[test]
+fn each_refused_origin_is_logged_once_and_the_memory_is_bounded() {
+    let refusals = Refusals::default();
+    let evil = Refusal::Origin("https://evil.example".into());
+    assert!(refusals.log(&evil), "the first refusal of an origin is logged");
+    assert!(!refusals.log(&evil), "and not again");
+    assert!(
+        refusals.log(&Refusal::Host("evil.example".into())),
+        "a host is its own entry"
+    );
+    for i in 0..1000 {
+        refusals.log(&Refusal::Origin(format!("https://{i}.example")));
+    }
+    let remembered = refusals.logged.lock().unwrap().len();
+    assert_eq!(
+        remembered,
+        REMEMBERED_REFUSALS + 1,
+        "64 origins and the note that the rest go quiet"
+    );
+    assert!(!refusals.log(&Refusal::Origin("https://new.example".into())));
 }
 
 #[test]

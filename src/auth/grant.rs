@@ -81,6 +81,9 @@ pub struct Grant {
     pub session_lifetime: Option<Duration>,
     /// A warning about the answer (e.g. an `exp` in the past), for the log.
     pub note: Option<String>,
+    /// The wallet login's `chainId` (from the challenge's typed data), which
+    /// the placeholder challenges given to programs repeat.
+    pub chain_id: Option<u64>,
 }
 
 /// Cuts a server-supplied message to a printable line of bounded length.
@@ -417,6 +420,7 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
         lifetime_source,
         session_lifetime,
         note,
+        chain_id: None,
     })
 }
 

@@ -129,6 +129,8 @@ pub struct Status {
     pub logins: u64,
     pub refreshes: u64,
     pub stopped: bool,
+    /// The `chainId` of the last wallet login's challenge (method "wallet").
+    pub chain_id: Option<u64>,
 }
 
 /// What the request path asks of the auth task.

@@ -309,10 +309,12 @@ impl Authenticator {
             humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
         );
         let now = SystemTime::now();
+        let chain_id = grant.chain_id;
         self.cell.update_status(|s| {
             if how == Step::Login {
                 s.last_login = Some(now);
                 s.logins += 1;
+                s.chain_id = chain_id.or(s.chain_id);
             } else {
                 s.last_refresh = Some(now);
                 s.refreshes += 1;

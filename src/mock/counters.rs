@@ -110,6 +110,10 @@ counters! {
     ws_op_logins_ok,
     /// Live in-socket `{"op":"login"}` refused.
     ws_op_logins_refused,
+    /// Live in-socket `{"op":"subscribe"}` acknowledged.
+    ws_op_subscribes,
+    /// Live text `ping` messages, answered `pong`.
+    ws_text_pings,
 }
 
 impl Counts {

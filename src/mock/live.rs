@@ -340,21 +340,29 @@ impl Mock {
         t.sessions.get(&session).map(|s| s.address)
     }
 
-    /// A user's id and the `user` object the live answers carry.
+    /// A user's id and the `user` object the live answers carry, in the
+    /// shape of the live `GET /api/v1/user/info` (ethgas-api.md): clients
+    /// such as python-ethgas pick their trading account from `accounts` by
+    /// `type` (1 "Current", 2 "InPreconf").
     fn user_json(&self, address: Address) -> Option<(u64, Value)> {
         let wallets = self.state.live.lock().ok()?;
         let user = wallets.users.get(&address)?;
         let id = user.user_id;
-        let account = |offset: u64, kind: u64, name: &str| json!({ "accountId": id * 2 + offset, "userId": id, "type": kind, "name": name, "status": 1 });
+        let account = |offset: u64, kind: u64, name: &str| json!({ "accountId": id * 2 + offset, "userId": id, "type": kind, "name": name, "status": 1, "updateDate": 1_751_854_737_000u64 });
+        let address = address.to_lowercase_hex();
         Some((
             id,
             json!({
                 "userId": id,
-                "address": address.to_lowercase_hex(),
-                "displayName": user.name,
+                "address": address,
                 "status": 1,
                 "userType": 1,
-                "accounts": [account(0, 1, "Current"), account(1, 2, "Preconf")],
+                "userClass": 1,
+                "displayName": user.name,
+                "payoutAddress": address,
+                "collateralPerSlot": "0",
+                "onchainPayout": true,
+                "accounts": [account(0, 1, "Current"), account(1, 2, "InPreconf")],
             }),
         ))
     }

@@ -142,6 +142,9 @@ struct State {
     tokens: Mutex<Tokens>,
     /// Live flavour: outstanding challenges and the users seen.
     live: Mutex<live::Wallets>,
+    /// The path and query of the first [`socket::PATHS_KEPT`] WebSocket
+    /// handshakes, in order: where a relay sent its programs.
+    ws_paths: Mutex<Vec<String>>,
     counters: Counters,
     #[cfg(feature = "test-util")]
     harness: harness::Switches,
@@ -160,6 +163,7 @@ impl Mock {
                 config: Mutex::new(config),
                 tokens: Mutex::new(Tokens::default()),
                 live: Mutex::new(live::Wallets::default()),
+                ws_paths: Mutex::default(),
                 counters: Counters::default(),
                 #[cfg(feature = "test-util")]
                 harness: harness::Switches::default(),
@@ -170,6 +174,12 @@ impl Mock {
     /// What the mock has seen so far.
     pub fn counts(&self) -> Counts {
         self.state.counters.snapshot()
+    }
+
+    /// The path and query of each WebSocket handshake so far (the first
+    /// hundred), in order.
+    pub fn websocket_paths(&self) -> Vec<String> {
+        self.state.ws_paths.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     fn username(&self) -> String {

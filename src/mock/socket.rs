@@ -17,7 +17,13 @@
 //! the socket's token expires the mock pushes
 //! `{"event":"error","code":1000,"msg":"token expired"}` and forgets it: the
 //! live reference does not say what the service sends then, so this shape is
-//! the mock's invention, in the style of its other events.
+//! the mock's invention, in the style of its other events. A text `ping`
+//! is answered with a text `pong`, which python-ethgas's `WsClient` sends
+//! and expects; subscriptions are acknowledged with the first of their
+//! `args` as `arg` too, which it reads.
+//!
+//! Either flavour serves the socket on any path and records the path and
+//! query of each handshake ([`Mock::websocket_paths`]).
 
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
@@ -36,6 +42,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::counters::bump;
 use super::wire::{self, Body, PERMISSION_DENIED, VALIDATION_ERROR};
 use super::{Flavour, Mock};
+
+/// How many handshake paths the mock keeps.
+pub(crate) const PATHS_KEPT: usize = 100;
 
 /// One socket: its protocol, its id and what it is logged in with.
 struct Conn {
@@ -64,6 +73,11 @@ impl Mock {
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
             return wire::error(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
         };
+        if let Ok(mut paths) = self.state.ws_paths.lock() {
+            if paths.len() < PATHS_KEPT {
+                paths.push(req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string());
+            }
+        }
         let mut id = [0u8; 8];
         rand::fill(&mut id);
         let mut conn = Conn {
@@ -113,6 +127,13 @@ impl Mock {
                 _ = self.forced_expiry() => self.token_expired(&mut conn),
                 _ = tokio::time::sleep_until(wake), if conn.expiry.is_some() => self.token_expired(&mut conn),
                 msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(text))) if conn.flavour == Flavour::Live && text.as_str() == "ping" => {
+                        bump(&self.state.counters.ws_text_pings);
+                        if ws.send(Message::text("pong")).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     Some(Ok(Message::Text(text))) => {
                         let v: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                         match conn.flavour {
@@ -167,9 +188,13 @@ impl Mock {
                     "data": { "authenticated": token.is_some(), "address": address },
                 })
             }
-            Some(op @ ("subscribe" | "unsubscribe" | "query")) => {
-                json!({ "event": op, "code": 0, "msg": "", "args": args })
+            Some(op @ ("subscribe" | "unsubscribe")) => {
+                if op == "subscribe" {
+                    bump(&c.ws_op_subscribes);
+                }
+                json!({ "event": op, "code": 0, "msg": "", "arg": args.get(0), "args": args })
             }
+            Some("query") => json!({ "event": "query", "code": 0, "msg": "", "args": args }),
             Some(other) => {
                 json!({ "event": "error", "code": VALIDATION_ERROR, "msg": format!("unknown op {other:?}") })
             }

@@ -94,7 +94,9 @@ impl Wallet {
             ],
         );
         let answer = http.post(post(&path, None, None)).await?;
-        answer.grant(self.default_lifetime)
+        let mut grant = answer.grant(self.default_lifetime)?;
+        grant.chain_id = chain_id(&typed_data);
+        Ok(grant)
     }
 
     /// `POST refresh?refreshToken=…` with the access token as the bearer and
@@ -156,4 +158,24 @@ pub(in crate::auth) fn challenge(v: &Value) -> Result<(String, String), AuthErro
         }
     };
     Ok((nonce, typed))
+}
+
+/// The `domain.chainId` of login typed data (a number, a decimal string or
+/// a `0x` hex string; the document may come once more as a JSON string).
+fn chain_id(typed_data: &str) -> Option<u64> {
+    let mut v: Value = serde_json::from_str(typed_data).ok()?;
+    if let Value::String(inner) = &v {
+        v = serde_json::from_str(inner).ok()?;
+    }
+    match v.get("domain")?.get("chainId")? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => s.parse().ok(),
+            }
+        }
+        _ => None,
+    }
 }
