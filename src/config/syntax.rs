@@ -5,7 +5,7 @@
 //! file may hold a secret someone pasted in the wrong place; neither may
 //! reach stderr or the journal.
 
-/// `line L, column C (`section.key`): what was wrong`.
+/// `TOML parse error at line L, column C (`section.key`): what was wrong`.
 pub(super) fn describe(text: &str, e: &toml::de::Error) -> String {
     let what = without_values(e.message());
     let Some(span) = e.span() else {
@@ -15,8 +15,8 @@ pub(super) fn describe(text: &str, e: &toml::de::Error) -> String {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     match key_at(text, line) {
-        Some(key) => format!("line {line}, column {column} (`{key}`): {what}"),
-        None => format!("line {line}, column {column}: {what}"),
+        Some(key) => format!("TOML parse error at line {line}, column {column} (`{key}`): {what}"),
+        None => format!("TOML parse error at line {line}, column {column}: {what}"),
     }
 }
 
