@@ -106,7 +106,8 @@ fn resolve(config: &Path, admin: Option<&str>) -> Result<(Target, String), Strin
     if let Some(a) = admin {
         return Ok((parse_target(a)?, "--admin".into()));
     }
-    let text = match std::fs::read_to_string(config) {
+    // Bounded and regular files only, as every read of an operator's path.
+    let text = match crate::config::read_config_text(config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!(

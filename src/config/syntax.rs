@@ -66,9 +66,7 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> String {
-        let e = toml::from_str::<super::super::raw::RawConfig>(text)
-            .err()
-            .expect("refused");
+        let e = toml::from_str::<super::super::raw::RawConfig>(text).expect_err("refused");
         describe(text, &e)
     }
 
