@@ -58,7 +58,7 @@ pub(super) enum Kdf {
 
 impl Kdf {
     pub(super) fn from_json(name: &str, params: serde_json::Value) -> Result<Kdf, KeyError> {
-        let format = |e: serde_json::Error| KeyError::KeystoreFormat(format!("crypto.kdfparams: {}", describe(&e)));
+        let format = |e: serde_json::Error| KeyError::KeystoreFormat(format!("kdfparams: {}", describe(&e)));
         match name {
             "scrypt" => {
                 let p: ScryptParams = serde_json::from_value(params).map_err(format)?;
@@ -195,7 +195,7 @@ pub(super) fn describe(e: &serde_json::Error) -> String {
     };
     match e.line() {
         0 => what,
-        line => format!("line {line}, column {}: {what}", e.column()),
+        line => format!("{what} (line {line}, column {})", e.column()),
     }
 }
 
