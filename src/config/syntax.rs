@@ -11,7 +11,7 @@ pub(super) fn describe(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span() else {
         return what;
     };
-    let before = &text[..span.start.min(text.len())];
+    let before = text.get(..span.start).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     match key_at(text, line) {
