@@ -154,13 +154,15 @@ pub enum Credentials {
     },
 }
 
-/// The API's base URL: its origin, and a path prefix that every forwarded
-/// path is appended to.
+/// The API's base URL: its origin. Programs send the API's full paths
+/// (`/api/v1/…`), so a path in `upstream.base_url` is refused (it would be
+/// put in front of each: `/api/v1/api/v1/user/login`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
     /// Scheme and authority, e.g. `https://api.ethgas.com`.
     pub origin: Uri,
-    /// The path prefix without a trailing slash ("" for none).
+    /// The path prefix forwarded paths are appended to: always "" now that
+    /// a path is refused (`upstream::Target` still reads it).
     pub path: String,
 }
 
