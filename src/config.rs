@@ -16,7 +16,14 @@
 //! its output and a reload the names of the keys that need a restart —
 //! computed from the data ([`Config::restart_differences`]), never listed by
 //! hand. Adding a key touches its raw field, its validation and its typed
-//! field (whose doc comment is its documentation).
+//! field (whose doc comment is its documentation), and `config.toml.example`
+//! (a test derives the keys it must show from the raw structs).
+//!
+//! Every file read on the way (the config file, secret files, `ca_file`) is
+//! a regular file within a size limit (`files`), and no error quotes a
+//! file's contents (`syntax`). `check-config` validates with
+//! [`Config::check`], which leaves a systemd credential for the start when
+//! `$CREDENTIALS_DIRECTORY` is unset and says so.
 
 mod credentials;
 mod defaults;
