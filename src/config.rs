@@ -16,13 +16,24 @@
 //! its output and a reload the names of the keys that need a restart —
 //! computed from the data ([`Config::restart_differences`]), never listed by
 //! hand. Adding a key touches its raw field, its validation and its typed
-//! field (whose doc comment is its documentation).
+//! field (whose doc comment is its documentation), and `config.toml.example`
+//! (a test derives the keys it must show from the raw structs).
+//!
+//! Every file read on the way (the config file, secret files, `ca_file`) is
+//! a regular file within a size limit (`files`), and no error quotes a
+//! file's contents (`syntax`). `check-config` validates with
+//! [`Config::check`], which leaves a systemd credential for the start when
+//! `$CREDENTIALS_DIRECTORY` is unset and says so.
 
 mod credentials;
 mod defaults;
+mod effective;
+mod files;
 mod raw;
 mod secrets;
+mod syntax;
 mod validate;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +49,10 @@ use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
 pub use crate::telemetry::{LogFormat, LogSettings};
 
+pub use effective::Checked;
+pub(crate) use files::read_bytes;
+pub use files::read_config_text;
+pub use files::{MAX_CA_FILE_BYTES, MAX_CONFIG_BYTES, MAX_SECRET_BYTES};
 pub use secrets::{load_key, load_password};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
@@ -90,7 +105,7 @@ pub enum PasswordSource {
     #[serde(rename = "password_credential")]
     Credential(String),
     /// Given as a value, not read from anywhere (the demo's own account).
-    #[serde(rename = "password", serialize_with = "redacted")]
+    #[serde(rename = "password", serialize_with = "effective::redacted")]
     Inline(Secret),
 }
 
@@ -120,29 +135,6 @@ impl PartialEq for WalletKey {
 
 impl Eq for WalletKey {}
 
-impl Serialize for KeySource {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(None)?;
-        match self {
-            KeySource::File(p) => map.serialize_entry("private_key_file", p)?,
-            KeySource::Env(v) => map.serialize_entry("private_key_env", v)?,
-            KeySource::Credential(c) => map.serialize_entry("private_key_credential", c)?,
-            KeySource::Inline(_) => map.serialize_entry("private_key", "<redacted>")?,
-            KeySource::Keystore { file, password } => {
-                map.serialize_entry("keystore_file", file)?;
-                match password {
-                    PasswordSource::File(p) => map.serialize_entry("keystore_password_file", p)?,
-                    PasswordSource::Env(v) => map.serialize_entry("keystore_password_env", v)?,
-                    PasswordSource::Credential(c) => map.serialize_entry("keystore_password_credential", c)?,
-                    PasswordSource::Inline(_) => map.serialize_entry("keystore_password", "<redacted>")?,
-                }
-            }
-        }
-        map.end()
-    }
-}
-
 /// Who the sidecar logs in as, and with what.
 #[derive(Clone, PartialEq, Serialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
@@ -157,7 +149,7 @@ pub enum Credentials {
     },
     /// The live API's login: an EIP-712 signature of the account's key.
     Wallet {
-        #[serde(serialize_with = "display")]
+        #[serde(serialize_with = "effective::display")]
         address: Address,
         #[serde(skip_serializing_if = "Option::is_none")]
         display_name: Option<String>,
@@ -169,13 +161,15 @@ pub enum Credentials {
     },
 }
 
-/// The API's base URL: its origin, and a path prefix that every forwarded
-/// path is appended to.
+/// The API's base URL: its origin. Programs send the API's full paths
+/// (`/api/v1/…`), so a path in `upstream.base_url` is refused (it would be
+/// put in front of each: `/api/v1/api/v1/user/login`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
     /// Scheme and authority, e.g. `https://api.ethgas.com`.
     pub origin: Uri,
-    /// The path prefix without a trailing slash ("" for none).
+    /// The path prefix forwarded paths are appended to: always "" now that
+    /// a path is refused (`upstream::Target` still reads it).
     pub path: String,
 }
 
@@ -209,13 +203,13 @@ pub struct Restart {
 pub struct ProxyListener {
     pub listen: Listen,
     /// File mode of a unix-socket listener.
-    #[serde(serialize_with = "octal")]
+    #[serde(serialize_with = "effective::octal")]
     pub unix_mode: u32,
     /// Largest request head accepted; hyper's read buffer is sized from it
     /// when a worker starts.
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub shutdown_grace: Duration,
     /// Proxy worker threads (each with its own runtime and upstream pool);
     /// 0 means one per core.
@@ -226,27 +220,27 @@ pub struct ProxyListener {
     pub max_connections: usize,
     /// A client must send a whole request head within this; a slower one is
     /// disconnected.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamSettings {
     pub base_url: BaseUrl,
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "effective::display")]
     pub websocket_url: Uri,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub connect_timeout: Duration,
     /// Until the API's response headers; also bounds opening a WebSocket to
     /// the API (connect, TLS and the upgrade).
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub request_timeout: Duration,
     /// Idle HTTP/1 connections beyond the one kept warm are closed after
     /// this long (20 s): a burst's connections, and their memory, go back
     /// soon after it.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub pool_idle_timeout: Duration,
     /// Each proxy worker keeps one connection to the API open (an HTTP/2
     /// connection with keep-alive pings, or one fresh idle HTTP/1
@@ -323,14 +317,14 @@ pub struct ProxyPolicy {
     /// public paths wait like any other.
     pub public_prefixes: Vec<String>,
     /// How long a request waits for a token when none is valid.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub token_wait: Duration,
     /// Request bodies up to this size are kept so a request can be replayed
     /// once after a 401; larger bodies stream and are not replayed.
     #[serde(rename = "replay_buffer_bytes")]
     pub replay_buffer: usize,
     /// A request body that sends nothing for this long ends with a 408.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub body_idle_timeout: Duration,
     /// Largest WebSocket message (and frame) either side of a relay may
     /// send; a larger one closes the socket with 1009. A socket keeps the
@@ -348,20 +342,20 @@ pub struct AuthSettings {
     pub verify_path: String,
     pub logout_path: String,
     /// Lifetime assumed when the API gives neither `expiresIn` nor a JWT `exp`.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub default_lifetime: Duration,
     /// Bound on one login, refresh or logout call.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub timeout: Duration,
     /// Cap of the fast backoff used for outages (connect errors, 5xx, garbage).
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub retry_max: Duration,
     /// Cap of the slow backoff used when the API refuses the credentials.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub credential_retry_max: Duration,
     /// Least time between two re-authentications that clients' 401s cause;
     /// doubles while the new tokens keep being rejected.
-    #[serde(serialize_with = "human")]
+    #[serde(serialize_with = "effective::human")]
     pub reauth_min_interval: Duration,
     pub logout_on_shutdown: bool,
 }
@@ -415,24 +409,36 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// Which secrets a load reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secrets {
+    /// All of them (`run`, a reload): a missing one is an error.
+    Read,
+    /// All that can be read here; a systemd credential while
+    /// `$CREDENTIALS_DIRECTORY` is unset is left for the start
+    /// (`check-config` before installing).
+    Available,
+}
+
 impl Config {
     /// Reads, parses and validates the file at `path`, and loads the password.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        secrets::not_world_writable(path).map_err(|message| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        let text = read_config_text(path)?;
         Config::from_toml(&text, path)
+    }
+
+    /// What `check-config` checks: [`Config::load`], except that a systemd
+    /// credential is not required while `$CREDENTIALS_DIRECTORY` is unset.
+    pub fn check(path: &Path) -> Result<Checked, ConfigError> {
+        let text = read_config_text(path)?;
+        let (config, deferred) = validate::parse(&text, path, Secrets::Available)?;
+        Ok(Checked::new(config, deferred))
     }
 
     /// Parses `text` as if it had been read from `path` (which names the file
     /// in errors and anchors relative paths).
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        validate::parse(text, path)
+        validate::parse(text, path, Secrets::Read).map(|(config, _)| config)
     }
 
     /// The configuration of a sidecar in front of `base_url` with every
@@ -457,66 +463,13 @@ impl Config {
     /// The effective configuration as TOML, with the password redacted; what
     /// `check-config` prints.
     pub fn render_redacted(&self) -> String {
-        let mut sections = toml::Table::new();
-        for part in [toml::Table::try_from(&self.restart), toml::Table::try_from(&self.live)] {
-            let Ok(part) = part else { continue };
-            for (section, keys) in part {
-                if let (toml::Value::Table(keys), Some(toml::Value::Table(into))) = (&keys, sections.get_mut(&section))
-                {
-                    into.extend(keys.clone());
-                    continue;
-                }
-                sections.insert(section, keys);
-            }
-        }
-        // The file's own order of sections.
-        let mut ordered = toml::Table::new();
-        for name in ["proxy", "upstream", "auth", "admin", "log"] {
-            if let Some(v) = sections.remove(name) {
-                ordered.insert(name.to_string(), v);
-            }
-        }
-        let body = toml::to_string(&ordered).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        format!(
-            "# effective configuration of {}\n# the password is not shown: <redacted>\n\n{body}",
-            self.path.display()
-        )
+        effective::render(&self.path, &effective::table(self))
     }
 
     /// The keys (`section.key`) whose new values a reload cannot apply.
     pub fn restart_differences(&self, new: &Config) -> Vec<String> {
-        if self.restart == new.restart {
-            return Vec::new();
-        }
-        let (old, new) = (flatten(&self.restart), flatten(&new.restart));
-        let mut keys: Vec<String> = old
-            .iter()
-            .filter(|(k, v)| new.iter().find(|(n, _)| n == k).map(|(_, w)| w) != Some(v))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (k, _) in &new {
-            if !old.iter().any(|(o, _)| o == k) {
-                keys.push(k.clone());
-            }
-        }
-        keys
+        effective::restart_differences(&self.restart, &new.restart)
     }
-}
-
-/// `section.key` → value of a serialized part of the configuration.
-fn flatten(part: &impl Serialize) -> Vec<(String, toml::Value)> {
-    let mut out = Vec::new();
-    if let Ok(table) = toml::Table::try_from(part) {
-        for (section, keys) in table {
-            match keys {
-                toml::Value::Table(keys) => {
-                    out.extend(keys.into_iter().map(|(k, v)| (format!("{section}.{k}"), v)));
-                }
-                other => out.push((section, other)),
-            }
-        }
-    }
-    out
 }
 
 /// `scheme://authority` of a URI (no path).
@@ -531,22 +484,6 @@ pub fn origin(uri: &Uri) -> String {
 /// A host name as compared everywhere: lower case, IPv6 brackets removed.
 pub fn normalize_host(host: &str) -> String {
     host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
-}
-
-fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_duration(*d))
-}
-
-fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn redacted<S: Serializer>(_: &Secret, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("<redacted>")
-}
-
-fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{mode:04o}"))
 }
 
 #[cfg(test)]

@@ -44,7 +44,9 @@ use zeroize::Zeroizing;
 
 mod keystore;
 
-use keystore::{Aes128Ctr, Kdf, KeystoreFile, decode_field};
+#[cfg(test)]
+use keystore::KeystoreFile;
+use keystore::{Aes128Ctr, Kdf, decode_field};
 
 #[cfg(test)]
 mod tests;
@@ -304,7 +306,7 @@ impl WalletKey {
                 max: MAX_JSON_BYTES,
             });
         }
-        let file: KeystoreFile = serde_json::from_slice(json).map_err(|e| KeyError::KeystoreFormat(clip(&e)))?;
+        let file = keystore::parse(json)?;
         if file.version != 3 {
             return Err(KeyError::UnsupportedVersion(file.version));
         }

@@ -1,6 +1,6 @@
 //! The command line: parses it and calls into the library. Nothing else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,7 +12,7 @@ use ethgas_sidecar::cli::{Cli, Command};
 use ethgas_sidecar::config::Config;
 use ethgas_sidecar::mock::MockConfig;
 use ethgas_sidecar::notify::Notifier;
-use ethgas_sidecar::signal::{self, Signals};
+use ethgas_sidecar::signal::{self, Signal, Signals};
 use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
 use ethgas_sidecar::{demo, server, status};
 
@@ -59,17 +59,29 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Validates the file as `run` would, except that a systemd credential is
+/// not required while `$CREDENTIALS_DIRECTORY` is unset (a note says so);
+/// `RUST_LOG`, which `run` would use, is checked too.
 fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
-            for w in &config.warnings {
-                eprintln!("warning: {w}");
-            }
-            print!("{}", config.render_redacted());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
+    let checked = match Config::check(path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let rust_log = match telemetry::env_filter() {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    for w in checked.warnings() {
+        eprintln!("warning: {w}");
     }
+    for n in &checked.notes {
+        eprintln!("note: {n}");
+    }
+    if let Some(v) = rust_log {
+        eprintln!("note: RUST_LOG={v:?} is set and takes precedence over log.level");
+    }
+    print!("{}", checked.render_redacted());
+    ExitCode::SUCCESS
 }
 
 /// The main runtime: the auth task, admin endpoints, signals and systemd
@@ -80,47 +92,77 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
     // Before any thread starts: it clears LISTEN_FDS from the environment.
     let inherited = match server::inherited_listeners() {
         Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let log = match telemetry::init(&config.log()) {
-        Ok(h) => h,
         Err(e) => return fail(e),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    rt.block_on(async move {
-        let signals = match Signals::new() {
-            Ok(s) => s,
-            Err(e) => return fail(format!("cannot install signal handlers: {e}")),
-        };
-        let listeners = match Listeners::open(&config, inherited).await {
-            Ok(l) => l,
-            Err(e) => return fail(e),
-        };
-        let shutdown = CancellationToken::new();
-        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
-        tokio::spawn(signal::drive(signals, shutdown.clone(), Some(reload_tx)));
-        let control = Control {
-            shutdown,
-            reload: Some(reload_rx),
-            notifier: Notifier::from_env(),
-            log: Some(log),
-            trim: trim(),
-        };
-        match app::run(config, listeners, control).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
+    let code = rt.block_on(serve(path.to_path_buf(), inherited));
+    // Nothing that still runs on the blocking pool (a read that never ends)
+    // may keep the process once it has stopped.
+    rt.shutdown_background();
+    code
+}
+
+async fn serve(path: PathBuf, inherited: Option<(server::Inherited, Option<server::Inherited>)>) -> ExitCode {
+    // First of all, so that a SIGHUP or SIGTERM while the configuration
+    // loads (a keystore takes seconds to unlock) cannot end the process
+    // with no word.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+    };
+    let mut load = tokio::task::spawn_blocking(move || Config::load(&path));
+    let mut hangup_during_start = false;
+    let loaded = loop {
+        tokio::select! {
+            loaded = &mut load => break loaded,
+            sig = signals.recv() => match sig {
+                Signal::Hangup => hangup_during_start = true,
+                sig => {
+                    eprintln!("ethgas-sidecar: {sig:?} while loading the configuration: stopped before starting");
+                    return ExitCode::SUCCESS;
+                }
+            },
         }
-    })
+    };
+    let config = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return fail(e),
+        Err(e) => return fail(format!("loading the configuration failed: {e}")),
+    };
+    let log = match telemetry::init(&config.log()) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let listeners = match Listeners::open(&config, inherited).await {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let shutdown = CancellationToken::new();
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    if hangup_during_start {
+        // The file may have changed after it was read: read it again once
+        // the sidecar runs.
+        tracing::info!("SIGHUP arrived while starting: the configuration is reloaded now that the sidecar runs");
+        let _ = reload_tx.send(());
+    }
+    tokio::spawn(signal::drive(signals, shutdown.clone(), Some(reload_tx)));
+    let control = Control {
+        shutdown,
+        reload: Some(reload_rx),
+        notifier: Notifier::from_env(),
+        log: Some(log),
+        trim: trim(),
+    };
+    match app::run(config, listeners, control).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
 }
 
 /// glibc's `malloc_trim`: after a burst, the free memory of every arena goes

@@ -10,9 +10,14 @@
 //! serving meanwhile), and the log level follows. The [`Restart`] part stays
 //! as it was started, so the next reload is compared with what really runs.
 //!
+//! Requests are coalesced (one reload running, at most one pending) and a
+//! reload is bounded in time, so neither a burst of SIGHUPs nor a read that
+//! never ends piles up work or blocks a later reload or the stop.
+//!
 //! [`Restart`]: crate::config::Restart
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
@@ -24,6 +29,21 @@ use crate::config::{Config, Live};
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::telemetry::LogHandle;
+
+/// The longest a reload may take to read and validate the file and its
+/// secrets (unlocking a keystore at the heaviest accepted scrypt cost takes
+/// seconds): after it the reload is given up, so that a read that never
+/// ends cannot hold up later reloads.
+const RELOAD_LIMIT: Duration = Duration::from_secs(120);
+
+/// Removes the requests already queued; how many there were.
+fn drain(reloads: &mut mpsc::UnboundedReceiver<()>) -> usize {
+    let mut n = 0;
+    while reloads.try_recv().is_ok() {
+        n += 1;
+    }
+    n
+}
 
 /// Applies reload requests to a running sidecar.
 pub struct Reloader {
@@ -64,15 +84,26 @@ impl Reloader {
         }
     }
 
-    /// Applies one reload per message until `shutdown`.
+    /// Applies reload requests until `shutdown`. Requests are coalesced: one
+    /// reload runs, and every request that arrives meanwhile is served by
+    /// one more reload after it (which reads the file as it is then) — so a
+    /// burst of SIGHUPs costs at most two keystore unlocks, not one each.
+    /// A stop never waits for a reload.
     pub async fn run(mut self, mut reloads: mpsc::UnboundedReceiver<()>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = reloads.recv() => if r.is_none() { break },
             }
+            let merged = drain(&mut reloads);
+            if merged > 0 {
+                info!(requests = merged + 1, "reload requests merged into one reload");
+            }
             self.notifier.reloading();
-            self.reload().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.reload() => {}
+            }
             self.notifier.ready(&notify::status_line(&self.auth));
         }
     }
@@ -86,9 +117,18 @@ impl Reloader {
             let path = path.clone();
             tokio::task::spawn_blocking(move || Config::load(&path))
         };
-        let loaded = match load.await {
-            Ok(result) => result,
-            Err(e) => {
+        let loaded = match tokio::time::timeout(RELOAD_LIMIT, load).await {
+            Ok(Ok(result)) => result,
+            Err(_) => {
+                // The read goes on in its thread; it no longer holds up anything.
+                self.metrics.reloads.with_label_values(&["rejected"]).inc();
+                error!(
+                    limit = %humantime::format_duration(RELOAD_LIMIT),
+                    "reload rejected, the running configuration stays: reading the configuration and its secrets did not finish in time (a file on a stuck network mount?); a later SIGHUP tries again"
+                );
+                return Outcome::Rejected;
+            }
+            Ok(Err(e)) => {
                 self.metrics.reloads.with_label_values(&["rejected"]).inc();
                 error!("reload rejected, the running configuration stays: loading it failed: {e}");
                 return Outcome::Rejected;

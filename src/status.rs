@@ -157,7 +157,8 @@ fn resolve(which: &Which, admin: Option<&str>) -> Result<(Target, String), Strin
         return Ok((parse_target(a)?, "--admin".into()));
     }
     let config = which.config.as_path();
-    let text = match std::fs::read_to_string(config) {
+    // Bounded and regular files only, as every read of an operator's path.
+    let text = match crate::config::read_config_text(config) {
         Ok(t) => t,
         Err(e) if which.instance => {
             return Err(format!(

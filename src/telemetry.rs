@@ -9,6 +9,8 @@
 //! `log.level`, else `info`, and can be changed by a reload. Filters are
 //! `RUST_LOG`-style target lists (`info,hyper_util=debug`); span and field
 //! filters are not supported, which keeps a regex engine out of the binary.
+//! A filter that names no level, or turns logging off, is refused
+//! ([`filter`]): the sidecar never runs with its error lines silenced.
 //!
 //! Under systemd, when stderr *is* the journal (`JOURNAL_STREAM` names the
 //! device and inode of stderr), every line starts with its sd-daemon priority
@@ -32,7 +34,7 @@
 use std::io::{IsTerminal, Write};
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -61,16 +63,79 @@ pub struct LogHandle {
 }
 
 /// A `RUST_LOG`-style filter: a default level and `target=level` pairs,
-/// e.g. `info,ethgas_sidecar=debug,hyper_util=warn`. HTTP/2 internals stay
-/// at `info` unless named.
+/// e.g. `info,ethgas_sidecar=debug,hyper_util=warn`. Besides tracing's level
+/// names (any case), the syslog spellings that `journalctl -p` teaches are
+/// understood: `warning`, `notice` (info), `err`, `crit`, `alert`, `emerg`
+/// (error). A word that is none of these is refused, never read as a target
+/// name (which would turn every other line off, errors included); so is
+/// `off` as the default level. Without a default level it is `info`. HTTP/2
+/// internals stay at `info` unless named.
 pub fn filter(spec: &str) -> Result<Targets, String> {
-    let mut f: Targets = spec.trim().parse().map_err(|e| {
-        format!("bad log filter {spec:?}: {e}; use a level (error, warn, info, debug, trace) or target=level pairs")
-    })?;
-    if !spec.contains("h2") {
+    let mut default = None;
+    let mut f = Targets::new();
+    let mut names_h2 = false;
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.split_once('=') {
+            None => {
+                let level = level(directive).ok_or_else(|| not_a_level(spec, directive))?;
+                if level == LevelFilter::OFF {
+                    return Err(format!(
+                        "{spec:?} turns logging off, error lines included; the quietest level is \"error\""
+                    ));
+                }
+                default = Some(level);
+            }
+            Some((target, word)) => {
+                let target = target.trim();
+                let valid =
+                    !target.is_empty() && target.chars().all(|c| c.is_ascii_alphanumeric() || "_-:".contains(c));
+                if !valid {
+                    return Err(format!(
+                        "{directive:?} in {spec:?}: {target:?} is not a target (a module path such as hyper_util)"
+                    ));
+                }
+                let level = level(word.trim()).ok_or_else(|| not_a_level(spec, word.trim()))?;
+                names_h2 |= target == "h2" || target.starts_with("h2::");
+                f = f.with_target(target, level);
+            }
+        }
+    }
+    if !names_h2 {
         f = f.with_target("h2", tracing::Level::INFO);
     }
-    Ok(f)
+    Ok(f.with_default(default.unwrap_or(LevelFilter::INFO)))
+}
+
+/// A level word: tracing's names or syslog's, in any case.
+fn level(word: &str) -> Option<LevelFilter> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "trace" => LevelFilter::TRACE,
+        "debug" => LevelFilter::DEBUG,
+        "info" | "notice" => LevelFilter::INFO,
+        "warn" | "warning" => LevelFilter::WARN,
+        "error" | "err" | "crit" | "critical" | "alert" | "emerg" => LevelFilter::ERROR,
+        "off" => LevelFilter::OFF,
+        _ => return None,
+    })
+}
+
+fn not_a_level(spec: &str, word: &str) -> String {
+    format!(
+        "{word:?} in {spec:?} is not a level; use error, warn, info, debug or trace \
+         (syslog's err, crit, warning and notice work too), or target=level pairs such as \"info,hyper_util=debug\""
+    )
+}
+
+/// `RUST_LOG`, when set and not empty: it takes precedence over
+/// `log.level`. An invalid one is an error that names it.
+pub fn env_filter() -> Result<Option<String>, String> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match filter(&v) {
+            Ok(_) => Ok(Some(v)),
+            Err(e) => Err(format!("RUST_LOG: {e}")),
+        },
+        _ => Ok(None),
+    }
 }
 
 type Formatter =
@@ -78,7 +143,7 @@ type Formatter =
 
 /// Installs the global subscriber. Fails if one is installed already.
 pub fn init(settings: &LogSettings) -> Result<LogHandle, String> {
-    let env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let env = env_filter()?;
     let from_env = env.is_some();
     let spec = env.or_else(|| settings.level.clone()).unwrap_or_else(|| "info".into());
     let (layer, handle) = reload::Layer::new(filter(&spec)?);

@@ -111,11 +111,12 @@ pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError
     }
     if let Some(path) = &settings.ca_file {
         let shown = path.display().to_string();
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| TlsError::CaFile {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?
+        // A regular file within its size limit (never a FIFO or /dev/zero).
+        let pem = crate::config::read_bytes(path, crate::config::MAX_CA_FILE_BYTES).map_err(|e| TlsError::CaFile {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<_, _>>()
             .map_err(|e| TlsError::CaFile {
                 path: shown.clone(),

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use ethgas_sidecar::config::{Config, Listen};
 
 /// A copy of `tests/configs` whose password files only their owner can read
@@ -117,7 +119,10 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("password"), std::fs::Permissions::from_mode(0o600)).unwrap();
     // Its default source is the systemd credential; read a file here instead.
-    let text = text.replace("password_credential = \"password\"", "password_file = \"password\"");
+    // And its username is a placeholder that must be replaced.
+    let text = text
+        .replace("password_credential = \"password\"", "password_file = \"password\"")
+        .replace("\"your_username\"", "\"alice\"");
     let c = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
     assert_eq!(
         c.restart.upstream.base_url.origin.to_string(),
@@ -175,8 +180,19 @@ fn password_credential_reads_credentials_directory() {
     assert!(shown.contains("password_credential = \"password\""), "{shown}");
     assert!(!shown.contains("from-credential"));
 
+    // check-config outside systemd (as before installing): a pass, with a
+    // note that the credential is read at start and how to check it.
+    let (code, out, err) = common::check_config(&cfg, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("note: auth.password_credential = \"password\"") && err.contains("CREDENTIALS_DIRECTORY="),
+        "{err}"
+    );
+    assert!(out.contains("password_credential = \"password\""), "{out}");
+
+    // `run` cannot start without it: exit 1 naming the key.
     let missing = std::process::Command::new(bin)
-        .args(["check-config", "--config"])
+        .args(["run", "--config"])
         .arg(&cfg)
         .env_remove("CREDENTIALS_DIRECTORY")
         .output()
@@ -186,6 +202,57 @@ fn password_credential_reads_credentials_directory() {
     assert!(
         err.contains("auth.password_credential") && err.contains("CREDENTIALS_DIRECTORY"),
         "{err}"
+    );
+}
+
+#[test]
+fn check_config_passes_the_shipped_example_once_its_username_is_set() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("config.toml.example")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+
+    // As shipped: the placeholder username is refused, by check-config and run.
+    std::fs::write(&cfg, &example).unwrap();
+    let (code, _, err) = common::check_config(&cfg, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`auth.username`") && err.contains("placeholder"), "{err}");
+    let run = std::process::Command::new(common::binary())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("`auth.username`"));
+
+    // With a username: a pass outside systemd, the credential left for the start.
+    std::fs::write(&cfg, example.replace("\"your_username\"", "\"alice\"")).unwrap();
+    let (code, out, err) = common::check_config(&cfg, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("note: auth.password_credential"), "{err}");
+    assert!(out.contains("username = \"alice\""), "{out}");
+
+    // The wallet setup with its key in a credential: the address is named
+    // as not yet known, never made up.
+    let wallet = example
+        .lines()
+        .filter(|l| !l.starts_with("username") && !l.starts_with("password_"))
+        .map(|l| match l.strip_prefix("## ") {
+            Some(rest) if rest.starts_with("method") || rest.starts_with("private_key_credential") => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, wallet).unwrap();
+    let (code, out, err) = common::check_config(&cfg, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("note: auth.private_key_credential = \"wallet-key\""),
+        "{err}"
+    );
+    assert!(
+        out.contains("address = \"<known once the key is read at start>\""),
+        "{out}"
     );
 }
 
@@ -227,6 +294,7 @@ fn shipped_example_wallet_block_is_valid() {
     // The wallet block replaces the username and password lines.
     let wallet: String = text
         .lines()
+        .filter(|l| !l.starts_with("username"))
         .filter(|l| !l.starts_with("username") && !l.starts_with("password_"))
         .map(|l| match l.strip_prefix("## ") {
             Some(rest) if is_setting(rest) => rest

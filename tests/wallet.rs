@@ -586,9 +586,22 @@ async fn a_key_from_a_systemd_credential_is_accepted_whatever_its_mode() {
     assert!(out.contains("private_key_credential = \"wallet-key\""), "{out}");
     assert!(!out.contains(&hex) && !err.contains(&hex), "{out}{err}");
 
-    // Without systemd's directory: a message that says what to do.
+    // Without systemd's directory: check-config passes with a note that the
+    // key is read at start; `run` is refused with a message that says what to do.
     let (code, _, err) = check_config(&config, &[]);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("note: auth.private_key_credential") && err.contains("LoadCredential="),
+        "{err}"
+    );
+    let run = std::process::Command::new(binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(
         err.contains("auth.private_key_credential") && err.contains("LoadCredential="),
         "{err}"

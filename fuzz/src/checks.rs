@@ -94,10 +94,7 @@ fn fixture() -> &'static Fixture {
             let config = Config::from_toml(&text, &config_path).expect("fixture config parses");
             Target::new(&config.restart.upstream)
         };
-        let targets = [
-            target("https://api.ethgas.com"),
-            target("http://127.0.0.1:7000/prefix/"),
-        ];
+        let targets = [target("https://api.ethgas.com"), target("http://127.0.0.1:7000")];
         let placeholders = Placeholders::new();
         let token = placeholders.grant("fuzz", 1_700_000_000, 3600)["accessToken"]
             .as_str()
@@ -589,7 +586,8 @@ pub enum FieldValue {
 pub struct RewriteInput {
     method: Bytes,
     uri: Bytes,
-    /// The second fixture target has a base path (`/prefix`).
+    /// The second fixture target: a plain-http origin with a port (a base
+    /// path, once allowed, is now refused by the configuration).
     with_base_path: bool,
     /// The real token's header value; a fixed one when not a valid value.
     authorization: Option<Bytes>,

@@ -8,6 +8,10 @@ use super::validate::{Given, Validator};
 use super::*;
 use crate::eth::Address;
 
+/// The username `config.toml.example` ships with: a file that still has it
+/// was not edited, and would only be refused by the API.
+const EXAMPLE_USERNAME: &str = "your_username";
+
 impl Validator<'_> {
     /// Exactly one of the given keys is set: its index, or an error naming
     /// them all.
@@ -91,6 +95,12 @@ impl Validator<'_> {
         if username.trim().is_empty() {
             return Err(self.err("auth.username", "must not be empty"));
         }
+        if username.trim() == EXAMPLE_USERNAME {
+            return Err(self.err(
+                "auth.username",
+                format!("{EXAMPLE_USERNAME:?} is the example's placeholder; set auth.username to the ETHGas account's username"),
+            ));
+        }
         let chosen = self.one_of(
             &[
                 ("password_file", ra.password_file.is_some()),
@@ -111,7 +121,13 @@ impl Validator<'_> {
                 ));
             }
         };
-        let password = load_password(&source).map_err(|(key, msg)| self.err(&key, msg))?;
+        let password = match &source {
+            PasswordSource::Credential(name) if self.defer("auth.password_credential", name, "password") => {
+                // Never used: a check's configuration is shown, not run.
+                Secret::new(String::new())
+            }
+            _ => load_password(&source).map_err(|(key, msg)| self.err(&key, msg))?,
+        };
         Ok(Credentials::Password {
             username,
             source,
@@ -182,13 +198,44 @@ impl Validator<'_> {
                 ));
             }
         };
+        let deferred = match &source {
+            KeySource::Credential(name) => self.defer("auth.private_key_credential", name, "key"),
+            KeySource::Keystore {
+                file,
+                password: PasswordSource::Credential(name),
+            } => {
+                files::open_regular(file, MAX_SECRET_BYTES).map_err(|e| {
+                    self.err(
+                        "auth.keystore_file",
+                        format!("cannot read keystore {}: {e}", file.display()),
+                    )
+                })?;
+                self.defer("auth.keystore_password_credential", name, "keystore password")
+            }
+            _ => false,
+        };
+        let expected: Option<Address> = match ra.address.take() {
+            Some(text) => Some(
+                text.trim()
+                    .parse()
+                    .map_err(|e| self.err("auth.address", format!("{text:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        if deferred {
+            // Never used: a check's configuration is shown, not run.
+            let key = Arc::new(WalletKey::random());
+            self.deferred.borrow_mut().address_unknown = expected.is_none();
+            return Ok(Credentials::Wallet {
+                address: expected.unwrap_or_else(|| key.address()),
+                display_name: self.display_name(ra)?,
+                source,
+                key,
+            });
+        }
         let key = load_key(&source).map_err(|(key, msg)| self.err(&key, msg))?;
         let address = key.address();
-        if let Some(expected) = ra.address.take() {
-            let expected: Address = expected
-                .trim()
-                .parse()
-                .map_err(|e| self.err("auth.address", format!("{expected:?}: {e}")))?;
+        if let Some(expected) = expected {
             if expected != address {
                 return Err(self.err(
                     "auth.address",
@@ -196,17 +243,37 @@ impl Validator<'_> {
                 ));
             }
         }
+        Ok(Credentials::Wallet {
+            address,
+            display_name: self.display_name(ra)?,
+            source,
+            key,
+        })
+    }
+
+    fn display_name(&self, ra: &mut RawAuth) -> Result<Option<String>, ConfigError> {
         let display_name = ra.display_name.take().map(|n| n.trim().to_string());
         if let Some(name) = &display_name {
             if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 return Err(self.err("auth.display_name", "must be 1 to 64 printable characters"));
             }
         }
-        Ok(Credentials::Wallet {
-            address,
-            display_name,
-            source,
-            key,
-        })
+        Ok(display_name)
+    }
+
+    /// Whether the secret in systemd credential `name` (set by `key`) is
+    /// left for the start: in a check ([`Secrets::Available`]) while
+    /// `$CREDENTIALS_DIRECTORY` is unset, as before installing. Notes it.
+    fn defer(&self, key: &str, name: &str, what: &str) -> bool {
+        if self.secrets != Secrets::Available || std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+            return false;
+        }
+        self.deferred.borrow_mut().notes.push(format!(
+            "{key} = {name:?}: the {what} is read from the systemd credential {name:?} when the service starts \
+             (LoadCredential={name}:…); $CREDENTIALS_DIRECTORY is not set here, so it was not checked. \
+             To check it as the service would: CREDENTIALS_DIRECTORY=<a directory holding a file named {name}> \
+             ethgas-sidecar check-config --config <file>"
+        ));
+        true
     }
 }

@@ -12,25 +12,20 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{KeySource, PasswordSource};
+use super::{KeySource, PasswordSource, files};
 use crate::eth::WalletKey;
 use crate::secret::Secret;
 
-/// Reads a secret file, refusing anything larger than a password could be
-/// (a mistaken `/dev/zero` must not read forever).
-fn read_bounded(path: &Path) -> std::io::Result<Zeroizing<String>> {
-    use std::io::Read;
-    const LIMIT: u64 = 64 * 1024;
+/// Reads a secret file: a regular file (never a FIFO that would block) no
+/// larger than a secret could be (a mistaken `/dev/zero` must not read
+/// forever). Returns the text and the open file's metadata.
+fn read_bounded(path: &Path) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
+    const LIMIT: u64 = files::MAX_SECRET_BYTES;
     // Room for the largest file accepted, so the buffer never grows (and
     // never leaves a copy behind in memory it let go of).
     let mut text = Zeroizing::new(String::with_capacity(LIMIT as usize + 1));
-    std::fs::File::open(path)?.take(LIMIT + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > LIMIT {
-        return Err(std::io::Error::other(format!(
-            "larger than {LIMIT} bytes; is it the right file?"
-        )));
-    }
-    Ok(text)
+    let meta = files::read_into(path, LIMIT, &mut text)?;
+    Ok((text, meta))
 }
 
 /// Where one secret comes from, with the config keys that name each way.
@@ -59,9 +54,9 @@ fn read_source(source: Source<'_>) -> Result<Zeroizing<String>, (String, String)
     match source.origin {
         Origin::File(path) => {
             let key = key_of(prefix, "file");
-            let text = read_bounded(path)
+            let (text, meta) = read_bounded(path)
                 .map_err(|e| (key.clone(), format!("cannot read {what} file {}: {e}", path.display())))?;
-            private_file(path, &format!("{what} file")).map_err(|m| (key, m))?;
+            private_file(path, &meta, &format!("{what} file")).map_err(|m| (key, m))?;
             Ok(text)
         }
         Origin::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
@@ -84,7 +79,9 @@ fn read_source(source: Source<'_>) -> Result<Zeroizing<String>, (String, String)
                 )
             })?;
             let path = Path::new(&dir).join(name);
-            read_bounded(&path).map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))
+            read_bounded(&path)
+                .map(|(text, _)| text)
+                .map_err(|e| (key, format!("cannot read credential {}: {e}", path.display())))
         }
     }
 }
@@ -171,7 +168,7 @@ pub fn load_key(source: &KeySource) -> Result<Arc<WalletKey>, (String, String)> 
             "auth.private_key_credential",
         ),
         KeySource::Keystore { file, password } => {
-            let json = read_bounded(file).map_err(|e| {
+            let (json, _) = read_bounded(file).map_err(|e| {
                 (
                     "auth.keystore_file".to_string(),
                     format!("cannot read keystore {}: {e}", file.display()),
@@ -191,12 +188,10 @@ pub fn load_key(source: &KeySource) -> Result<Arc<WalletKey>, (String, String)> 
 /// Refuses a secret file that others than its owner may read: on a shared
 /// host any local user could take the account. (Credentials that systemd
 /// hands over are exempt: systemd makes them private to the service.)
-pub(crate) fn private_file(path: &Path, what: &str) -> Result<(), String> {
+/// `meta` is that of the file as opened and read.
+pub(crate) fn private_file(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
-        .permissions()
-        .mode();
+    let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(format!(
             "{what} {} may be read by group or others (mode {:04o}); run `chmod 600 {}` so only its owner can",
@@ -209,12 +204,10 @@ pub(crate) fn private_file(path: &Path, what: &str) -> Result<(), String> {
 }
 
 /// Refuses a configuration file that anyone may change: whoever writes it
-/// chooses where the account's token is sent.
-pub(crate) fn not_world_writable(path: &Path) -> Result<(), String> {
+/// chooses where the account's token is sent. `meta` is that of the file
+/// as opened and read.
+pub(crate) fn not_world_writable(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(());
-    };
     let mode = meta.permissions().mode();
     if mode & 0o002 != 0 {
         return Err(format!(

@@ -36,16 +36,33 @@ fn minimal_config_gets_defaults() {
 }
 
 #[test]
-fn base_path_and_derived_websocket() {
+fn derived_websocket_of_a_local_origin() {
     let dir = tempfile::tempdir().unwrap();
-    let text = minimal(dir.path()).replace("https://api.ethgas.com", "http://127.0.0.1:7000/prefix/");
+    let text = minimal(dir.path()).replace("https://api.ethgas.com", "http://127.0.0.1:7000/");
     let cfg = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
-    assert_eq!(cfg.restart.upstream.base_url.path, "/prefix");
+    assert_eq!(cfg.restart.upstream.base_url.path, "");
     assert_eq!(
         cfg.restart.upstream.base_url.origin.to_string(),
         "http://127.0.0.1:7000/"
     );
     assert_eq!(cfg.restart.upstream.websocket_url.to_string(), "ws://127.0.0.1:7000/");
+}
+
+#[test]
+fn a_base_url_with_a_path_is_refused_naming_the_origin_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    for base in ["https://mainnet.app.ethgas.com/api/v1", "http://127.0.0.1:7000/prefix/"] {
+        let text = minimal(dir.path()).replace("https://api.ethgas.com", base);
+        let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+            .err()
+            .unwrap_or_else(|| panic!("{base} accepted"))
+            .to_string();
+        let origin = base.split('/').take(3).collect::<Vec<_>>().join("/");
+        assert!(
+            err.contains("upstream.base_url") && err.contains("has a path") && err.contains(&format!("{origin:?}")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -140,7 +157,7 @@ fn a_password_file_that_never_ends_is_refused() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("auth.password_file") && err.contains("larger than"),
+        err.contains("auth.password_file") && err.contains("device") && err.contains("regular file"),
         "{err}"
     );
 }
@@ -265,4 +282,91 @@ fn public_prefixes_that_a_look_alike_could_abuse_are_refused() {
         assert!(err.contains("proxy.public_prefixes"), "{prefix}: {err}");
         assert!(err.contains(why), "{prefix}: expected {why:?} in: {err}");
     }
+}
+
+/// The field names of a serde struct, as its derived `Deserialize` declares
+/// them: the struct is asked to deserialize from a deserializer that only
+/// records the names it is offered.
+fn fields_of<'de, T: serde::Deserialize<'de>>() -> Vec<&'static str> {
+    struct Names(std::cell::RefCell<Vec<&'static str>>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &Names {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.borrow_mut().extend_from_slice(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let names = Names(Default::default());
+    let _ = T::deserialize(&names);
+    names.0.into_inner()
+}
+
+#[test]
+fn the_example_shows_every_key_the_file_accepts() {
+    use super::raw::*;
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example")).unwrap();
+    let sections = [
+        ("proxy", fields_of::<RawProxy>()),
+        ("upstream", fields_of::<RawUpstream>()),
+        ("auth", fields_of::<RawAuth>()),
+        ("admin", fields_of::<RawAdmin>()),
+        ("log", fields_of::<RawLog>()),
+    ];
+    let top = fields_of::<RawConfig>();
+    assert_eq!(
+        top,
+        sections.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        "every section is listed here"
+    );
+    // The keys each section of the example shows, set or commented out
+    // (`key = …`, `# key = …`, `## key = …`, or indented after `##`).
+    let mut shown: Vec<(String, String)> = Vec::new();
+    let mut section = String::new();
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.to_string();
+            continue;
+        }
+        let bare = line.trim_start_matches('#').trim_start();
+        if let Some((key, _)) = bare.split_once(" = ") {
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                shown.push((section.clone(), key.to_string()));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (section, keys) in &sections {
+        assert!(!keys.is_empty(), "{section}: fields were read");
+        for key in keys {
+            if !shown.iter().any(|(s, k)| s == section && k == key) {
+                missing.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "config.toml.example does not show: {missing:?}");
 }

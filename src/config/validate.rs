@@ -3,7 +3,7 @@
 //! [`Config`]. Each key is read, checked and given its default here, and an
 //! error names the key and the file.
 
-use std::net::{IpAddr, SocketAddr};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use super::defaults::{default_max_connections, derive_websocket_url};
 use super::raw::*;
+use super::values::parse_net;
 use super::*;
 use crate::eth::WalletKey;
 use crate::secret::Secret;
@@ -22,13 +23,30 @@ use std::sync::Arc;
 /// overflows and panics on values near `u64::MAX` seconds.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 
-/// Parses and validates the text of a config file.
-pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+/// Parses and validates the text of a config file, reading the secrets it
+/// names as `secrets` says; what was left unread is in [`Deferred`].
+pub(super) fn parse(text: &str, path: &Path, secrets: Secrets) -> Result<(Config, Deferred), ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+        message: super::syntax::describe(text, &e),
     })?;
-    Validator { path, given: None }.validate(raw)
+    let v = Validator {
+        path,
+        given: None,
+        secrets,
+        deferred: RefCell::default(),
+    };
+    let config = v.validate(raw)?;
+    Ok((config, v.deferred.into_inner()))
+}
+
+/// Secrets a [`Secrets::Available`] load did not read.
+#[derive(Default)]
+pub(super) struct Deferred {
+    /// One line per secret: which key, and how to check it.
+    pub(super) notes: Vec<String>,
+    /// The wallet key was not read, so its address is not known.
+    pub(super) address_unknown: bool,
 }
 
 /// Every default, in front of `base_url`, with the credentials given.
@@ -52,6 +70,8 @@ pub(super) fn for_account(base_url: &str, username: Option<&str>, given: Given) 
     Validator {
         path: Path::new("<built in>"),
         given: Some(given),
+        secrets: Secrets::Read,
+        deferred: RefCell::default(),
     }
     .validate(raw)
 }
@@ -60,6 +80,9 @@ pub(super) struct Validator<'a> {
     pub(super) path: &'a Path,
     /// Credentials given as a value instead of a source in the file.
     pub(super) given: Option<Given>,
+    pub(super) secrets: Secrets,
+    /// What a [`Secrets::Available`] load left unread.
+    pub(super) deferred: RefCell<Deferred>,
 }
 
 /// Credentials given as a value (the demo's own account).
@@ -133,24 +156,6 @@ impl Validator<'_> {
         }
     }
 
-    fn listen(&self, key: &str, value: &str) -> Result<Listen, ConfigError> {
-        let value = value.trim();
-        if let Some(path) = value.strip_prefix("unix:") {
-            if path.is_empty() || !path.starts_with('/') {
-                return Err(self.err(
-                    key,
-                    format!(
-                        "{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\""
-                    ),
-                ));
-            }
-            return Ok(Listen::Unix(PathBuf::from(path)));
-        }
-        value.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
-            self.err(key, format!("{value:?} is not an address; write IP:PORT such as \"127.0.0.1:8080\" or \"[::1]:8080\", or \"unix:/path\""))
-        })
-    }
-
     /// A list of host names, lower-cased.
     fn host_names(&self, key: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
         let names: Vec<String> = value
@@ -172,33 +177,6 @@ impl Validator<'_> {
         Ok(v)
     }
 
-    /// `proxy.public_prefixes`: each a plain lower-case path `/…/` that is
-    /// its own normalisation, so the match in `intercept::is_public` (on the
-    /// path as sent and as normalised) can hold.
-    fn public_prefixes(&self, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
-        let prefixes = value.unwrap_or_else(|| vec!["/api/v1/p/".to_string()]);
-        for p in &prefixes {
-            let forbidden = ["..", "%", ";", "?", "#", "//", "\\"]
-                .into_iter()
-                .find(|s| p.contains(s));
-            let why = if !p.starts_with('/') || !p.ends_with('/') {
-                "must start and end with '/', e.g. \"/api/v1/p/\"".to_string()
-            } else if p == "/" {
-                "would make every path public; name the public part of the API, e.g. \"/api/v1/p/\"".to_string()
-            } else if let Some(bad) = forbidden {
-                format!("must not contain {bad:?}")
-            } else if p.bytes().any(|b| !b.is_ascii_graphic()) {
-                "must not contain spaces, control characters or non-ASCII".to_string()
-            } else if crate::intercept::normalize_path(p) + "/" != *p {
-                "must be a plain lower-case path without `.` segments (matching is case-sensitive, and the API's paths are lower case)".to_string()
-            } else {
-                continue;
-            };
-            return Err(self.err("proxy.public_prefixes", format!("{p:?} {why}")));
-        }
-        Ok(prefixes)
-    }
-
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
 
@@ -217,7 +195,7 @@ impl Validator<'_> {
         };
         let ca_file = ru.ca_file.map(|p| self.file_path(&p));
         if let Some(ca) = &ca_file {
-            if let Err(e) = std::fs::metadata(ca) {
+            if let Err(e) = files::open_regular(ca, MAX_CA_FILE_BYTES) {
                 return Err(self.err("upstream.ca_file", format!("cannot read {}: {e}", ca.display())));
             }
             if base_url.origin.scheme_str() != Some("https") {
@@ -438,11 +416,8 @@ impl Validator<'_> {
         // [log]
         let level = raw.log.level.map(|l| l.trim().to_string());
         if let Some(l) = &level {
-            if crate::telemetry::filter(l).is_err() {
-                return Err(self.err(
-                    "log.level",
-                    format!("{l:?} is not a level or filter; use error, warn, info, debug or trace"),
-                ));
+            if let Err(e) = crate::telemetry::filter(l) {
+                return Err(self.err("log.level", e));
             }
         }
         let format = match raw.log.format.as_deref().map(str::trim) {
@@ -472,55 +447,4 @@ impl Validator<'_> {
             warnings,
         })
     }
-
-    fn base_url(&self, text: &str) -> Result<BaseUrl, ConfigError> {
-        let key = "upstream.base_url";
-        let bad = || {
-            self.err(
-                key,
-                format!("{text:?} is not an absolute http:// or https:// URL such as \"https://api.ethgas.com\""),
-            )
-        };
-        let uri: Uri = text.trim().parse().map_err(|_| bad())?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => return Err(bad()),
-        }
-        let authority = uri.authority().ok_or_else(bad)?;
-        if authority.host().is_empty() || authority.as_str().contains('@') {
-            return Err(bad());
-        }
-        if uri.query().is_some() {
-            return Err(self.err(key, format!("{text:?} must not have a query")));
-        }
-        let path = uri.path().trim_end_matches('/').to_string();
-        let origin: Uri = origin(&uri).parse().map_err(|_| bad())?;
-        Ok(BaseUrl { origin, path })
-    }
-
-    fn websocket_url(&self, text: &str) -> Result<Uri, ConfigError> {
-        let key = "upstream.websocket_url";
-        let bad = || {
-            self.err(
-                key,
-                format!("{text:?} is not a ws:// or wss:// URL such as \"wss://ws.ethgas.com\""),
-            )
-        };
-        let uri: Uri = text.trim().parse().map_err(|_| bad())?;
-        match uri.scheme_str() {
-            Some("ws") | Some("wss") => {}
-            _ => return Err(bad()),
-        }
-        if uri.authority().is_none_or(|a| a.host().is_empty()) {
-            return Err(bad());
-        }
-        Ok(uri)
-    }
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }

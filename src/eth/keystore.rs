@@ -58,7 +58,7 @@ pub(super) enum Kdf {
 
 impl Kdf {
     pub(super) fn from_json(name: &str, params: serde_json::Value) -> Result<Kdf, KeyError> {
-        let format = |e: serde_json::Error| KeyError::KeystoreFormat(format!("kdfparams: {}", clip(&e)));
+        let format = |e: serde_json::Error| KeyError::KeystoreFormat(format!("kdfparams: {}", describe(&e)));
         match name {
             "scrypt" => {
                 let p: ScryptParams = serde_json::from_value(params).map_err(format)?;
@@ -148,6 +148,54 @@ impl Kdf {
             }
         }
         Ok(derived)
+    }
+}
+
+/// The keystore's JSON, or an error that says where and what was wrong
+/// without quoting the file: serde_json's own messages quote wrong-typed
+/// values (`invalid type: string "0x4c08…"`), and a file given as a keystore
+/// may hold a key in clear.
+pub(super) fn parse(json: &[u8]) -> Result<KeystoreFile, KeyError> {
+    serde_json::from_slice(json).map_err(|e| {
+        let hint = if json.trim_ascii_start().starts_with(b"\"") {
+            "; it holds a JSON string, not a keystore object: for a hex key use auth.private_key_file"
+        } else {
+            ""
+        };
+        KeyError::KeystoreFormat(format!("{}{hint}", describe(&e)))
+    })
+}
+
+/// What a serde_json error says, without any value from the input: its
+/// kind, the field it names (`missing field `crypto``), what was expected,
+/// and where.
+pub(super) fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "cannot be read".to_owned(),
+        Category::Syntax => "not valid JSON".to_owned(),
+        Category::Eof => "the JSON ends early".to_owned(),
+        Category::Data => {
+            let text = e.to_string();
+            // serde_json appends " at line L column C"; the location is added below.
+            let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(t, _)| t);
+            let names_a_field = ["missing field `", "duplicate field `", "unknown field `"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p).map(|rest| (p, rest)));
+            match names_a_field {
+                Some((p, rest)) => format!("{p}{}`", rest.split('`').next().unwrap_or_default()),
+                None => match text.rsplit_once(", expected ") {
+                    Some((_, expected)) if !expected.contains(['"', '\'']) => {
+                        format!("a value has the wrong type; expected {expected}")
+                    }
+                    _ => "a value has the wrong type".to_owned(),
+                },
+            }
+        }
+    };
+    match e.line() {
+        0 => what,
+        line => format!("{what} (line {line}, column {})", e.column()),
     }
 }
 

@@ -40,3 +40,36 @@ fn without_the_journal_the_bytes_pass_unchanged() {
     let w = Stderr { journal: true }.make_writer_at(&Level::WARN);
     assert_eq!(w.priority, Some(4));
 }
+
+#[test]
+fn syslog_spellings_are_levels_and_unknown_words_are_refused() {
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+    let cases = [
+        ("warning", LevelFilter::WARN),
+        ("WARN", LevelFilter::WARN),
+        ("err", LevelFilter::ERROR),
+        ("crit", LevelFilter::ERROR),
+        ("notice", LevelFilter::INFO),
+        ("debug", LevelFilter::DEBUG),
+        ("hyper_util=debug", LevelFilter::INFO),
+    ];
+    for (spec, want) in cases {
+        let f = filter(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(f.default_level(), Some(want), "{spec}");
+    }
+    // Error lines of the sidecar pass every accepted filter.
+    let f = filter("warning").unwrap();
+    assert!(f.would_enable("ethgas_sidecar::auth", &Level::ERROR));
+    assert!(!f.would_enable("ethgas_sidecar::auth", &Level::INFO));
+    for bad in ["warnings", "verbose", "ethgas_sidecar"] {
+        let err = filter(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(err.contains("not a level") && err.contains("warn"), "{bad}: {err}");
+    }
+    for bad in ["off", "info,off"] {
+        let err = filter(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(err.contains("quietest level is \"error\""), "{bad}: {err}");
+    }
+    // `off` for one target is a choice, not silence.
+    assert!(filter("info,hyper_util=off").is_ok());
+}

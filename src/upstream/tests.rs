@@ -22,8 +22,8 @@ fn joins_path_and_query_to_the_base() {
     assert_eq!(uri.to_string(), "https://api.ethgas.com/api/v1/user/info?x=1");
     assert_eq!((t.host.as_str(), t.port), ("api.ethgas.com", 443));
 
-    let t = Target::new(&settings("http://127.0.0.1:7000/gw/"));
+    let t = Target::new(&settings("http://127.0.0.1:7000/"));
     let uri = t.uri(Some(PathAndQuery::from_static("/api/v1/p/x")));
-    assert_eq!(uri.to_string(), "http://127.0.0.1:7000/gw/api/v1/p/x");
+    assert_eq!(uri.to_string(), "http://127.0.0.1:7000/api/v1/p/x");
     assert_eq!(t.port, 7000);
 }
