@@ -34,6 +34,7 @@ use crate::access;
 use crate::auth::{AuthHandle, Session};
 use crate::config::{Live, Restart};
 use crate::envelope::Envelope;
+use crate::error::FORWARDED_METHODS;
 pub use crate::error::ProxyError;
 use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
@@ -217,6 +218,15 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect);
         }
+        if !rewrite::forwarded_method(req.method()) {
+            return Err(ProxyError::MethodNotAllowed {
+                message: format!(
+                    "{:.32} is not a method the API uses; this sidecar forwards only {FORWARDED_METHODS}",
+                    req.method().as_str()
+                ),
+                allow: FORWARDED_METHODS,
+            });
+        }
         let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
             + req.uri().authority().map_or(0, |a| a.as_str().len());
         if uri_len > shared.max_uri_bytes {
@@ -359,8 +369,8 @@ impl Proxy {
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
             RequestBody::Stream(incoming, idle) => {
-                let (body, fired) = upstream::Idle::new(incoming, idle);
-                slow = Some((fired, idle));
+                let (body, fault) = upstream::Idle::new(incoming, idle);
+                slow = Some((fault, idle));
                 (Request::from_parts(parts, Either::Right(body)), None)
             }
         };
@@ -369,14 +379,7 @@ impl Proxy {
         let resend = kept.as_ref().map(|r| (r, session.as_ref().map(|s| s.authorization())));
         let resp = match Box::pin(self.send(first, resend)).await {
             Ok(resp) => resp,
-            Err(e) => {
-                return Err(match slow {
-                    Some((fired, limit)) if fired.load(std::sync::atomic::Ordering::Relaxed) => {
-                        ProxyError::SlowBody { limit }
-                    }
-                    _ => e,
-                });
-            }
+            Err(e) => return Err(send::blame(slow.as_ref(), e)),
         };
         let Some(session) = session else {
             // No token went with it: the API's answer, 401 included, is all there is.
@@ -400,17 +403,16 @@ impl Proxy {
         parts.uri = shared.target.uri(parts.uri.path_and_query().cloned());
         parts.version = http::Version::HTTP_11;
         let started = Instant::now();
+        let idle = shared.live.load().proxy.body_idle_timeout;
+        let (body, fault) = upstream::Idle::new(body, idle);
         let result = tokio::time::timeout_at(
             started + shared.request_timeout,
-            shared.pool.request(Request::from_parts(
-                parts,
-                Either::Right(upstream::Idle::new(body, shared.live.load().proxy.body_idle_timeout).0),
-            )),
+            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
         )
         .await;
         match result {
             Ok(Ok(resp)) => Ok(self.finish(resp.map(body::streamed), None)),
-            Ok(Err(e)) => Err(self.upstream_error(&e)),
+            Ok(Err(e)) => Err(send::blame(Some(&(fault, idle)), self.upstream_error(&e))),
             Err(_) => Err(self.timeout()),
         }
     }
@@ -459,6 +461,12 @@ impl Proxy {
     /// reflects `Authorization`, or sets the live refresh cookie).
     fn finish(&self, resp: Response<Body>, session: Option<&Session>) -> Response<Body> {
         let (mut parts, body) = resp.into_parts();
+        // RFC 9112 §6.3: a Transfer-Encoding overrides a Content-Length, and
+        // hyper read the body by its chunks; the stated length must not go on
+        // to cut the body the client gets.
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         let token = session.map(|s| s.access_token().expose().as_bytes());
         let removed = scrub_response_headers(&mut parts.headers, token);
