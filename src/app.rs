@@ -208,7 +208,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         proxy_workers,
         new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
         proxy_slots: Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections)),
-        admin_slots: Arc::new(tokio::sync::Semaphore::new(server::ADMIN_CONNECTIONS)),
         proxy_slots_total: proxy_settings.max_connections,
         header_read_timeout: proxy_settings.header_read_timeout,
         heartbeats,
