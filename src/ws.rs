@@ -275,6 +275,22 @@ impl WsRelay {
         upstream.send(Message::text(text)).await.is_ok()
     }
 
+    /// A program's login with the account's token in place of every
+    /// credential of its own; `None` (the message dropped) if it cannot be
+    /// rewritten, so that what it carries never reaches the API.
+    fn program_login(&self, text: &str, found: LoginStyle, session: &Session) -> Option<Message> {
+        match login::rewrite(text, found, session.access_token().expose()) {
+            Some(rewritten) => {
+                self.metrics.websocket_logins.inc();
+                Some(Message::text(rewritten))
+            }
+            None => {
+                warn!("a program's WebSocket login could not be rewritten; dropped");
+                None
+            }
+        }
+    }
+
     /// Relays until either side closes. `max_message` is the limit both
     /// sockets were opened with, for the close reasons.
     async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>, max_message: usize)
@@ -287,6 +303,9 @@ impl WsRelay {
         // program has logged in.
         let mut logged_in: Option<u64> = None;
         let mut own_logins: Vec<Instant> = Vec::new();
+        // A program's login that came while no token was held, its format,
+        // and until when it may wait for one.
+        let mut held: Option<(tungstenite::Utf8Bytes, LoginStyle, Instant)> = None;
         // The format the sidecar's own logins use: the API's, until the
         // program shows which it speaks.
         let mut style = match self.live.load().auth.envelope() {
@@ -302,22 +321,25 @@ impl WsRelay {
                     close(&mut upstream, Some(frame)).await;
                     break;
                 }
-                msg = client.next() => match msg {
+                // While a login waits for a token, nothing else of the
+                // program's goes before it.
+                msg = client.next(), if held.is_none() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         let out = match detect::client_login(text.as_str()) {
                             Some(found) => match self.auth.valid() {
-                                Some(session) => match login::rewrite(text.as_str(), found, session.access_token().expose()) {
-                                    Some(rewritten) => {
-                                        logged_in = Some(session.generation);
-                                        style = found;
-                                        self.metrics.websocket_logins.inc();
-                                        Message::text(rewritten)
+                                Some(session) => {
+                                    logged_in = Some(session.generation);
+                                    style = found;
+                                    match self.program_login(text.as_str(), found, &session) {
+                                        Some(out) => out,
+                                        None => continue,
                                     }
-                                    None => Message::Text(text),
-                                },
+                                }
                                 None => {
-                                    warn!("WebSocket login while no valid token is held; passing it on unchanged");
-                                    Message::Text(text)
+                                    // Its own credential must not go in its place.
+                                    debug!("WebSocket login while no valid token is held; holding it until one comes (proxy.token_wait)");
+                                    held = Some((text, found, Instant::now() + self.live.load().proxy.token_wait));
+                                    continue;
                                 }
                             },
                             None => Message::Text(text),
@@ -382,8 +404,25 @@ impl WsRelay {
                     Some(Err(e)) => { debug!(error = %e, "upstream WebSocket error"); close(&mut client, None).await; break; }
                     None => { close(&mut client, None).await; break; }
                 },
+                _ = tokio::time::sleep_until(held.as_ref().map_or_else(Instant::now, |h| h.2)), if held.is_some() => {
+                    warn!("a program's WebSocket login found no token within proxy.token_wait; closing its socket (1013)");
+                    let frame = CloseFrame { code: CloseCode::Again, reason: "ethgas-sidecar: no token for the account within proxy.token_wait; reconnect later".into() };
+                    close(&mut client, Some(frame)).await;
+                    close(&mut upstream, None).await;
+                    break;
+                }
                 changed = changes.changed() => {
                     if changed.is_err() { break; }
+                    if let Some((text, found, _)) = held.take_if(|_| self.auth.valid().is_some()) {
+                        let Some(session) = self.auth.valid() else { continue };
+                        debug!("a token came; the program's WebSocket login goes with it");
+                        logged_in = Some(session.generation);
+                        style = found;
+                        if let Some(out) = self.program_login(text.as_str(), found, &session) {
+                            if upstream.send(out).await.is_err() { break; }
+                        }
+                        continue;
+                    }
                     let Some(generation) = logged_in else { continue };
                     if let Some(session) = self.auth.valid().filter(|s| s.generation != generation) {
                         debug!("token renewed; logging the WebSocket in with it");
