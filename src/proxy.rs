@@ -3,8 +3,9 @@
 //! For every request the proxy reads the current token from the cell (no
 //! await), rewrites the request in place — upstream URI, `Host`, the client's
 //! `Authorization` replaced, hop-by-hop headers dropped — and streams the
-//! bodies both ways. Small request bodies are kept so that a request the API
-//! answers with 401 can be replayed once with a fresh token. While no valid
+//! bodies both ways. Small request bodies are kept (within a budget shared by
+//! all connections, [`kept`]) so that a request the API answers with 401 can
+//! be replayed once with a fresh token. While no valid
 //! token is held, public market data (`proxy.public_prefixes`, matched by
 //! [`intercept::is_public`]) goes at once without `Authorization`; every
 //! other request waits for the login.
@@ -23,9 +24,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -43,23 +44,18 @@ use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
 mod body;
+mod kept;
 mod rewrite;
 mod send;
 
 pub use body::Body;
 
+use kept::{ReplayBudget, RequestBody};
 pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
 use rewrite::{Replay, scrub_response_headers};
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
-
-/// A request body, kept whole when it is small enough to replay.
-enum RequestBody {
-    Kept(Bytes),
-    /// Streamed, ended after this long without data.
-    Stream(Incoming, Duration),
-}
 
 /// What every request of one worker shares.
 struct Shared {
@@ -73,6 +69,8 @@ struct Shared {
     request_timeout: Duration,
     max_header_bytes: usize,
     max_uri_bytes: usize,
+    /// Bounds the bodies kept for replay, across the workers.
+    replay_budget: ReplayBudget,
     /// What a reload changes; read once per request.
     live: Arc<ArcSwap<Live>>,
 }
@@ -127,6 +125,7 @@ impl Proxy {
                 request_timeout: restart.upstream.request_timeout,
                 max_header_bytes: restart.proxy.max_header_bytes,
                 max_uri_bytes: restart.proxy.max_uri_bytes,
+                replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
                 live,
             }),
         }
@@ -149,6 +148,7 @@ impl Proxy {
                 request_timeout: shared.request_timeout,
                 max_header_bytes: shared.max_header_bytes,
                 max_uri_bytes: shared.max_uri_bytes,
+                replay_budget: shared.replay_budget.clone(),
                 live: shared.live.clone(),
             }),
         }
@@ -337,9 +337,10 @@ impl Proxy {
         };
         let (mut parts, body) = req.into_parts();
         let body = if body.is_end_stream() {
-            RequestBody::Kept(Bytes::new())
+            RequestBody::Kept(Bytes::new(), None)
         } else {
-            Box::pin(self.read_body(live, &parts.headers, body)).await?
+            let (limit, idle) = (live.proxy.replay_buffer, live.proxy.body_idle_timeout);
+            Box::pin(kept::read(&shared.replay_budget, limit, idle, &parts.headers, body)).await?
         };
         match rewrite_request(
             &mut parts,
@@ -355,16 +356,14 @@ impl Proxy {
             None => shared.metrics.public_without_token.inc(),
         }
         let mut slow = None;
+        // The kept body's share of the replay budget, given back when the
+        // request is done (replayed or not).
+        let mut _budget = None;
         let (first, kept) = match body {
-            RequestBody::Kept(bytes) => {
-                // A small body is a slice of hyper's read buffer too (see
-                // `rewrite::detach`); a large one was gathered from several
-                // reads into memory of its own.
-                let bytes = if bytes.len() <= 64 * 1024 {
-                    Bytes::copy_from_slice(&bytes)
-                } else {
-                    bytes
-                };
+            RequestBody::Kept(bytes, permit) => {
+                _budget = permit;
+                // In memory of its own already (`kept::read`): the first
+                // request and the replay share it.
                 let replay = Replay::new(&parts, &bytes);
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
@@ -478,27 +477,5 @@ impl Proxy {
             );
         }
         Response::from_parts(parts, body)
-    }
-
-    /// Keeps a small body whole (so it can be replayed); streams the rest.
-    /// (An empty body never gets here: `forward` keeps it without a wait.)
-    async fn read_body(&self, live: &Live, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
-        let (limit, idle) = (live.proxy.replay_buffer, live.proxy.body_idle_timeout);
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(n) if n <= limit as u64 => {
-                // A kept body is small: all of it must come within the idle limit.
-                let bytes = tokio::time::timeout(idle, Limited::new(body, limit).collect())
-                    .await
-                    .map_err(|_| ProxyError::SlowBody { limit: idle })?
-                    .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
-                    .to_bytes();
-                Ok(RequestBody::Kept(bytes))
-            }
-            _ => Ok(RequestBody::Stream(body, idle)),
-        }
     }
 }

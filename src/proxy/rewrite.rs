@@ -192,7 +192,7 @@ impl Replay {
             names,
             ends,
             values,
-            // Already out of the read buffer (`Proxy::forward`).
+            // Already out of the read buffer (`kept::read`).
             body: body.clone(),
         }
     }
