@@ -160,6 +160,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let tasks = TaskTracker::new();
     let ws = WsRelay::new(
         upstream,
+        config.restart.proxy.ws_memory_budget_bytes,
         ws_tls,
         live.clone(),
         auth.clone(),

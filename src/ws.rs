@@ -16,6 +16,7 @@
 //! upstream socket (connect, TLS, the HTTP upgrade) is bounded by
 //! `upstream.request_timeout`; the program gets a 504 when it runs out.
 
+mod bounded;
 mod detect;
 mod limits;
 mod login;
@@ -49,8 +50,9 @@ use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use bounded::FrameBounded;
 use detect::{ApiPush, LoginStyle};
-use limits::{close, refuse_oversized, socket_config, too_big};
+use limits::{LARGE, MemoryBudget, close, refuse_oversized, renew, socket_config, spent, too_big};
 
 /// Replies to the sidecar's own logins are withheld from the program for at
 /// most this long (in case the API does not answer logins at all).
@@ -89,6 +91,8 @@ pub struct WsRelay {
     request_timeout: Duration,
     /// Read when a socket opens, for its message limit.
     live: Arc<ArcSwap<Live>>,
+    /// Bounds the large messages in flight across every socket.
+    budget: MemoryBudget,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -100,8 +104,10 @@ impl WsRelay {
     /// Each socket takes its message limit from `live` when it opens. Relays
     /// are spawned on `tasks` and closed with a Going Away frame when
     /// `shutdown` is cancelled.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         upstream: &UpstreamSettings,
+        memory_budget: usize,
         tls: Arc<rustls::ClientConfig>,
         live: Arc<ArcSwap<Live>>,
         auth: AuthHandle,
@@ -117,6 +123,7 @@ impl WsRelay {
             connect_timeout: upstream.connect_timeout,
             request_timeout: upstream.request_timeout,
             live,
+            budget: MemoryBudget::new(memory_budget),
             auth,
             metrics,
             tasks,
@@ -218,6 +225,7 @@ impl WsRelay {
                 origin: origin(),
                 cause,
             })?;
+            let io = FrameBounded::after_http_head(io);
             match tokio_tungstenite::client_async_with_config(up_req, io, Some(socket_config(max_message))).await {
                 Ok(pair) => Ok(pair),
                 Err(tungstenite::Error::Http(resp)) => {
@@ -254,8 +262,8 @@ impl WsRelay {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let config = socket_config(max_message);
-                    let client =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    let io = FrameBounded::frames(TokioIo::new(upgraded));
+                    let client = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     relay.metrics.websocket_open.inc();
                     relay.relay(client, upstream, max_message).await;
                     relay.metrics.websocket_open.dec();
@@ -293,8 +301,12 @@ impl WsRelay {
 
     /// Relays until either side closes. `max_message` is the limit both
     /// sockets were opened with, for the close reasons.
-    async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>, max_message: usize)
-    where
+    async fn relay<C, U>(
+        &self,
+        mut client: WebSocketStream<FrameBounded<C>>,
+        mut upstream: WebSocketStream<FrameBounded<U>>,
+        max_message: usize,
+    ) where
         C: AsyncRead + AsyncWrite + Unpin,
         U: AsyncRead + AsyncWrite + Unpin,
     {
@@ -312,8 +324,19 @@ impl WsRelay {
             Envelope::Documented => LoginStyle::Cmd,
             Envelope::Live => LoginStyle::Op,
         };
+        // A large message went through: both sockets' buffers are renewed
+        // once each has read up to a message's end.
+        let (mut client_grown, mut upstream_grown) = (false, false);
         info!("WebSocket relay open");
         loop {
+            if client_grown && client.get_ref().quiescent() {
+                client = renew(client, Role::Server, max_message).await;
+                client_grown = false;
+            }
+            if upstream_grown && upstream.get_ref().quiescent() {
+                upstream = renew(upstream, Role::Client, max_message).await;
+                upstream_grown = false;
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     let frame = CloseFrame { code: CloseCode::Away, reason: "ethgas-sidecar is shutting down".into() };
@@ -325,6 +348,11 @@ impl WsRelay {
                 // program's goes before it.
                 msg = client.next(), if held.is_none() => match msg {
                     Some(Ok(Message::Text(text))) => {
+                        let Ok(_charge) = self.budget.charge(text.len()) else {
+                            spent(&mut client, &mut upstream, text.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || text.len() > LARGE, upstream_grown || text.len() > LARGE);
                         let out = match detect::client_login(text.as_str()) {
                             Some(found) => match self.auth.valid() {
                                 Some(session) => {
@@ -351,6 +379,11 @@ impl WsRelay {
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
+                        let Ok(_charge) = self.budget.charge(msg.len()) else {
+                            spent(&mut client, &mut upstream, msg.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || msg.len() > LARGE, upstream_grown || msg.len() > LARGE);
                         if upstream.send(msg).await.is_err() { break; }
                     }
                     // Pings are answered by each side's own socket.
@@ -366,6 +399,11 @@ impl WsRelay {
                 },
                 msg = upstream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
+                        let Ok(_charge) = self.budget.charge(text.len()) else {
+                            spent(&mut client, &mut upstream, text.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || text.len() > LARGE, upstream_grown || text.len() > LARGE);
                         match detect::api_push(text.as_str()) {
                             Some(ApiPush::TokenExpired) => {
                                 if let Some(session) = self.auth.valid() {
@@ -392,6 +430,11 @@ impl WsRelay {
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
+                        let Ok(_charge) = self.budget.charge(msg.len()) else {
+                            spent(&mut client, &mut upstream, msg.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || msg.len() > LARGE, upstream_grown || msg.len() > LARGE);
                         if client.send(msg).await.is_err() { break; }
                     }
                     Some(Ok(_)) => {}
