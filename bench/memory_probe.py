@@ -167,7 +167,7 @@ async def ws_round(conns, payload: bytes, expect: int):
 
 # --- the sidecar --------------------------------------------------------------
 
-def start_sidecar(binary: str, tmp: str, api_port: int, ws_port: int | None) -> tuple[subprocess.Popen, subprocess.Popen, int]:
+def start_sidecar(binary: str, tmp: str, api_port: int, ws_port: int | None, proxy_extra: str = "") -> tuple[subprocess.Popen, subprocess.Popen, int]:
     mock_port, proxy_port = free_port(), free_port()
     mock = subprocess.Popen([binary, "mock-api", "--listen", f"127.0.0.1:{mock_port}", "--username", "u",
                              "--password", "p"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -179,7 +179,7 @@ def start_sidecar(binary: str, tmp: str, api_port: int, ws_port: int | None) -> 
     ws = f'websocket_url = "ws://127.0.0.1:{ws_port}/"\n' if ws_port else ""
     cfg = os.path.join(tmp, "config.toml")
     with open(cfg, "w") as f:
-        f.write(f'[proxy]\nlisten = "127.0.0.1:{proxy_port}"\nworker_threads = 1\n'
+        f.write(f'[proxy]\nlisten = "127.0.0.1:{proxy_port}"\nworker_threads = 1\n{proxy_extra}'
                 f'[upstream]\nbase_url = "{base}"\nrequest_timeout = "300s"\n{ws}'
                 f'[auth]\nusername = "u"\npassword_file = "{pw}"\n[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
                 f'[log]\nlevel = "warn"\n')
@@ -202,7 +202,7 @@ async def post(args, tmp):
     api = SlowApi()
     server = await asyncio.start_server(api.serve, "127.0.0.1", 0, backlog=4096)
     api_port = server.sockets[0].getsockname()[1]
-    mock, proc, port = start_sidecar(args.binary, tmp, api_port, None)
+    mock, proc, port = start_sidecar(args.binary, tmp, api_port, None, args.proxy)
     try:
         await wait_port(port)
         await asyncio.sleep(2)
@@ -230,7 +230,7 @@ async def post(args, tmp):
 async def ws(args, tmp):
     server = await asyncio.start_server(ws_api, "127.0.0.1", 0, backlog=4096, limit=1 << 24)
     ws_port = server.sockets[0].getsockname()[1]
-    mock, proc, port = start_sidecar(args.binary, tmp, 0, ws_port)
+    mock, proc, port = start_sidecar(args.binary, tmp, 0, ws_port, args.proxy)
     try:
         await wait_port(port)
         await asyncio.sleep(2)
@@ -264,6 +264,7 @@ def main():
     p.add_argument("-n", type=int)
     p.add_argument("--body", type=int, default=65536)
     p.add_argument("--large", type=int, default=1 << 20)
+    p.add_argument("--proxy", default="", help='extra [proxy] lines, e.g. "replay_budget_bytes = 0\\n"')
     p.add_argument("--settle", type=float, default=6.0, help="seconds idle before each RSS reading")
     args = p.parse_args()
     args.n = args.n or (1000 if args.mode == "post" else 200)
