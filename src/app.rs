@@ -160,6 +160,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let tasks = TaskTracker::new();
     let ws = WsRelay::new(
         upstream,
+        config.restart.proxy.ws_memory_budget_bytes,
         ws_tls,
         live.clone(),
         auth.clone(),
@@ -208,7 +209,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         proxy_workers,
         new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
         proxy_slots: Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections)),
-        admin_slots: Arc::new(tokio::sync::Semaphore::new(server::ADMIN_CONNECTIONS)),
         proxy_slots_total: proxy_settings.max_connections,
         header_read_timeout: proxy_settings.header_read_timeout,
         heartbeats,

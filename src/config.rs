@@ -222,6 +222,12 @@ pub struct ProxyListener {
     /// disconnected.
     #[serde(serialize_with = "effective::human")]
     pub header_read_timeout: Duration,
+    /// Bytes of request bodies kept for replay across all connections at
+    /// once; a body that does not fit streams and is not replayed.
+    pub replay_budget_bytes: usize,
+    /// Bytes the WebSocket relay may hold in message buffers across all
+    /// sockets; a socket whose message would pass it is closed with 1013.
+    pub ws_memory_budget_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -19,6 +19,11 @@ use crate::auth::Status;
 use crate::envelope::Envelope;
 use crate::metrics::LocalReason;
 
+/// The methods the proxy forwards: those the ETHGas API uses. Any other
+/// (`TRACE`, which would reflect the injected token; `CONNECT`; extension
+/// methods) is answered 405 with this list in `Allow`.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// An answer the sidecar gives instead of the API's.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -184,7 +189,7 @@ impl ProxyError {
 
     fn allow(&self) -> Option<&'static str> {
         match self {
-            ProxyError::Connect => Some("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+            ProxyError::Connect => Some(FORWARDED_METHODS),
             ProxyError::MethodNotAllowed { allow, .. } => Some(allow),
             _ => None,
         }

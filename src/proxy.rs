@@ -3,8 +3,9 @@
 //! For every request the proxy reads the current token from the cell (no
 //! await), rewrites the request in place — upstream URI, `Host`, the client's
 //! `Authorization` replaced, hop-by-hop headers dropped — and streams the
-//! bodies both ways. Small request bodies are kept so that a request the API
-//! answers with 401 can be replayed once with a fresh token. While no valid
+//! bodies both ways. Small request bodies are kept (within a budget shared by
+//! all connections, [`kept`]) so that a request the API answers with 401 can
+//! be replayed once with a fresh token. While no valid
 //! token is held, public market data (`proxy.public_prefixes`, matched by
 //! [`intercept::is_public`]) goes at once without `Authorization`; every
 //! other request waits for the login.
@@ -23,9 +24,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -34,6 +35,7 @@ use crate::access;
 use crate::auth::{AuthHandle, Session};
 use crate::config::{Live, Restart};
 use crate::envelope::Envelope;
+use crate::error::FORWARDED_METHODS;
 pub use crate::error::ProxyError;
 use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
@@ -42,23 +44,18 @@ use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
 mod body;
+mod kept;
 mod rewrite;
 mod send;
 
 pub use body::Body;
 
+use kept::{ReplayBudget, RequestBody};
 pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
 use rewrite::{Replay, scrub_response_headers};
 
 /// The most of an error body kept from a 401 that is replayed.
 const MAX_KEPT_401_BODY: usize = 64 * 1024;
-
-/// A request body, kept whole when it is small enough to replay.
-enum RequestBody {
-    Kept(Bytes),
-    /// Streamed, ended after this long without data.
-    Stream(Incoming, Duration),
-}
 
 /// What every request of one worker shares.
 struct Shared {
@@ -74,6 +71,8 @@ struct Shared {
     request_timeout: Duration,
     max_header_bytes: usize,
     max_uri_bytes: usize,
+    /// Bounds the bodies kept for replay, across the workers.
+    replay_budget: ReplayBudget,
     /// What a reload changes; read once per request.
     live: Arc<ArcSwap<Live>>,
 }
@@ -131,6 +130,7 @@ impl Proxy {
                 request_timeout: restart.upstream.request_timeout,
                 max_header_bytes: restart.proxy.max_header_bytes,
                 max_uri_bytes: restart.proxy.max_uri_bytes,
+                replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
                 live,
             }),
         }
@@ -154,6 +154,7 @@ impl Proxy {
                 request_timeout: shared.request_timeout,
                 max_header_bytes: shared.max_header_bytes,
                 max_uri_bytes: shared.max_uri_bytes,
+                replay_budget: shared.replay_budget.clone(),
                 live: shared.live.clone(),
             }),
         }
@@ -224,6 +225,15 @@ impl Proxy {
         }
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect);
+        }
+        if !rewrite::forwarded_method(req.method()) {
+            return Err(ProxyError::MethodNotAllowed {
+                message: format!(
+                    "{:.32} is not a method the API uses; this sidecar forwards only {FORWARDED_METHODS}",
+                    req.method().as_str()
+                ),
+                allow: FORWARDED_METHODS,
+            });
         }
         let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
             + req.uri().authority().map_or(0, |a| a.as_str().len());
@@ -330,9 +340,10 @@ impl Proxy {
         };
         let (mut parts, body) = req.into_parts();
         let body = if body.is_end_stream() {
-            RequestBody::Kept(Bytes::new())
+            RequestBody::Kept(Bytes::new(), None)
         } else {
-            Box::pin(self.read_body(live, &parts.headers, body)).await?
+            let (limit, idle) = (live.proxy.replay_buffer, live.proxy.body_idle_timeout);
+            Box::pin(kept::read(&shared.replay_budget, limit, idle, &parts.headers, body)).await?
         };
         match rewrite_request(
             &mut parts,
@@ -348,22 +359,20 @@ impl Proxy {
             None => shared.metrics.public_without_token.inc(),
         }
         let mut slow = None;
+        // The kept body's share of the replay budget, given back when the
+        // request is done (replayed or not).
+        let mut _budget = None;
         let (first, kept) = match body {
-            RequestBody::Kept(bytes) => {
-                // A small body is a slice of hyper's read buffer too (see
-                // `rewrite::detach`); a large one was gathered from several
-                // reads into memory of its own.
-                let bytes = if bytes.len() <= 64 * 1024 {
-                    Bytes::copy_from_slice(&bytes)
-                } else {
-                    bytes
-                };
+            RequestBody::Kept(bytes, permit) => {
+                _budget = permit;
+                // In memory of its own already (`kept::read`): the first
+                // request and the replay share it.
                 let replay = Replay::new(&parts, &bytes);
                 (Request::from_parts(parts, upstream::full(bytes)), Some(replay))
             }
             RequestBody::Stream(incoming, idle) => {
-                let (body, fired) = upstream::Idle::new(incoming, idle);
-                slow = Some((fired, idle));
+                let (body, fault) = upstream::Idle::new(incoming, idle);
+                slow = Some((fault, idle));
                 (Request::from_parts(parts, Either::Right(body)), None)
             }
         };
@@ -372,14 +381,7 @@ impl Proxy {
         let resend = kept.as_ref().map(|r| (r, session.as_ref().map(|s| s.authorization())));
         let resp = match Box::pin(self.send(first, resend)).await {
             Ok(resp) => resp,
-            Err(e) => {
-                return Err(match slow {
-                    Some((fired, limit)) if fired.load(std::sync::atomic::Ordering::Relaxed) => {
-                        ProxyError::SlowBody { limit }
-                    }
-                    _ => e,
-                });
-            }
+            Err(e) => return Err(send::blame(slow.as_ref(), e)),
         };
         let Some(session) = session else {
             // No token went with it: the API's answer, 401 included, is all there is.
@@ -403,17 +405,16 @@ impl Proxy {
         parts.uri = shared.target.uri(parts.uri.path_and_query().cloned());
         parts.version = http::Version::HTTP_11;
         let started = Instant::now();
+        let idle = shared.live.load().proxy.body_idle_timeout;
+        let (body, fault) = upstream::Idle::new(body, idle);
         let result = tokio::time::timeout_at(
             started + shared.request_timeout,
-            shared.pool.request(Request::from_parts(
-                parts,
-                Either::Right(upstream::Idle::new(body, shared.live.load().proxy.body_idle_timeout).0),
-            )),
+            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
         )
         .await;
         match result {
             Ok(Ok(resp)) => Ok(self.finish(resp.map(body::streamed), None)),
-            Ok(Err(e)) => Err(self.upstream_error(&e)),
+            Ok(Err(e)) => Err(send::blame(Some(&(fault, idle)), self.upstream_error(&e))),
             Err(_) => Err(self.timeout()),
         }
     }
@@ -462,6 +463,12 @@ impl Proxy {
     /// reflects `Authorization`, or sets the live refresh cookie).
     fn finish(&self, resp: Response<Body>, session: Option<&Session>) -> Response<Body> {
         let (mut parts, body) = resp.into_parts();
+        // RFC 9112 §6.3: a Transfer-Encoding overrides a Content-Length, and
+        // hyper read the body by its chunks; the stated length must not go on
+        // to cut the body the client gets.
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         let token = session.map(|s| s.access_token().expose().as_bytes());
         let removed = scrub_response_headers(&mut parts.headers, token);
@@ -473,27 +480,5 @@ impl Proxy {
             );
         }
         Response::from_parts(parts, body)
-    }
-
-    /// Keeps a small body whole (so it can be replayed); streams the rest.
-    /// (An empty body never gets here: `forward` keeps it without a wait.)
-    async fn read_body(&self, live: &Live, headers: &HeaderMap, body: Incoming) -> Result<RequestBody, ProxyError> {
-        let (limit, idle) = (live.proxy.replay_buffer, live.proxy.body_idle_timeout);
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(n) if n <= limit as u64 => {
-                // A kept body is small: all of it must come within the idle limit.
-                let bytes = tokio::time::timeout(idle, Limited::new(body, limit).collect())
-                    .await
-                    .map_err(|_| ProxyError::SlowBody { limit: idle })?
-                    .map_err(|e| ProxyError::BadRequest(format!("reading the request body failed: {e}")))?
-                    .to_bytes();
-                Ok(RequestBody::Kept(bytes))
-            }
-            _ => Ok(RequestBody::Stream(body, idle)),
-        }
     }
 }

@@ -21,7 +21,13 @@
 //! It also takes over sockets passed by systemd (socket activation,
 //! [`inherited_listeners`]), so the binary never deals with file descriptors.
 
+mod activation;
+mod admin_slots;
 mod workers;
+
+pub use activation::inherited_listeners;
+pub use admin_slots::{ADMIN_CONNECTIONS, ADMIN_HEADER_TIMEOUT};
+use admin_slots::{AdminSlot, AdminSlots};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -204,9 +210,6 @@ pub struct Server {
     /// Connections the proxy listener serves at once (`proxy.max_connections`),
     /// shared by the workers; a client beyond them gets a fast 503.
     pub proxy_slots: Arc<Semaphore>,
-    /// The admin listener's own connections: a flood of proxy clients never
-    /// takes the place of a health check.
-    pub admin_slots: Arc<Semaphore>,
     /// The proxy cap, for the refusal's message.
     pub proxy_slots_total: usize,
     /// `proxy.header_read_timeout`.
@@ -216,9 +219,6 @@ pub struct Server {
     /// Test faults for the workers (feature `test-util`; empty otherwise).
     pub(crate) faults: Faults,
 }
-
-/// Connections the admin listener serves at once.
-pub const ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
 /// period. Returns whether every connection finished in time, or the first
@@ -240,7 +240,9 @@ pub async fn run(
         let (server, shutdown) = (server.clone(), shutdown.clone());
         async move {
             match admin_listener {
-                Some(l) => accept_loop(server, l, Role::Admin, shutdown).await,
+                // Its own connections: a flood of proxy clients never takes
+                // the place of a health check.
+                Some(l) => accept_loop(server, l, Role::Admin(Arc::default()), shutdown).await,
                 None => shutdown.cancelled().await,
             }
         }
@@ -270,18 +272,23 @@ pub async fn run(
     }
 }
 
-/// What a listener serves; a proxy listener carries its worker's proxy.
+/// What a listener serves; a proxy listener carries its worker's proxy, the
+/// admin listener its open connections.
 #[derive(Clone)]
 enum Role {
     Proxy(Proxy),
-    Admin,
+    Admin(Arc<AdminSlots>),
+}
+
+/// A connection's place under its listener's cap, held while it is served.
+enum Place {
+    /// One of `proxy.max_connections`.
+    Proxy { _permit: tokio::sync::OwnedSemaphorePermit },
+    /// One of the admin listener's; cancelled when a newer one needs it.
+    Admin(AdminSlot),
 }
 
 async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdown: CancellationToken) {
-    let slots = match role {
-        Role::Proxy(_) => server.proxy_slots.clone(),
-        Role::Admin => server.admin_slots.clone(),
-    };
     let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
         let stream = tokio::select! {
@@ -304,15 +311,27 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Over the cap: a fast, clear answer instead of a hang.
-            let limit = match role {
-                Role::Proxy(_) => server.proxy_slots_total,
-                Role::Admin => ADMIN_CONNECTIONS,
-            };
-            let envelope = server.live.load().auth.envelope();
-            tokio::spawn(refuse_busy(stream, limit, envelope, role.clone()));
-            continue;
+        let place = match &role {
+            Role::Proxy(proxy) => match server.proxy_slots.clone().try_acquire_owned() {
+                Ok(permit) => Place::Proxy { _permit: permit },
+                Err(_) => {
+                    // Over the cap: a fast, clear answer instead of a hang.
+                    let envelope = server.live.load().auth.envelope();
+                    tokio::spawn(refuse_busy(stream, server.proxy_slots_total, envelope, proxy.clone()));
+                    continue;
+                }
+            },
+            Role::Admin(slots) => {
+                let (slot, full) = slots.admit();
+                if full && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    last_warning = Some(tokio::time::Instant::now());
+                    warn!(
+                        limit = ADMIN_CONNECTIONS,
+                        "the admin listener has {ADMIN_CONNECTIONS} connections open; closed the oldest for a new one"
+                    );
+                }
+                Place::Admin(slot)
+            }
         };
         let (peer, local, span) = match &stream {
             Stream::Tcp(s, peer) => (Some(*peer), s.local_addr().ok(), info_span!("conn", %peer)),
@@ -321,11 +340,15 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
         let (server2, role, stop) = (server.clone(), role.clone(), shutdown.clone());
         server.tasks.spawn(
             async move {
+                let evicted = match &place {
+                    Place::Admin(slot) => slot.evicted.clone(),
+                    Place::Proxy { .. } => CancellationToken::new(),
+                };
                 match stream {
-                    Stream::Tcp(s, _) => serve(server2, s, (peer, local), role, stop).await,
-                    Stream::Unix(s) => serve(server2, s, (None, None), role, stop).await,
+                    Stream::Tcp(s, _) => serve(server2, s, (peer, local), role, stop, evicted).await,
+                    Stream::Unix(s) => serve(server2, s, (None, None), role, stop, evicted).await,
                 }
-                drop(permit);
+                drop(place);
             }
             .instrument(span),
         );
@@ -339,6 +362,7 @@ async fn serve<S>(
     (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
     role: Role,
     shutdown: CancellationToken,
+    evicted: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -361,7 +385,10 @@ async fn serve<S>(
     };
 
     let result = match role {
-        Role::Admin => {
+        Role::Admin(_) => {
+            // Health checks send their request at once: an idle admin
+            // connection is closed soon.
+            builder.header_read_timeout(ADMIN_HEADER_TIMEOUT);
             let admin = server.admin.clone();
             let svc = service_fn(move |req| {
                 let resp = admin.handle(&req);
@@ -372,6 +399,8 @@ async fn serve<S>(
             tokio::select! {
                 r = conn.as_mut() => r,
                 _ = shutdown.cancelled() => { conn.as_mut().graceful_shutdown(); conn.await }
+                // A newer connection took its place: closed at once.
+                _ = evicted.cancelled() => Ok(()),
             }
         }
         Role::Proxy(proxy) if !allowed => {
@@ -429,52 +458,13 @@ async fn serve<S>(
     }
 }
 
-/// Listeners handed over by systemd (socket activation), by name (`proxy`,
-/// `admin`) or else by position: the proxy's and, if passed, the admin's.
-/// Must run before any thread starts: it clears `LISTEN_FDS` from the
-/// environment.
-pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, String> {
-    let mut fds = listenfd::ListenFd::from_env();
-    let count = fds.len();
-    if count == 0 {
-        return Ok(None);
-    }
-    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
-        .map(|v| v.split(':').map(str::to_string).collect())
-        .unwrap_or_default();
-    let mut take = |idx: usize| -> Result<Option<Inherited>, String> {
-        if let Ok(Some(l)) = fds.take_tcp_listener(idx) {
-            return Ok(Some(Inherited::Tcp(l)));
-        }
-        match fds.take_unix_listener(idx) {
-            Ok(Some(l)) => Ok(Some(Inherited::Unix(l))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(format!("socket-activation fd {}: {e}", idx + 3)),
-        }
-    };
-    let by_name = |name: &str| names.iter().position(|n| n == name);
-    let (proxy_idx, admin_idx) = match (by_name("proxy"), by_name("admin")) {
-        (Some(p), a) => (p, a),
-        (None, Some(a)) => (if a == 0 { 1 } else { 0 }, Some(a)),
-        (None, None) => (0, (count > 1).then_some(1)),
-    };
-    let proxy = take(proxy_idx)?.ok_or("socket activation: no proxy listener among the passed fds")?;
-    let admin = match admin_idx {
-        Some(i) => take(i)?,
-        None => None,
-    };
-    Ok(Some((proxy, admin)))
-}
-
 /// Answers a connection over the cap with a 503 in the API's envelope and
 /// closes it, within a second whatever the client does. What the client sent
 /// is read and dropped meanwhile: closing a socket with unread data resets
 /// it, and the reset could reach the client before the answer.
-async fn refuse_busy(stream: Stream, limit: usize, envelope: crate::envelope::Envelope, role: Role) {
+async fn refuse_busy(stream: Stream, limit: usize, envelope: crate::envelope::Envelope, proxy: Proxy) {
     let error = crate::error::ProxyError::TooManyConnections { limit };
-    if let Role::Proxy(proxy) = &role {
-        proxy.count_local(&error);
-    }
+    proxy.count_local(&error);
     let answer = error.wire(envelope);
     let write = async move {
         match stream {

@@ -26,27 +26,43 @@ use crate::config::UpstreamSettings;
 /// made by the sidecar) or streamed from the client.
 pub type Body = Either<Full<Bytes>, Idle>;
 
+/// Why a client's streamed body ended early: the client, not the API, is
+/// the cause, and the answer must say so (408, 400) instead of blaming the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFault {
+    /// Nothing came for the idle limit.
+    Idle,
+    /// The body could not be read (a malformed chunk, a short body): hyper's
+    /// words for it.
+    Broken(String),
+}
+
+/// Where an [`Idle`] body records its [`ClientFault`], for the proxy to read
+/// after the upstream call failed.
+pub type Fault = Arc<std::sync::OnceLock<ClientFault>>;
+
 /// A client's body streamed upstream, ended with an error when the client
 /// sends nothing for `limit` (a slow-body attack would otherwise hold the
-/// connection and an upstream request open forever). `fired` tells the
-/// proxy that this, not the API, ended the request.
+/// connection and an upstream request open forever). The returned [`Fault`]
+/// tells the proxy that this, or a body the client broke, not the API, ended
+/// the request.
 pub struct Idle {
     inner: Incoming,
     limit: std::time::Duration,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
-    fired: Arc<std::sync::atomic::AtomicBool>,
+    fault: Fault,
 }
 
 impl Idle {
-    pub fn new(inner: Incoming, limit: std::time::Duration) -> (Idle, Arc<std::sync::atomic::AtomicBool>) {
-        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    pub fn new(inner: Incoming, limit: std::time::Duration) -> (Idle, Fault) {
+        let fault = Fault::default();
         let idle = Idle {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
-            fired: fired.clone(),
+            fault: fault.clone(),
         };
-        (idle, fired)
+        (idle, fault)
     }
 }
 
@@ -60,6 +76,10 @@ impl hyper::body::Body for Idle {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         use std::task::Poll;
         match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let _ = self.fault.set(ClientFault::Broken(crate::auth::error_chain(&e)));
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(frame) => {
                 let deadline = tokio::time::Instant::now() + self.limit;
                 self.timer.as_mut().reset(deadline);
@@ -67,7 +87,7 @@ impl hyper::body::Body for Idle {
             }
             Poll::Pending => {
                 if self.timer.as_mut().poll(cx).is_ready() {
-                    self.fired.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = self.fault.set(ClientFault::Idle);
                     return Poll::Ready(Some(Err("the client stopped sending its request body".into())));
                 }
                 Poll::Pending

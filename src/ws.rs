@@ -16,6 +16,7 @@
 //! upstream socket (connect, TLS, the HTTP upgrade) is bounded by
 //! `upstream.request_timeout`; the program gets a 504 when it runs out.
 
+mod bounded;
 mod detect;
 mod limits;
 mod login;
@@ -49,8 +50,9 @@ use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use bounded::FrameBounded;
 use detect::{ApiPush, LoginStyle};
-use limits::{close, refuse_oversized, socket_config, too_big};
+use limits::{LARGE, MemoryBudget, close, refuse_oversized, renew, socket_config, spent, too_big};
 
 /// Replies to the sidecar's own logins are withheld from the program for at
 /// most this long (in case the API does not answer logins at all).
@@ -89,6 +91,8 @@ pub struct WsRelay {
     request_timeout: Duration,
     /// Read when a socket opens, for its message limit.
     live: Arc<ArcSwap<Live>>,
+    /// Bounds the large messages in flight across every socket.
+    budget: MemoryBudget,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -100,8 +104,10 @@ impl WsRelay {
     /// Each socket takes its message limit from `live` when it opens. Relays
     /// are spawned on `tasks` and closed with a Going Away frame when
     /// `shutdown` is cancelled.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         upstream: &UpstreamSettings,
+        memory_budget: usize,
         tls: Arc<rustls::ClientConfig>,
         live: Arc<ArcSwap<Live>>,
         auth: AuthHandle,
@@ -117,6 +123,7 @@ impl WsRelay {
             connect_timeout: upstream.connect_timeout,
             request_timeout: upstream.request_timeout,
             live,
+            budget: MemoryBudget::new(memory_budget),
             auth,
             metrics,
             tasks,
@@ -230,6 +237,7 @@ impl WsRelay {
                 origin: origin(),
                 cause,
             })?;
+            let io = FrameBounded::after_http_head(io);
             match tokio_tungstenite::client_async_with_config(up_req, io, Some(socket_config(max_message))).await {
                 Ok(pair) => Ok(pair),
                 Err(tungstenite::Error::Http(resp)) => {
@@ -266,8 +274,8 @@ impl WsRelay {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let config = socket_config(max_message);
-                    let client =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    let io = FrameBounded::frames(TokioIo::new(upgraded));
+                    let client = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     relay.metrics.websocket_open.inc();
                     relay.relay(client, upstream, max_message).await;
                     relay.metrics.websocket_open.dec();
@@ -287,10 +295,30 @@ impl WsRelay {
         upstream.send(Message::text(text)).await.is_ok()
     }
 
+    /// A program's login with the account's token in place of every
+    /// credential of its own; `None` (the message dropped) if it cannot be
+    /// rewritten, so that what it carries never reaches the API.
+    fn program_login(&self, text: &str, found: LoginStyle, session: &Session) -> Option<Message> {
+        match login::rewrite(text, found, session.access_token().expose()) {
+            Some(rewritten) => {
+                self.metrics.websocket_logins.inc();
+                Some(Message::text(rewritten))
+            }
+            None => {
+                warn!("a program's WebSocket login could not be rewritten; dropped");
+                None
+            }
+        }
+    }
+
     /// Relays until either side closes. `max_message` is the limit both
     /// sockets were opened with, for the close reasons.
-    async fn relay<C, U>(&self, mut client: WebSocketStream<C>, mut upstream: WebSocketStream<U>, max_message: usize)
-    where
+    async fn relay<C, U>(
+        &self,
+        mut client: WebSocketStream<FrameBounded<C>>,
+        mut upstream: WebSocketStream<FrameBounded<U>>,
+        max_message: usize,
+    ) where
         C: AsyncRead + AsyncWrite + Unpin,
         U: AsyncRead + AsyncWrite + Unpin,
     {
@@ -299,14 +327,28 @@ impl WsRelay {
         // program has logged in.
         let mut logged_in: Option<u64> = None;
         let mut own_logins: Vec<Instant> = Vec::new();
+        // A program's login that came while no token was held, its format,
+        // and until when it may wait for one.
+        let mut held: Option<(tungstenite::Utf8Bytes, LoginStyle, Instant)> = None;
         // The format the sidecar's own logins use: the API's, until the
         // program shows which it speaks.
         let mut style = match self.live.load().auth.envelope() {
             Envelope::Documented => LoginStyle::Cmd,
             Envelope::Live => LoginStyle::Op,
         };
+        // A large message went through: both sockets' buffers are renewed
+        // once each has read up to a message's end.
+        let (mut client_grown, mut upstream_grown) = (false, false);
         info!("WebSocket relay open");
         loop {
+            if client_grown && client.get_ref().quiescent() {
+                client = renew(client, Role::Server, max_message).await;
+                client_grown = false;
+            }
+            if upstream_grown && upstream.get_ref().quiescent() {
+                upstream = renew(upstream, Role::Client, max_message).await;
+                upstream_grown = false;
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     let frame = CloseFrame { code: CloseCode::Away, reason: "ethgas-sidecar is shutting down".into() };
@@ -314,22 +356,30 @@ impl WsRelay {
                     close(&mut upstream, Some(frame)).await;
                     break;
                 }
-                msg = client.next() => match msg {
+                // While a login waits for a token, nothing else of the
+                // program's goes before it.
+                msg = client.next(), if held.is_none() => match msg {
                     Some(Ok(Message::Text(text))) => {
+                        let Ok(_charge) = self.budget.charge(text.len()) else {
+                            spent(&mut client, &mut upstream, text.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || text.len() > LARGE, upstream_grown || text.len() > LARGE);
                         let out = match detect::client_login(text.as_str()) {
                             Some(found) => match self.auth.valid() {
-                                Some(session) => match login::rewrite(text.as_str(), found, session.access_token().expose()) {
-                                    Some(rewritten) => {
-                                        logged_in = Some(session.generation);
-                                        style = found;
-                                        self.metrics.websocket_logins.inc();
-                                        Message::text(rewritten)
+                                Some(session) => {
+                                    logged_in = Some(session.generation);
+                                    style = found;
+                                    match self.program_login(text.as_str(), found, &session) {
+                                        Some(out) => out,
+                                        None => continue,
                                     }
-                                    None => Message::Text(text),
-                                },
+                                }
                                 None => {
-                                    warn!("WebSocket login while no valid token is held; passing it on unchanged");
-                                    Message::Text(text)
+                                    // Its own credential must not go in its place.
+                                    debug!("WebSocket login while no valid token is held; holding it until one comes (proxy.token_wait)");
+                                    held = Some((text, found, Instant::now() + self.live.load().proxy.token_wait));
+                                    continue;
                                 }
                             },
                             None => Message::Text(text),
@@ -341,6 +391,11 @@ impl WsRelay {
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
+                        let Ok(_charge) = self.budget.charge(msg.len()) else {
+                            spent(&mut client, &mut upstream, msg.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || msg.len() > LARGE, upstream_grown || msg.len() > LARGE);
                         if upstream.send(msg).await.is_err() { break; }
                     }
                     // Pings are answered by each side's own socket.
@@ -356,6 +411,11 @@ impl WsRelay {
                 },
                 msg = upstream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
+                        let Ok(_charge) = self.budget.charge(text.len()) else {
+                            spent(&mut client, &mut upstream, text.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || text.len() > LARGE, upstream_grown || text.len() > LARGE);
                         match detect::api_push(text.as_str()) {
                             Some(ApiPush::TokenExpired) => {
                                 if let Some(session) = self.auth.valid() {
@@ -382,6 +442,11 @@ impl WsRelay {
                         break;
                     }
                     Some(Ok(msg @ Message::Binary(_))) => {
+                        let Ok(_charge) = self.budget.charge(msg.len()) else {
+                            spent(&mut client, &mut upstream, msg.len()).await;
+                            break;
+                        };
+                        (client_grown, upstream_grown) = (client_grown || msg.len() > LARGE, upstream_grown || msg.len() > LARGE);
                         if client.send(msg).await.is_err() { break; }
                     }
                     Some(Ok(_)) => {}
@@ -394,8 +459,25 @@ impl WsRelay {
                     Some(Err(e)) => { debug!(error = %e, "upstream WebSocket error"); close(&mut client, None).await; break; }
                     None => { close(&mut client, None).await; break; }
                 },
+                _ = tokio::time::sleep_until(held.as_ref().map_or_else(Instant::now, |h| h.2)), if held.is_some() => {
+                    warn!("a program's WebSocket login found no token within proxy.token_wait; closing its socket (1013)");
+                    let frame = CloseFrame { code: CloseCode::Again, reason: "ethgas-sidecar: no token for the account within proxy.token_wait; reconnect later".into() };
+                    close(&mut client, Some(frame)).await;
+                    close(&mut upstream, None).await;
+                    break;
+                }
                 changed = changes.changed() => {
                     if changed.is_err() { break; }
+                    if let Some((text, found, _)) = held.take_if(|_| self.auth.valid().is_some()) {
+                        let Some(session) = self.auth.valid() else { continue };
+                        debug!("a token came; the program's WebSocket login goes with it");
+                        logged_in = Some(session.generation);
+                        style = found;
+                        if let Some(out) = self.program_login(text.as_str(), found, &session) {
+                            if upstream.send(out).await.is_err() { break; }
+                        }
+                        continue;
+                    }
                     let Some(generation) = logged_in else { continue };
                     if let Some(session) = self.auth.valid().filter(|s| s.generation != generation) {
                         debug!("token renewed; logging the WebSocket in with it");

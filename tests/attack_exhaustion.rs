@@ -144,3 +144,42 @@ async fn running_out_of_file_descriptors_is_reported_as_such() {
         proc.log()
     );
 }
+
+#[tokio::test]
+async fn idle_connections_never_fill_the_admin_listener_and_the_oldest_make_room() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
+    // Many more idle connections than the admin listener keeps (64 used to
+    // turn /healthz into a 503 naming proxy.max_connections); some with half
+    // a head.
+    let mut held = Vec::new();
+    for i in 0..ethgas_sidecar::server::ADMIN_CONNECTIONS + 44 {
+        let mut s = TcpStream::connect(sidecar.admin).await.unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        }
+        held.push(s);
+    }
+    for _ in 0..3 {
+        let r = get(&c, &sidecar.admin_url("/healthz")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // The oldest were closed to make room for the newest.
+    let (answer, took) = read_until_closed(&mut held[0], Duration::from_secs(3)).await;
+    assert_eq!(answer, "", "closed without an answer");
+    assert!(took < Duration::from_secs(3), "the oldest connection was closed");
+}
+
+#[tokio::test]
+async fn an_idle_admin_connection_is_closed_after_the_admin_header_timeout() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    let mut s = TcpStream::connect(sidecar.admin).await.unwrap();
+    let limit = ethgas_sidecar::server::ADMIN_HEADER_TIMEOUT + Duration::from_secs(10);
+    let (answer, took) = read_until_closed(&mut s, limit).await;
+    assert!(took < limit, "an idle admin connection stays open");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "closed quietly: {answer}"
+    );
+}

@@ -38,6 +38,8 @@ pub(super) struct RawProxy {
     pub(super) max_connections: Option<u64>,
     pub(super) header_read_timeout: Option<String>,
     pub(super) body_idle_timeout: Option<String>,
+    pub(super) replay_budget_bytes: Option<u64>,
+    pub(super) ws_memory_budget_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -395,6 +395,20 @@ impl Validator<'_> {
                 rp.header_read_timeout,
                 Duration::from_secs(10),
             )?,
+            replay_budget_bytes: self.size(
+                "proxy.replay_budget_bytes",
+                rp.replay_budget_bytes,
+                32 << 20,
+                0,
+                1 << 40,
+            )?,
+            ws_memory_budget_bytes: self.size(
+                "proxy.ws_memory_budget_bytes",
+                rp.ws_memory_budget_bytes,
+                256 << 20,
+                1 << 20,
+                1 << 40,
+            )?,
         };
 
         // [admin]

@@ -137,6 +137,17 @@ fn detach(parts: &mut Parts) {
     }
 }
 
+/// Whether the proxy forwards a request of this method
+/// ([`crate::error::FORWARDED_METHODS`]). `TRACE` above all must not go: an
+/// API that answers it as RFC 9110 describes would hand the injected
+/// `Authorization` back to the client.
+pub fn forwarded_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS
+    )
+}
+
 /// A forwarded request as it can be sent again after a 401, copied into
 /// memory of its own. The parsed request's URI, header values and small body
 /// are slices of hyper's read buffer for the client connection; holding them
@@ -181,7 +192,7 @@ impl Replay {
             names,
             ends,
             values,
-            // Already out of the read buffer (`Proxy::forward`).
+            // Already out of the read buffer (`kept::read`).
             body: body.clone(),
         }
     }

@@ -2,6 +2,8 @@
 //! `upstream.request_timeout`, and once more when the API refused it
 //! unprocessed; pool errors become the sidecar's own answers.
 
+use std::time::Duration;
+
 use http::header::HeaderValue;
 use http::{Request, Response};
 use tokio::time::Instant;
@@ -12,7 +14,7 @@ use super::rewrite::Replay;
 use crate::auth::error_chain;
 use crate::error::ProxyError;
 use crate::pool::PooledBody;
-use crate::upstream;
+use crate::upstream::{self, ClientFault};
 
 /// How one attempt at the API failed.
 enum Attempt {
@@ -26,6 +28,19 @@ impl Attempt {
         match self {
             Attempt::Unprocessed(e) | Attempt::Failed(e) => e,
         }
+    }
+}
+
+/// The answer for a failed call whose body the client streamed: the
+/// client's fault when its body stalled (408) or could not be read (400 —
+/// a malformed chunk is no failure of the API's), else the API's error.
+pub(super) fn blame(streamed: Option<&(upstream::Fault, Duration)>, e: ProxyError) -> ProxyError {
+    match streamed.and_then(|(fault, limit)| Some((fault.get()?, *limit))) {
+        Some((ClientFault::Idle, limit)) => ProxyError::SlowBody { limit },
+        Some((ClientFault::Broken(cause), _)) => ProxyError::BadRequest(format!(
+            "the request body could not be read ({cause}); send a well-formed body (Content-Length or valid chunked coding)"
+        )),
+        None => e,
     }
 }
 

@@ -114,3 +114,13 @@ fn a_rewritten_request_no_longer_holds_the_client_connections_read_buffer() {
         "the rewritten request still points into the read buffer"
     );
 }
+
+#[test]
+fn only_the_methods_the_api_uses_are_forwarded() {
+    for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        assert!(forwarded_method(&Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
+    }
+    for m in ["TRACE", "CONNECT", "PROPFIND", "BREW", "get", "TRACK"] {
+        assert!(!forwarded_method(&Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
+    }
+}
