@@ -222,7 +222,7 @@ fn browser(what: String, origin: bool) -> ProxyError {
 /// A client's header text, cut to [`QUOTED_MAX`] characters; non-UTF-8
 /// bytes become U+FFFD. Quoted with `{:?}` wherever it is shown, so control
 /// characters are escaped.
-fn quote(bytes: &[u8]) -> String {
+pub(crate) fn quote(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out: String = text.trim().chars().take(QUOTED_MAX).collect();
     if text.trim().chars().count() > QUOTED_MAX {
@@ -267,27 +267,7 @@ impl Refusals {
     /// before and there is room to remember it; returns whether it did.
     pub fn log(&self, refusal: &Refusal) -> bool {
         let (memo, key) = refusal.memo();
-        let (first, full) = match self.logged.lock() {
-            Ok(mut seen) => {
-                if seen.contains(&memo) {
-                    (false, false)
-                } else if seen.len() < REMEMBERED_REFUSALS {
-                    (seen.insert(memo), false)
-                } else {
-                    // One line to say why the rest go quiet (the empty
-                    // entry marks it said), then room for no more.
-                    (false, seen.insert(String::new()))
-                }
-            }
-            Err(_) => (false, false),
-        };
-        if full {
-            warn!(
-                remembered = REMEMBERED_REFUSALS,
-                "refused web requests from {REMEMBERED_REFUSALS} different origins or hosts; \
-                 further new ones are logged at debug level only"
-            );
-        }
+        let first = self.first_time(memo);
         let what = match refusal {
             Refusal::Origin(o) => format!("a request from the web origin {o:?}"),
             Refusal::Site(s) => format!("a {s} request from a web page (no Origin)"),
@@ -314,6 +294,34 @@ impl Refusals {
             ),
         }
         true
+    }
+
+    /// Whether `memo` is seen for the first time (and there was room to
+    /// remember it): what is logged at warn level once, and at debug level
+    /// after that.
+    pub fn first_time(&self, memo: String) -> bool {
+        let (first, full) = match self.logged.lock() {
+            Ok(mut seen) => {
+                if seen.contains(&memo) {
+                    (false, false)
+                } else if seen.len() < REMEMBERED_REFUSALS {
+                    (seen.insert(memo), false)
+                } else {
+                    // One line to say why the rest go quiet (the empty
+                    // entry marks it said), then room for no more.
+                    (false, seen.insert(String::new()))
+                }
+            }
+            Err(_) => (false, false),
+        };
+        if full {
+            warn!(
+                remembered = REMEMBERED_REFUSALS,
+                "refused requests of {REMEMBERED_REFUSALS} different kinds (origins, hosts, CONNECT targets); \
+                 further new ones are logged at debug level only"
+            );
+        }
+        first
     }
 }
 

@@ -224,6 +224,15 @@ impl Proxy {
             return Err(ProxyError::BadRequest(refusal.into()));
         }
         if req.method() == Method::CONNECT {
+            let target = access::quote(req.uri().to_string().as_bytes());
+            if shared.refusals.first_time(format!("connect {target}")) {
+                warn!(
+                    target = %target,
+                    "refused CONNECT {target:?} with 405 (a program with HTTPS_PROXY and an https:// API URL): \
+                     a TLS tunnel cannot carry the account's token; point the program's base URL at this \
+                     sidecar (http://127.0.0.1:PORT), or give it an http:// API URL with HTTP_PROXY (logged once per target)"
+                );
+            }
             return Err(ProxyError::Connect);
         }
         if !rewrite::forwarded_method(req.method()) {

@@ -241,6 +241,45 @@ async fn connect_is_refused_with_advice() {
     );
 }
 
+/// A program with `HTTPS_PROXY` and an `https://` API URL sends CONNECT:
+/// the operator reads in the log what to change, once per target.
+#[tokio::test]
+async fn a_refused_connect_is_logged_once_per_target_saying_what_to_change() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    let files = write_config(api.addr, PASSWORD, &Extra::default());
+    let sidecar = Proc::spawn(&files.config, &[]).await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    for target in ["api.ethgas.com:443", "api.ethgas.com:443", "mainnet.app.ethgas.com:443"] {
+        let raw = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        let answer = raw_exchange(sidecar.proxy, raw.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    }
+    let warned = |target: &str| {
+        sidecar
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(&format!("refused CONNECT \"{target}\"")))
+            .count()
+    };
+    eventually(Duration::from_secs(10), "both targets in the log", || {
+        warned("api.ethgas.com:443") + warned("mainnet.app.ethgas.com:443") >= 2
+    })
+    .await;
+    assert_eq!(warned("api.ethgas.com:443"), 1, "{}", sidecar.log());
+    assert_eq!(warned("mainnet.app.ethgas.com:443"), 1, "{}", sidecar.log());
+    let line = sidecar
+        .log()
+        .lines()
+        .find(|l| l.contains("refused CONNECT"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("base URL") && line.contains("http://127.0.0.1:PORT") && line.contains("HTTP_PROXY"),
+        "says what to change: {line}"
+    );
+}
+
 #[tokio::test]
 async fn a_revoked_token_is_replaced_and_the_post_replayed_with_its_body() {
     let api = start_api(Duration::from_secs(3600)).await;
