@@ -36,6 +36,20 @@ pub enum AuthError {
     Garbage { status: u16, detail: String },
     #[error("the API's answer has no usable `{field}`: {detail}")]
     Shape { field: &'static str, detail: String },
+    /// HTTP 404, 405 or 410: nothing answers at that path (a `base_url`
+    /// with a path of its own, a wrong `auth.*_path`); not a refusal.
+    #[error("the API has no {} endpoint at {url} (HTTP {status}): check upstream.base_url and {key}", endpoint_name(key))]
+    NoEndpoint {
+        url: String,
+        status: u16,
+        /// The config key of the path: `auth.login_path`, …
+        key: &'static str,
+    },
+}
+
+/// "login" for `auth.login_path`.
+fn endpoint_name(key: &str) -> &str {
+    key.trim_start_matches("auth.").trim_end_matches("_path")
 }
 
 impl AuthError {
@@ -51,6 +65,9 @@ impl AuthError {
             AuthError::Rejected { status, code, .. } => format!("the API refused it (HTTP {status}, code {code})"),
             AuthError::Garbage { status, .. } => format!("the API answered HTTP {status} with a body that is not JSON"),
             AuthError::Shape { field, .. } => format!("the API's answer has no usable `{field}`"),
+            AuthError::NoEndpoint { status, key, .. } => {
+                format!("the API has no {} endpoint (HTTP {status})", endpoint_name(key))
+            }
         }
     }
 
@@ -58,6 +75,17 @@ impl AuthError {
     /// not answering properly).
     pub fn is_rejection(&self) -> bool {
         matches!(self, AuthError::Rejected { .. })
+    }
+
+    /// A refusal of the credentials themselves: HTTP 401 or 403, or an
+    /// error code in a 2xx answer (the live API's way). Other 4xx statuses
+    /// (400, 409, 422…) are refusals of the request, not of the account,
+    /// and are not reported as a wrong password.
+    pub fn is_credential_refusal(&self) -> bool {
+        match self {
+            AuthError::Rejected { status, .. } => matches!(status, 0 | 401 | 403 | 200..=299),
+            _ => false,
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -83,17 +111,20 @@ pub struct Grant {
     pub note: Option<String>,
 }
 
-/// Cuts a server-supplied message to a printable line of bounded length.
-fn clean_message(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
+/// How many characters of a value from the API an error or a log line
+/// quotes at most.
+pub const QUOTE_MAX_CHARS: usize = 200;
+
+/// A value from the API (or any outside text), as errors, `/readyz` and log
+/// lines quote it: escaped like `{:?}` (quotes, control characters and all)
+/// and cut after [`QUOTE_MAX_CHARS`] characters, on a character boundary,
+/// with an ellipsis and the original length. The one way API text is quoted,
+/// so an answer of any size makes a line of bounded length.
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_MAX_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &text[..cut], text.chars().count()),
     }
-    out
 }
 
 /// The human message of an envelope, in any of the shapes seen in the wild:
@@ -119,7 +150,7 @@ fn envelope_message(v: &Value) -> Option<String> {
         (None, Some(text)) => text,
         (None, None) => return None,
     };
-    Some(clean_message(&message))
+    Some(quote(&message))
 }
 
 fn number_of(v: &Value) -> Option<i64> {
@@ -165,7 +196,10 @@ fn seconds_of(v: &Value) -> Result<Option<Duration>, String> {
         // Below a nanosecond, a positive number still makes no lifetime at all.
         (_, Some(d)) if !d.is_zero() => Ok(Some(d)),
         (Some(s), _) => Err(format!("{s} is not a positive number of seconds")),
-        (None, _) => Err(format!("{v} is not a number of seconds")),
+        (None, _) => match v {
+            Value::String(s) => Err(format!("{} is not a number of seconds", quote(s))),
+            _ => Err(format!("{} is not a number of seconds", quote(&v.to_string()))),
+        },
     }
 }
 
@@ -190,8 +224,10 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
     }
 }
 
-/// Reads a login or refresh answer. `now_unix` is the wall clock (for the JWT
-/// `exp`); `default_lifetime` applies when the answer gives no lifetime.
+/// Reads a login or refresh answer. `now_unix` is the wall clock in whole
+/// seconds (for the JWT `exp`); `default_lifetime` applies when the answer
+/// gives no lifetime. The auth task calls [`parse_grant_at`] with the clock
+/// to the nanosecond.
 ///
 /// Success needs a 2xx status, a `code` of 200 or 1 (or none), and a non-empty
 /// `data.accessToken`. A 401/403 (or other 4xx) or a success status with an
@@ -204,8 +240,21 @@ pub fn parse_grant(
     now_unix: u64,
     default_lifetime: Duration,
 ) -> Result<Grant, AuthError> {
+    parse_grant_at(status, headers, body, Duration::from_secs(now_unix), default_lifetime)
+}
+
+/// [`parse_grant`] with the wall clock as the time since the Unix epoch, to
+/// the nanosecond: a JWT `exp` is a whole second, and the token's lifetime
+/// is what is left of it from `now`, not from the start of `now`'s second.
+pub fn parse_grant_at(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Duration,
+    default_lifetime: Duration,
+) -> Result<Grant, AuthError> {
     let v = answer_data(status, headers, body)?;
-    grant_of(&v, headers, now_unix, default_lifetime)
+    grant_of(&v, headers, now, default_lifetime)
 }
 
 /// Checks an auth answer of either flavour — the documented
@@ -253,7 +302,7 @@ pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Resu
     }
     let v = parsed.map_err(|e| AuthError::Garbage {
         status: code,
-        detail: clean_message(&e.to_string()),
+        detail: quote(&e.to_string()),
     })?;
     if !v.is_object() {
         return Err(AuthError::Garbage {
@@ -326,7 +375,7 @@ pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
 /// (documented) or as an object whose `token` is the JWT (live); the refresh
 /// token as `data.refreshToken` or, on the live API, the
 /// `x_auth_refresh_token` cookie.
-fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Duration) -> Result<Grant, AuthError> {
+fn grant_of(v: &Value, headers: &HeaderMap, now: Duration, default_lifetime: Duration) -> Result<Grant, AuthError> {
     let data = v.get("data").unwrap_or(&Value::Null);
     let (access, field) = match data.get("accessToken") {
         Some(Value::String(s)) if !s.trim().is_empty() => (s.trim().to_string(), "data.accessToken"),
@@ -372,9 +421,10 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
         detail,
     })?;
     let mut note = None;
+    let now_unix = now.as_secs();
     let from_exp = match jwt_exp(&access) {
         Some(exp) if exp > now_unix && exp - now_unix <= MAX_LIFETIME.as_secs() => {
-            Some(Duration::from_secs(exp - now_unix))
+            Some(Duration::from_secs(exp).saturating_sub(now))
         }
         Some(exp) if exp > now_unix => {
             note = Some(format!(
@@ -382,11 +432,15 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
             ));
             None
         }
+        // Expired when it came: no token is sent after its expiry, whatever
+        // `expiresIn` says.
         Some(exp) => {
-            note = Some(format!(
-                "the token's JWT exp ({exp}) is not after this host's clock ({now_unix}); ignoring it — is the clock right?"
-            ));
-            None
+            return Err(AuthError::Shape {
+                field: "accessToken exp",
+                detail: format!(
+                    "the token expired (JWT exp {exp}) before it came (this host's clock: {now_unix}); is the clock right?"
+                ),
+            });
         }
         None => None,
     };
@@ -398,7 +452,7 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
     };
     // A token that expires within a second cannot be used (and would be
     // renewed in a tight loop): treat it as a broken answer, retried with
-    // backoff.
+    // the schedule's backoff.
     if lifetime < MIN_LIFETIME {
         return Err(AuthError::Shape {
             field: if lifetime_source == "JWT exp" {
@@ -406,10 +460,13 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
             } else {
                 "data.expiresIn"
             },
-            detail: format!("a lifetime of {lifetime:?} is too short to use (at least 1 s)"),
+            detail: format!(
+                "a lifetime of {} is too short to use (at least 1s)",
+                humantime::format_duration(Duration::from_millis(lifetime.as_millis() as u64))
+            ),
         });
     }
-    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now_unix));
+    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now));
     Ok(Grant {
         access: Secret::new(access),
         refresh,
@@ -420,17 +477,15 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
     })
 }
 
-/// How long a refresh token lasts from `now_unix`, by its JWT `exp`, less
-/// a second: both are whole seconds, so the session may end up to a second
-/// sooner than `exp - now_unix` says. `None` when it has no `exp`, or one
-/// less than two seconds ahead or implausibly far (then the API is the
-/// judge: a refused refresh falls back to a login anyway).
-pub(super) fn session_lifetime(refresh: &str, now_unix: u64) -> Option<Duration> {
+/// How long a refresh token lasts from `now` (the wall clock since the
+/// epoch), by its JWT `exp`: zero when it has passed (the session is over,
+/// only a login works). `None` when it has no `exp`, or an implausibly far
+/// one (then the API is the judge: a refused refresh falls back to a login
+/// anyway).
+pub(super) fn session_lifetime(refresh: &str, now: Duration) -> Option<Duration> {
     let exp = jwt_exp(refresh)?;
-    let left = exp
-        .checked_sub(now_unix)
-        .filter(|s| *s >= 2 && *s <= MAX_LIFETIME.as_secs())?;
-    Some(Duration::from_secs(left - 1))
+    (exp.saturating_sub(now.as_secs()) <= MAX_LIFETIME.as_secs())
+        .then(|| Duration::from_secs(exp).saturating_sub(now))
 }
 
 /// Joins an error with its sources: "client error (Connect): tcp connect

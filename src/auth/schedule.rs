@@ -176,15 +176,20 @@ pub(super) enum Class {
     RefreshRefused,
     /// The API refused the credentials of a login: retry slowly.
     Credential,
-    /// The API was unreachable, too slow, answered 5xx or garbage: retry fast.
+    /// The API was unreachable, too slow, answered 5xx, 404 or garbage, or
+    /// a token that cannot be used: retry fast.
     Outage,
 }
 
+/// A refused refresh means its token is spent; a login refused for the
+/// credentials (401, 403, an error code in a 2xx answer) is retried slowly;
+/// everything else — a path nothing answers at (404), another 4xx, an
+/// outage, an unusable grant — with the fast backoff.
 pub(super) fn classify(step: Step, e: &AuthError) -> Class {
-    match (step, e.is_rejection()) {
-        (Step::Refresh, true) => Class::RefreshRefused,
-        (Step::Login, true) => Class::Credential,
-        (_, false) => Class::Outage,
+    match step {
+        Step::Refresh if e.is_rejection() => Class::RefreshRefused,
+        Step::Login if e.is_credential_refusal() => Class::Credential,
+        _ => Class::Outage,
     }
 }
 

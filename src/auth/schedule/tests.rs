@@ -23,6 +23,14 @@ fn rejected(status: u16) -> AuthError {
     }
 }
 
+fn no_endpoint(status: u16) -> AuthError {
+    AuthError::NoEndpoint {
+        url: "http://127.0.0.1:1/api/v1/api/v1/user/login".into(),
+        status,
+        key: "auth.login_path",
+    }
+}
+
 fn server(status: u16) -> AuthError {
     AuthError::Server {
         status,
@@ -94,6 +102,26 @@ fn failures_are_classified_by_step_and_answer() {
         (Step::Refresh, timeout.clone(), Class::Outage),
         (Step::Login, timeout, Class::Outage),
         (Step::Login, garbage, Class::Outage),
+        // Nothing at the path (a base_url with a path of its own): not the
+        // credentials' fault, retried with the fast backoff.
+        (Step::Login, no_endpoint(404), Class::Outage),
+        (Step::Login, no_endpoint(405), Class::Outage),
+        (Step::Refresh, no_endpoint(404), Class::Outage),
+        // A 4xx other than 401/403 refuses the request, not the account.
+        (Step::Login, rejected(400), Class::Outage),
+        (Step::Login, rejected(422), Class::Outage),
+        (Step::Refresh, rejected(400), Class::RefreshRefused),
+        // An error code in a 2xx answer (the live API's refusals).
+        (Step::Login, rejected(200), Class::Credential),
+        // A token expired when it came.
+        (
+            Step::Login,
+            AuthError::Shape {
+                field: "accessToken exp",
+                detail: "expired".into(),
+            },
+            Class::Outage,
+        ),
     ];
     for (step, e, class) in cases {
         assert_eq!(classify(step, &e), class, "{step:?} {e}");
