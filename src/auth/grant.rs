@@ -38,7 +38,10 @@ pub enum AuthError {
     Shape { field: &'static str, detail: String },
     /// HTTP 404, 405 or 410: nothing answers at that path (a `base_url`
     /// with a path of its own, a wrong `auth.*_path`); not a refusal.
-    #[error("the API has no {} endpoint at {url} (HTTP {status}): check upstream.base_url and {key}", endpoint_name(key))]
+    #[error(
+        "the API has no {} endpoint at {url} (HTTP {status}): check upstream.base_url and {key}",
+        endpoint_name(key)
+    )]
     NoEndpoint {
         url: String,
         status: u16,
@@ -484,8 +487,7 @@ fn grant_of(v: &Value, headers: &HeaderMap, now: Duration, default_lifetime: Dur
 /// anyway).
 pub(super) fn session_lifetime(refresh: &str, now: Duration) -> Option<Duration> {
     let exp = jwt_exp(refresh)?;
-    (exp.saturating_sub(now.as_secs()) <= MAX_LIFETIME.as_secs())
-        .then(|| Duration::from_secs(exp).saturating_sub(now))
+    (exp.saturating_sub(now.as_secs()) <= MAX_LIFETIME.as_secs()).then(|| Duration::from_secs(exp).saturating_sub(now))
 }
 
 /// Joins an error with its sources: "client error (Connect): tcp connect

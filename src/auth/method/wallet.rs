@@ -101,14 +101,18 @@ impl Wallet {
     /// the refresh token as the cookie too.
     pub(super) async fn refresh(&self, http: &Caller, held: Held<'_>) -> Result<Grant, AuthError> {
         let path = with_query(&self.refresh_path, &[("refreshToken", held.refresh.expose())]);
-        let answer = http.post(post("auth.refresh_path", &path, held.access, Some(held.refresh))).await?;
+        let answer = http
+            .post(post("auth.refresh_path", &path, held.access, Some(held.refresh)))
+            .await?;
         answer.grant(self.default_lifetime)
     }
 
     /// `POST logout` with the access token as the bearer; the live API
     /// answers `{}` (or `{success: true}`).
     pub(super) async fn logout(&self, http: &Caller, access: &Secret) -> Result<(), AuthError> {
-        let answer = http.post(post("auth.logout_path", &self.logout_path, Some(access), None)).await?;
+        let answer = http
+            .post(post("auth.logout_path", &self.logout_path, Some(access), None))
+            .await?;
         let refused = serde_json::from_slice::<Value>(&answer.body)
             .is_ok_and(|v| v.get("success").and_then(Value::as_bool) == Some(false));
         if answer.status.is_success() && !refused {
