@@ -21,7 +21,9 @@
 //!
 //! - `session` — [`Session`], [`Status`], the token cell and [`AuthHandle`].
 //! - `grant` — [`Grant`], the answer parser [`parse_grant`] (a fuzz target),
-//!   JWT claims, [`AuthError`].
+//!   JWT claims.
+//! - `error` — [`AuthError`], and `quote`: how API text appears in errors
+//!   and logs.
 //! - `schedule` — the policy as pure functions of (state, now): refresh
 //!   point, backoff, fallbacks, the re-authentication decision.
 //! - `task` — [`Authenticator`]: the select loop that sleeps until the
@@ -30,6 +32,7 @@
 //! - `method` — one module per way of obtaining a grant (`password` today).
 
 mod caller;
+mod error;
 mod grant;
 mod method;
 mod schedule;
@@ -37,6 +40,7 @@ mod session;
 mod task;
 
 pub use caller::USER_AGENT_VALUE;
-pub use grant::{AuthError, error_chain, jwt_exp, parse_grant};
+pub use error::{AuthError, error_chain};
+pub use grant::{jwt_exp, parse_grant};
 pub use session::{AuthHandle, Session, Status};
 pub use task::Authenticator;

@@ -59,19 +59,10 @@ pub struct Authenticator {
     reauth: Reauth,
     /// The auth calls made, for the pace every renewal waits for.
     pace: Pace,
-    /// The grant shapes whose lifetimes were already warned about as too
-    /// short for the pace: one warning each, not one per call.
-    warned: Vec<Shape>,
-}
-
-/// What made a grant too short-lived for the pace, for its one warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Shape {
-    how: Step,
-    lifetime_source: &'static str,
-    /// The session's end came first.
-    session: bool,
-    refreshable: bool,
+    /// The grant shapes (how it came, where its lifetime came from, whether
+    /// its session's end or a missing refresh token set the renewal) already
+    /// warned about as too short for the pace: one warning each.
+    warned: Vec<(Step, &'static str, bool, bool)>,
 }
 
 impl Authenticator {
@@ -434,41 +425,34 @@ impl Authenticator {
 
     /// The API's lifetimes ask for renewals faster than the pace allows: the
     /// token lapses before its renewal. Said once per grant shape.
-    fn warn_short_lived(&mut self, how: Step, lifetime_source: &'static str, lease: Lease, planned: Next, next: Next) {
+    fn warn_short_lived(&mut self, how: Step, source: &'static str, lease: Lease, planned: Next, next: Next) {
         let session = planned.step == Step::Login && lease.refreshable;
-        let shape = Shape {
-            how,
-            lifetime_source,
-            session,
-            refreshable: lease.refreshable,
-        };
+        let shape = (how, source, session, lease.refreshable);
         if self.warned.contains(&shape) {
             return;
         }
         self.warned.push(shape);
-        let secs = |d: Duration| humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string();
-        let what = match (session, lease.refreshable) {
+        let span = |d: Duration| humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string();
+        let why = match (session, lease.refreshable) {
             (true, _) => format!(
                 "its session ends {} after it began (the refresh token's JWT exp)",
-                secs(
+                span(
                     lease
                         .session_end
-                        .map_or(Duration::ZERO, |e| e.saturating_duration_since(lease.session_start))
+                        .map_or(Duration::ZERO, |e| e - lease.session_start.min(e))
                 )
             ),
-            (false, false) => "no refresh token came with it, so each renewal is a login".to_string(),
-            (false, true) => "it is refreshed before it expires".to_string(),
+            (false, false) => "no refresh token came with it, so each renewal is a login".into(),
+            (false, true) => "it is refreshed before it expires".into(),
         };
         warn!(
             username = %self.method.account(),
             lifetime_s = lease.lifetime.as_secs_f64(),
-            lifetime_from = lifetime_source,
-            "the API gave a token that lives {} ({}); {what}: renewing that often would exceed the pace of auth calls (auth.min_call_interval = {}, at most {} a minute), so the token lapses {} before its renewal and requests wait for the next one (up to proxy.token_wait)",
-            secs(lease.lifetime),
-            lifetime_source,
-            secs(self.policy.min_call_interval),
-            (60.0 / self.policy.min_call_interval.as_secs_f64().max(0.001)).floor(),
-            secs(next.at.saturating_duration_since(lease.valid_until())),
+            lifetime_from = source,
+            "the API gave a token that lives {} ({source}); {why}: renewing that often would exceed the pace of auth calls (auth.min_call_interval = {}), so the token lapses {} before its renewal and requests wait for the next one (up to proxy.token_wait)",
+            span(lease.lifetime),
+            span(self.policy.min_call_interval),
+            span(next.at.saturating_duration_since(lease.valid_until())),
         );
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of `auth::grant`: the answers the API gives, read or refused.
 
 use super::*;
+use crate::auth::error::QUOTE_MAX_CHARS;
 
 fn jwt(exp: u64) -> String {
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -109,7 +110,8 @@ fn api_text_is_quoted_escaped_and_cut() {
     let q = quote(&long);
     assert!(q.chars().count() < 230, "{}", q.len());
     assert!(q.ends_with("… (200000 characters)"), "{q}");
-    assert!(q.starts_with(&format!("{:?}", "é".repeat(QUOTE_MAX_CHARS)).trim_end_matches('"')));
+    let head = format!("{:?}", "é".repeat(QUOTE_MAX_CHARS));
+    assert!(q.starts_with(head.trim_end_matches('"')), "{q}");
     // An expiresIn of 200 KB makes an error of bounded length.
     let body = format!(
         r#"{{"code":200,"data":{{"accessToken":"a","expiresIn":"{}"}}}}"#,
