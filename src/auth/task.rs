@@ -204,10 +204,15 @@ impl Authenticator {
     }
 
     /// The token in the cell has passed its validity: take it out so that
-    /// readiness and metrics say so.
+    /// readiness and metrics say so. A lapse the pace planned (tokens that
+    /// live shorter than it allows, warned about once) is no news.
     fn expire(&mut self) {
-        if self.current().is_some() {
-            warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
+        if let Some(session) = self.current() {
+            if self.failures.total() == 0 && self.next.at > session.valid_until {
+                debug!("the access token lapsed; the next renewal waits for the pace of auth calls");
+            } else {
+                warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
+            }
             self.cell.store(None);
             self.cell.update_status(|_| {});
         }
