@@ -79,10 +79,11 @@ async fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
     // login; access tokens live 2 s and are refreshed at 3/4 of that. A
     // refresh after the end would be refused: the sidecar must log in first,
     // with room to spare (#17.4: on a loaded machine a refresh planned 0.5 s
-    // before the end went out after it). The login point is 2 s before the
-    // end (a tenth of the session, at least 2 s), and a refresh whose
-    // wake-up comes after it is sent as a login. The pace of auth calls is
-    // lowered so that 2 s tokens are renewed as they ask.
+    // before the end went out after it). The login point is 3 s before the
+    // end (a tenth of the session, at least auth.timeout, at most half of
+    // it), and a refresh whose wake-up comes after it is sent as a login.
+    // The pace of auth calls is lowered so that 2 s tokens are renewed as
+    // they ask.
     let api = start_api_with(MockConfig {
         username: USER.into(),
         password: PASSWORD.into(),

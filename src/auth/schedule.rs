@@ -25,11 +25,6 @@ pub(super) const REAUTH_FLOOR_MAX: Duration = Duration::from_secs(300);
 /// A renewal failing for outage reasons gets one more try this long before
 /// the token stops being handed out.
 pub(super) const LAST_CHANCE: Duration = Duration::from_millis(200);
-/// The least room kept between the re-login that replaces a session and the
-/// session's end: a refresh is never sent later than this before the end,
-/// so one that leaves late on a loaded machine (or waits for a connection)
-/// still reaches the API while the session lasts.
-pub(super) const SESSION_MARGIN_MIN: Duration = Duration::from_secs(2);
 /// How many auth calls may go out back to back (a refused refresh and the
 /// login after it, a wallet login's two calls) before the pace applies.
 pub(super) const PACE_BURST: u32 = 4;
@@ -61,6 +56,9 @@ pub(super) struct Policy {
     pub reauth_min_interval: Duration,
     /// The pace of auth calls: on average no closer than this (see [`Pace`]).
     pub min_call_interval: Duration,
+    /// `auth.timeout`, the bound on one call: the least room kept before a
+    /// session's end (see [`session_login_point`]).
+    pub timeout: Duration,
 }
 
 impl Policy {
@@ -71,6 +69,7 @@ impl Policy {
             credential_retry_max: settings.credential_retry_max,
             reauth_min_interval: settings.reauth_min_interval,
             min_call_interval: settings.min_call_interval,
+            timeout: settings.timeout,
         }
     }
 }
@@ -120,17 +119,19 @@ pub(super) fn refresh_point(policy: &Policy, lease: Lease, jitter: f64) -> Insta
 
 /// When a session that ends must be renewed by a login instead of a
 /// refresh: its end minus a margin that scales with the session — a tenth
-/// of it, at least [`SESSION_MARGIN_MIN`] (room for a refresh that leaves
-/// late) and at least the share of a token's lifetime a failing refresh has
-/// before expiry ((1 − refresh_ratio)·lifetime, so the login has the same
-/// room for retries) — but never more than half the session, so a short
-/// session does not make every login due at once. For the live API's 7-day
-/// sessions: 16.8 hours; for 6 s sessions: 2 s.
+/// of it, at least `auth.timeout` (a refresh sent before this point has its
+/// whole exchange, however slow, before the end; the task decides between
+/// refresh and login when it sends, so a late wake-up cannot send a refresh
+/// past it) and at least the share of a token's lifetime a failing refresh
+/// has before expiry ((1 − refresh_ratio)·lifetime, so the login has the
+/// same room for retries) — but never more than half the session, so a
+/// short session does not make every login due at once. The live API's
+/// 7-day sessions: 16.8 hours before the end; 60 s sessions: 30 s.
 pub(super) fn session_login_point(policy: &Policy, lease: Lease) -> Option<Instant> {
     let end = lease.session_end?;
     let session = end.saturating_duration_since(lease.session_start);
     let margin = (session / 10)
-        .max(SESSION_MARGIN_MIN)
+        .max(policy.timeout)
         .max(lease.lifetime.mul_f64(1.0 - policy.refresh_ratio))
         .min(session / 2);
     Some(end.checked_sub(margin).unwrap_or(end))

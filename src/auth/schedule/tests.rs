@@ -13,6 +13,7 @@ fn policy() -> Policy {
         credential_retry_max: 300 * S,
         reauth_min_interval: 10 * S,
         min_call_interval: 5 * S,
+        timeout: 10 * S,
     }
 }
 
@@ -475,8 +476,8 @@ fn a_refresh_failing_for_outage_reasons_falls_back_to_a_login_before_expiry() {
         session_end: Some(t0 + 6 * S),
         ..lease
     };
-    // (A 6 s session keeps 2 s of margin: its login point is at 4 s.)
-    assert_eq!(refresh_deadline(&policy(), ending), t0 + 4 * S);
+    // (A 6 s session keeps half of it as margin: its login point is at 3 s.)
+    assert_eq!(refresh_deadline(&policy(), ending), t0 + 3 * S);
     assert_eq!(refresh_deadline(&policy(), lease), t0 + 7 * S);
 }
 
@@ -484,8 +485,8 @@ fn a_refresh_failing_for_outage_reasons_falls_back_to_a_login_before_expiry() {
 fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
     let t0 = Instant::now();
     // The margin before the session's end: a tenth of the session, at least
-    // 2 s and at least (1 - 0.75) of the token's lifetime, at most half the
-    // session. (name, token lifetime, session length (all of it from t0),
+    // auth.timeout (10 s) and at least (1 - 0.75) of the token's lifetime,
+    // at most half the session. (name, token lifetime, session length (all of it from t0),
     // expected step, at after t0)
     let cases: Vec<(&str, Duration, Option<Duration>, Step, Duration)> = vec![
         ("no session end: refresh", 3600 * S, None, Step::Refresh, 2700 * S),
@@ -531,8 +532,8 @@ fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
             Step::Login,
             30 * S,
         ),
-        // #17.4: 2 s tokens, 6 s sessions — the login point at 4 s (2 s
-        // before the end, not 0.5 s): refreshes at 1.5 and 3, then a login.
+        // #17.4: 2 s tokens, 6 s sessions — the login point at 3 s (3 s
+        // before the end, not 0.5 s): a refresh at 1.5, then a login.
         ("2 s token, 6 s session", 2 * S, Some(6 * S), Step::Refresh, 1500 * MS),
         (
             "2 s token, 4.5 s session",
@@ -562,11 +563,11 @@ fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
         let next = after_grant(&policy(), lease, 0.5);
         assert_eq!(next, Next { step, at: t0 + at }, "{name}");
     }
-    // Later in a 6 s session (a token refreshed at 3 s): the login point
-    // stays at 4 s from the session's start, so the refresh at 4.5 s
-    // becomes the login at 4 s.
+    // Later in a 6 s session (a token refreshed at 1.5 s): the login point
+    // stays at 3 s from the session's start (it does not shrink with what
+    // is left), so the refresh at 3 s becomes the login at 3 s.
     let lease = Lease {
-        obtained_at: t0 + 3 * S,
+        obtained_at: t0 + 1500 * MS,
         lifetime: 2 * S,
         session_start: t0,
         session_end: Some(t0 + 6 * S),
@@ -577,17 +578,25 @@ fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
         next,
         Next {
             step: Step::Login,
-            at: t0 + 4 * S
+            at: t0 + 3 * S
         }
     );
-    // ... and a refresh due at 3 s whose wake-up comes late, after 4 s, is
-    // sent as a login.
+    // ... and a refresh due at 2.9 s whose wake-up comes late, after 3 s,
+    // is sent as a login.
+    assert_eq!(
+        renewal_step(&policy(), Some(lease), true, t0 + 2900 * MS),
+        Step::Refresh
+    );
+    assert_eq!(renewal_step(&policy(), Some(lease), true, t0 + 3100 * MS), Step::Login);
+    // A long session keeps at least auth.timeout: 100 s → 10 s, not 2.5.
     let lease = Lease {
-        obtained_at: t0 + 1500 * MS,
-        ..lease
+        obtained_at: t0,
+        lifetime: 10 * S,
+        session_start: t0,
+        session_end: Some(t0 + 100 * S),
+        refreshable: true,
     };
-    assert_eq!(renewal_step(&policy(), Some(lease), true, t0 + 3 * S), Step::Refresh);
-    assert_eq!(renewal_step(&policy(), Some(lease), true, t0 + 4100 * MS), Step::Login);
+    assert_eq!(session_login_point(&policy(), lease), Some(t0 + 90 * S));
     // A session that ended before the token came (kept from an older
     // refresh token): the login is due at once.
     let lease = Lease {
