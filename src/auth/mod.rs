@@ -8,14 +8,20 @@
 //! the `ArcSwap` cell; the request path reads the cell through
 //! [`AuthHandle`] without awaiting or locking.
 //!
-//! Lifetimes are the sooner of `expiresIn` and the JWT `exp` claim, measured
-//! on the monotonic clock from the moment the request was sent. A token past
-//! its expiry is never handed out. When the refresh token has an `exp` of its
-//! own (the session's end: 7 days on the live API), the renewal that would
-//! come too close to it is a login instead of a refresh. A request that meets an upstream 401 asks
-//! for a re-authentication; the task runs one per stale token (single-flight)
-//! and no more often than the schedule allows, so a misbehaving API cannot
-//! cause a login storm.
+//! Lifetimes are the sooner of `expiresIn` and what is left of the JWT `exp`
+//! claim (to the nanosecond), measured on the monotonic clock from the
+//! moment the request was sent. A token past its expiry is never handed
+//! out, and a grant whose `exp` has passed (or is less than a second away)
+//! when it comes is no grant: an error, retried with the backoff. When the
+//! refresh token has an `exp` of its own (the session's end: 7 days on the
+//! live API), renewals from a margin before it (a tenth of the session, at
+//! least `auth.timeout`) are logins, decided when they are sent. Auth calls
+//! are paced (`auth.min_call_interval`, at most 12 a minute by default,
+//! bursts of a few) whatever lifetimes the API states: tokens too short for
+//! the pace lapse between renewals and requests wait for the next one. A
+//! request that meets an upstream 401 asks for a re-authentication; the
+//! task runs one per stale token (single-flight) and no more often than the
+//! schedule allows, so a misbehaving API cannot cause a login storm.
 //!
 //! # Layout
 //!
