@@ -134,6 +134,7 @@ async fn short_lived_tokens_get_at_most_12_auth_calls_a_minute() {
         "{}",
         warnings[0]
     );
+    eprintln!("the one warning: {}", warnings[0]);
     // The lapses it announced are not warned about one by one.
     assert!(!log.contains("expired before it could be renewed"), "{log}");
 }
