@@ -125,8 +125,9 @@ Exit status:
         /// Admin address (falls back to a free port if taken).
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
-        /// Lifetime of the mock's access tokens, short so refreshes show in the log.
-        #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+        /// Lifetime of the mock's access tokens, short so refreshes show in
+        /// the log (and not shorter than `auth.min_call_interval` allows).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         token_lifetime: Duration,
         /// The login to show: "password" (the documented API) or "wallet"
         /// (the live API's EIP-712 login, with a throwaway key).

@@ -11,3 +11,10 @@ pub fn unix_now() -> u64 {
         .unwrap_or(Duration::ZERO)
         .as_secs()
 }
+
+/// The time since the Unix epoch, to the nanosecond (zero if the clock is
+/// set before it): what is left of a JWT `exp` is measured from here, not
+/// from the start of the current second.
+pub fn unix_time() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
+}

@@ -363,6 +363,10 @@ pub struct AuthSettings {
     /// doubles while the new tokens keep being rejected.
     #[serde(serialize_with = "effective::human")]
     pub reauth_min_interval: Duration,
+    /// The pace of auth calls: on average no closer than this, whatever
+    /// lifetimes the API states (bursts of a few allowed).
+    #[serde(serialize_with = "effective::human")]
+    pub min_call_interval: Duration,
     pub logout_on_shutdown: bool,
 }
 

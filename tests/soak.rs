@@ -37,7 +37,9 @@ async fn soak_two_second_tokens_sixty_four_clients() {
         .unwrap_or(600);
     let clients = 64;
     let api = start_api(Duration::from_secs(2)).await;
-    let files = write_config(api.addr, PASSWORD, &Extra::default());
+    // 2 s tokens renewed as they ask: faster than the default pace of auth
+    // calls (one per 5 s), which would let them lapse between renewals.
+    let files = write_config(api.addr, PASSWORD, &Extra::auth("min_call_interval = \"100ms\""));
     // Debug-level request lines would dominate the run; keep it at info.
     let text = std::fs::read_to_string(&files.config)
         .unwrap()

@@ -212,7 +212,9 @@ async fn short_access_tokens_are_refreshed_by_cookie_under_steady_traffic() {
 async fn a_session_that_ends_is_renewed_by_a_wallet_login_before_it_ends() {
     let (hex, key) = random_key_hex();
     let api = start_live_api(key.address(), Duration::from_secs(4), Duration::from_secs(10)).await;
-    let (sidecar, c) = wallet_sidecar(&api, &hex, Extra::default()).await;
+    // 4 s tokens renewed as they ask, faster than the default pace of auth
+    // calls (which would let them lapse between renewals).
+    let (sidecar, c) = wallet_sidecar(&api, &hex, Extra::auth("min_call_interval = \"100ms\"")).await;
 
     let t = steady_traffic(&sidecar, &c, 4, Duration::from_secs(16)).await;
     let n = api.mock.counts();

@@ -42,7 +42,7 @@ complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -l
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -l listen -d 'Proxy address (falls back to a free port if taken)' -r
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -l admin -d 'Admin address (falls back to a free port if taken)' -r
-complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -l token-lifetime -d 'Lifetime of the mock\'s access tokens, short so refreshes show in the log' -r
+complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -l token-lifetime -d 'Lifetime of the mock\'s access tokens, short so refreshes show in the log (and not shorter than `auth.min_call_interval` allows)' -r
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -l auth -d 'The login to show: "password" (the documented API) or "wallet" (the live API\'s EIP-712 login, with a throwaway key)' -r
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c ethgas-sidecar -n "__fish_ethgas_sidecar_using_subcommand mock-api" -l listen -d 'Address to listen on' -r

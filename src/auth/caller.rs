@@ -28,6 +28,9 @@ pub(super) struct Post<'a> {
     /// The API path, with a query when the method needs one. Only the path
     /// (never the query, which may carry a token) appears in errors.
     pub path: &'a str,
+    /// The config key the path comes from (`auth.login_path`…), named when
+    /// nothing answers at it.
+    pub key: &'static str,
     /// Sent as `Authorization: Bearer …`.
     pub bearer: Option<&'a Secret>,
     /// A JSON body.
@@ -46,11 +49,11 @@ pub(super) struct Answer {
 impl Answer {
     /// The token pair of a login or refresh answer (either envelope).
     pub(super) fn grant(&self, default_lifetime: Duration) -> Result<super::grant::Grant, AuthError> {
-        super::grant::parse_grant(
+        super::grant::parse_grant_at(
             self.status,
             &self.headers,
             &self.body,
-            crate::clock::unix_now(),
+            crate::clock::unix_time(),
             default_lifetime,
         )
     }
@@ -120,6 +123,14 @@ impl Caller {
                 cause: error_chain(&e),
             })?;
             let (parts, body) = resp.into_parts();
+            // Nothing there: a wrong path, not a refusal of the credentials.
+            if matches!(parts.status.as_u16(), 404 | 405 | 410) {
+                return Err(AuthError::NoEndpoint {
+                    url: url.clone(),
+                    status: parts.status.as_u16(),
+                    key: post.key,
+                });
+            }
             let bytes = Limited::new(body, MAX_AUTH_BODY)
                 .collect()
                 .await

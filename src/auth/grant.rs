@@ -1,7 +1,6 @@
 //! What the API answered: the token pair a login or refresh yields
-//! ([`Grant`]), the answer's parser ([`parse_grant`]), JWT claims decoded
-//! without verification, and [`AuthError`] with the helpers that tell a
-//! refusal from an outage.
+//! ([`Grant`]), the answer's parser ([`parse_grant`]) and JWT claims decoded
+//! without verification; failures are [`AuthError`]s (`super::error`).
 //!
 //! Everything here is a pure function of the bytes received (and the wall
 //! clock passed in), so the fuzzers can drive it: nothing may panic on any
@@ -15,58 +14,8 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+pub use super::error::{AuthError, error_chain, quote};
 use crate::secret::Secret;
-
-/// Why a login, refresh or logout did not yield a token.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    #[error("cannot reach {url}: {cause}")]
-    Unreachable { url: String, cause: String },
-    #[error("{url} did not answer within {}", humantime::format_duration(*.limit))]
-    Timeout { url: String, limit: Duration },
-    #[error("the API answered HTTP {status}: {message}")]
-    Server {
-        status: u16,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("the API refused it (HTTP {status}, code {code}): {message}")]
-    Rejected { status: u16, code: i64, message: String },
-    #[error("the API answered HTTP {status} with a body that is not the expected JSON: {detail}")]
-    Garbage { status: u16, detail: String },
-    #[error("the API's answer has no usable `{field}`: {detail}")]
-    Shape { field: &'static str, detail: String },
-}
-
-impl AuthError {
-    /// What went wrong in the sidecar's own words: the HTTP status and the
-    /// API's error code where there is one, never the API's free text.
-    pub fn summary(&self) -> String {
-        match self {
-            AuthError::Unreachable { .. } => "the API is unreachable".into(),
-            AuthError::Timeout { limit, .. } => {
-                format!("the API did not answer within {}", humantime::format_duration(*limit))
-            }
-            AuthError::Server { status, .. } => format!("the API answered HTTP {status}"),
-            AuthError::Rejected { status, code, .. } => format!("the API refused it (HTTP {status}, code {code})"),
-            AuthError::Garbage { status, .. } => format!("the API answered HTTP {status} with a body that is not JSON"),
-            AuthError::Shape { field, .. } => format!("the API's answer has no usable `{field}`"),
-        }
-    }
-
-    /// The API refused the credentials or the refresh token (as opposed to
-    /// not answering properly).
-    pub fn is_rejection(&self) -> bool {
-        matches!(self, AuthError::Rejected { .. })
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            AuthError::Server { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
 
 /// A token pair read from a login or refresh answer.
 pub struct Grant {
@@ -84,19 +33,6 @@ pub struct Grant {
     /// The wallet login's `chainId` (from the challenge's typed data), which
     /// the placeholder challenges given to programs repeat.
     pub chain_id: Option<u64>,
-}
-
-/// Cuts a server-supplied message to a printable line of bounded length.
-fn clean_message(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
 }
 
 /// The human message of an envelope, in any of the shapes seen in the wild:
@@ -122,7 +58,7 @@ fn envelope_message(v: &Value) -> Option<String> {
         (None, Some(text)) => text,
         (None, None) => return None,
     };
-    Some(clean_message(&message))
+    Some(quote(&message))
 }
 
 fn number_of(v: &Value) -> Option<i64> {
@@ -168,7 +104,10 @@ fn seconds_of(v: &Value) -> Result<Option<Duration>, String> {
         // Below a nanosecond, a positive number still makes no lifetime at all.
         (_, Some(d)) if !d.is_zero() => Ok(Some(d)),
         (Some(s), _) => Err(format!("{s} is not a positive number of seconds")),
-        (None, _) => Err(format!("{v} is not a number of seconds")),
+        (None, _) => match v {
+            Value::String(s) => Err(format!("{} is not a number of seconds", quote(s))),
+            _ => Err(format!("{} is not a number of seconds", quote(&v.to_string()))),
+        },
     }
 }
 
@@ -193,8 +132,10 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
     }
 }
 
-/// Reads a login or refresh answer. `now_unix` is the wall clock (for the JWT
-/// `exp`); `default_lifetime` applies when the answer gives no lifetime.
+/// Reads a login or refresh answer. `now_unix` is the wall clock in whole
+/// seconds (for the JWT `exp`); `default_lifetime` applies when the answer
+/// gives no lifetime. The auth task calls [`parse_grant_at`] with the clock
+/// to the nanosecond.
 ///
 /// Success needs a 2xx status, a `code` of 200 or 1 (or none), and a non-empty
 /// `data.accessToken`. A 401/403 (or other 4xx) or a success status with an
@@ -207,8 +148,21 @@ pub fn parse_grant(
     now_unix: u64,
     default_lifetime: Duration,
 ) -> Result<Grant, AuthError> {
+    parse_grant_at(status, headers, body, Duration::from_secs(now_unix), default_lifetime)
+}
+
+/// [`parse_grant`] with the wall clock as the time since the Unix epoch, to
+/// the nanosecond: a JWT `exp` is a whole second, and the token's lifetime
+/// is what is left of it from `now`, not from the start of `now`'s second.
+pub fn parse_grant_at(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Duration,
+    default_lifetime: Duration,
+) -> Result<Grant, AuthError> {
     let v = answer_data(status, headers, body)?;
-    grant_of(&v, headers, now_unix, default_lifetime)
+    grant_of(&v, headers, now, default_lifetime)
 }
 
 /// Checks an auth answer of either flavour — the documented
@@ -256,7 +210,7 @@ pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Resu
     }
     let v = parsed.map_err(|e| AuthError::Garbage {
         status: code,
-        detail: clean_message(&e.to_string()),
+        detail: quote(&e.to_string()),
     })?;
     if !v.is_object() {
         return Err(AuthError::Garbage {
@@ -329,7 +283,7 @@ pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
 /// (documented) or as an object whose `token` is the JWT (live); the refresh
 /// token as `data.refreshToken` or, on the live API, the
 /// `x_auth_refresh_token` cookie.
-fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Duration) -> Result<Grant, AuthError> {
+fn grant_of(v: &Value, headers: &HeaderMap, now: Duration, default_lifetime: Duration) -> Result<Grant, AuthError> {
     let data = v.get("data").unwrap_or(&Value::Null);
     let (access, field) = match data.get("accessToken") {
         Some(Value::String(s)) if !s.trim().is_empty() => (s.trim().to_string(), "data.accessToken"),
@@ -375,9 +329,10 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
         detail,
     })?;
     let mut note = None;
+    let now_unix = now.as_secs();
     let from_exp = match jwt_exp(&access) {
         Some(exp) if exp > now_unix && exp - now_unix <= MAX_LIFETIME.as_secs() => {
-            Some(Duration::from_secs(exp - now_unix))
+            Some(Duration::from_secs(exp).saturating_sub(now))
         }
         Some(exp) if exp > now_unix => {
             note = Some(format!(
@@ -385,11 +340,15 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
             ));
             None
         }
+        // Expired when it came: no token is sent after its expiry, whatever
+        // `expiresIn` says.
         Some(exp) => {
-            note = Some(format!(
-                "the token's JWT exp ({exp}) is not after this host's clock ({now_unix}); ignoring it — is the clock right?"
-            ));
-            None
+            return Err(AuthError::Shape {
+                field: "accessToken exp",
+                detail: format!(
+                    "the token expired (JWT exp {exp}) before it came (this host's clock: {now_unix}); is the clock right?"
+                ),
+            });
         }
         None => None,
     };
@@ -401,7 +360,7 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
     };
     // A token that expires within a second cannot be used (and would be
     // renewed in a tight loop): treat it as a broken answer, retried with
-    // backoff.
+    // the schedule's backoff.
     if lifetime < MIN_LIFETIME {
         return Err(AuthError::Shape {
             field: if lifetime_source == "JWT exp" {
@@ -409,10 +368,13 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
             } else {
                 "data.expiresIn"
             },
-            detail: format!("a lifetime of {lifetime:?} is too short to use (at least 1 s)"),
+            detail: format!(
+                "a lifetime of {} is too short to use (at least 1s)",
+                humantime::format_duration(Duration::from_millis(lifetime.as_millis() as u64))
+            ),
         });
     }
-    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now_unix));
+    let session_lifetime = refresh.as_ref().and_then(|r| session_lifetime(r.expose(), now));
     Ok(Grant {
         access: Secret::new(access),
         refresh,
@@ -424,33 +386,14 @@ fn grant_of(v: &Value, headers: &HeaderMap, now_unix: u64, default_lifetime: Dur
     })
 }
 
-/// How long a refresh token lasts from `now_unix`, by its JWT `exp`, less
-/// a second: both are whole seconds, so the session may end up to a second
-/// sooner than `exp - now_unix` says. `None` when it has no `exp`, or one
-/// less than two seconds ahead or implausibly far (then the API is the
-/// judge: a refused refresh falls back to a login anyway).
-pub(super) fn session_lifetime(refresh: &str, now_unix: u64) -> Option<Duration> {
+/// How long a refresh token lasts from `now` (the wall clock since the
+/// epoch), by its JWT `exp`: zero when it has passed (the session is over,
+/// only a login works). `None` when it has no `exp`, or an implausibly far
+/// one (then the API is the judge: a refused refresh falls back to a login
+/// anyway).
+pub(super) fn session_lifetime(refresh: &str, now: Duration) -> Option<Duration> {
     let exp = jwt_exp(refresh)?;
-    let left = exp
-        .checked_sub(now_unix)
-        .filter(|s| *s >= 2 && *s <= MAX_LIFETIME.as_secs())?;
-    Some(Duration::from_secs(left - 1))
-}
-
-/// Joins an error with its sources: "client error (Connect): tcp connect
-/// error: Connection refused (os error 111)".
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    (exp.saturating_sub(now.as_secs()) <= MAX_LIFETIME.as_secs()).then(|| Duration::from_secs(exp).saturating_sub(now))
 }
 
 #[cfg(test)]

@@ -8,20 +8,28 @@
 //! the `ArcSwap` cell; the request path reads the cell through
 //! [`AuthHandle`] without awaiting or locking.
 //!
-//! Lifetimes are the sooner of `expiresIn` and the JWT `exp` claim, measured
-//! on the monotonic clock from the moment the request was sent. A token past
-//! its expiry is never handed out. When the refresh token has an `exp` of its
-//! own (the session's end: 7 days on the live API), the renewal that would
-//! come too close to it is a login instead of a refresh. A request that meets an upstream 401 asks
-//! for a re-authentication; the task runs one per stale token (single-flight)
-//! and no more often than the schedule allows, so a misbehaving API cannot
-//! cause a login storm.
+//! Lifetimes are the sooner of `expiresIn` and what is left of the JWT `exp`
+//! claim (to the nanosecond), measured on the monotonic clock from the
+//! moment the request was sent. A token past its expiry is never handed
+//! out, and a grant whose `exp` has passed (or is less than a second away)
+//! when it comes is no grant: an error, retried with the backoff. When the
+//! refresh token has an `exp` of its own (the session's end: 7 days on the
+//! live API), renewals from a margin before it (a tenth of the session, at
+//! least `auth.timeout`) are logins, decided when they are sent. Auth calls
+//! are paced (`auth.min_call_interval`, at most 12 a minute by default,
+//! bursts of a few) whatever lifetimes the API states: tokens too short for
+//! the pace lapse between renewals and requests wait for the next one. A
+//! request that meets an upstream 401 asks for a re-authentication; the
+//! task runs one per stale token (single-flight) and no more often than the
+//! schedule allows, so a misbehaving API cannot cause a login storm.
 //!
 //! # Layout
 //!
 //! - `session` — [`Session`], [`Status`], the token cell and [`AuthHandle`].
 //! - `grant` — [`Grant`], the answer parser [`parse_grant`] (a fuzz target),
-//!   JWT claims, [`AuthError`].
+//!   JWT claims.
+//! - `error` — [`AuthError`], and `quote`: how API text appears in errors
+//!   and logs.
 //! - `schedule` — the policy as pure functions of (state, now): refresh
 //!   point, backoff, fallbacks, the re-authentication decision.
 //! - `task` — [`Authenticator`]: the select loop that sleeps until the
@@ -30,6 +38,7 @@
 //! - `method` — one module per way of obtaining a grant (`password` today).
 
 mod caller;
+mod error;
 mod grant;
 mod method;
 mod schedule;
@@ -37,6 +46,7 @@ mod session;
 mod task;
 
 pub use caller::USER_AGENT_VALUE;
-pub use grant::{AuthError, error_chain, jwt_exp, parse_grant};
+pub use error::{AuthError, error_chain};
+pub use grant::{jwt_exp, parse_grant};
 pub use session::{AuthHandle, Session, Status};
 pub use task::Authenticator;

@@ -25,6 +25,9 @@ pub(super) const REAUTH_FLOOR_MAX: Duration = Duration::from_secs(300);
 /// A renewal failing for outage reasons gets one more try this long before
 /// the token stops being handed out.
 pub(super) const LAST_CHANCE: Duration = Duration::from_millis(200);
+/// How many auth calls may go out back to back (a refused refresh and the
+/// login after it, a wallet login's two calls) before the pace applies.
+pub(super) const PACE_BURST: u32 = 4;
 
 /// The two ways to a new token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,11 @@ pub(super) struct Policy {
     pub credential_retry_max: Duration,
     /// The floor between client-triggered re-authentications.
     pub reauth_min_interval: Duration,
+    /// The pace of auth calls: on average no closer than this (see [`Pace`]).
+    pub min_call_interval: Duration,
+    /// `auth.timeout`, the bound on one call: the least room kept before a
+    /// session's end (see [`session_login_point`]).
+    pub timeout: Duration,
 }
 
 impl Policy {
@@ -60,18 +68,23 @@ impl Policy {
             retry_max: settings.retry_max,
             credential_retry_max: settings.credential_retry_max,
             reauth_min_interval: settings.reauth_min_interval,
+            min_call_interval: settings.min_call_interval,
+            timeout: settings.timeout,
         }
     }
 }
 
 /// A token's life on the monotonic clock: from the moment its request was
-/// sent, for its lifetime; and when the session it belongs to ends, if the
-/// API said (the refresh token's `exp`).
+/// sent, for its lifetime; when the session it belongs to began (its login)
+/// and ends, if the API said (the refresh token's `exp`); and whether a
+/// refresh token is held to renew it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Lease {
     pub obtained_at: Instant,
     pub lifetime: Duration,
+    pub session_start: Instant,
     pub session_end: Option<Instant>,
+    pub refreshable: bool,
 }
 
 impl Lease {
@@ -105,24 +118,37 @@ pub(super) fn refresh_point(policy: &Policy, lease: Lease, jitter: f64) -> Insta
 }
 
 /// When a session that ends must be renewed by a login instead of a
-/// refresh: `session_end` minus the share of a token's lifetime a failing
-/// refresh has before expiry ((1 − refresh_ratio)·lifetime), so that a login
-/// has the same room for retries before the session ends. The margin is
-/// never more than that share of the session itself, so a session shorter
-/// than a token does not make every login due at once.
+/// refresh: its end minus a margin that scales with the session — a tenth
+/// of it, at least `auth.timeout` (a refresh sent before this point has its
+/// whole exchange, however slow, before the end; the task decides between
+/// refresh and login when it sends, so a late wake-up cannot send a refresh
+/// past it) and at least the share of a token's lifetime a failing refresh
+/// has before expiry ((1 − refresh_ratio)·lifetime, so the login has the
+/// same room for retries) — but never more than half the session, so a
+/// short session does not make every login due at once. The live API's
+/// 7-day sessions: 16.8 hours before the end; 60 s sessions: 30 s.
 pub(super) fn session_login_point(policy: &Policy, lease: Lease) -> Option<Instant> {
     let end = lease.session_end?;
-    let share = 1.0 - policy.refresh_ratio;
-    let session = end.saturating_duration_since(lease.obtained_at);
-    let margin = lease.lifetime.mul_f64(share).min(session.mul_f64(share));
+    let session = end.saturating_duration_since(lease.session_start);
+    let margin = (session / 10)
+        .max(policy.timeout)
+        .max(lease.lifetime.mul_f64(1.0 - policy.refresh_ratio))
+        .min(session / 2);
     Some(end.checked_sub(margin).unwrap_or(end))
 }
 
-/// What follows a new token: its refresh, or a login when that refresh
-/// would come too close to the end of the session (no refresh is ever
-/// tried on a session that has ended, and no request meets one).
+/// What follows a new token: its refresh; or a login, when no refresh token
+/// is held or that refresh would come too close to the end of the session
+/// (no refresh is ever tried on a session that is ending, and no request
+/// meets one). The task then holds it to the [`Pace`].
 pub(super) fn after_grant(policy: &Policy, lease: Lease, jitter: f64) -> Next {
     let refresh_at = refresh_point(policy, lease, jitter);
+    if !lease.refreshable {
+        return Next {
+            step: Step::Login,
+            at: refresh_at,
+        };
+    }
     match session_login_point(policy, lease) {
         Some(login_by) if refresh_at >= login_by => Next {
             step: Step::Login,
@@ -176,15 +202,20 @@ pub(super) enum Class {
     RefreshRefused,
     /// The API refused the credentials of a login: retry slowly.
     Credential,
-    /// The API was unreachable, too slow, answered 5xx or garbage: retry fast.
+    /// The API was unreachable, too slow, answered 5xx, 404 or garbage, or
+    /// a token that cannot be used: retry fast.
     Outage,
 }
 
+/// A refused refresh means its token is spent; a login refused for the
+/// credentials (401, 403, an error code in a 2xx answer) is retried slowly;
+/// everything else — a path nothing answers at (404), another 4xx, an
+/// outage, an unusable grant — with the fast backoff.
 pub(super) fn classify(step: Step, e: &AuthError) -> Class {
-    match (step, e.is_rejection()) {
-        (Step::Refresh, true) => Class::RefreshRefused,
-        (Step::Login, true) => Class::Credential,
-        (_, false) => Class::Outage,
+    match step {
+        Step::Refresh if e.is_rejection() => Class::RefreshRefused,
+        Step::Login if e.is_credential_refusal() => Class::Credential,
+        _ => Class::Outage,
     }
 }
 
@@ -276,6 +307,50 @@ pub(super) fn after_failure(
         }
     }
     Next { step, at }
+}
+
+/// The pace of auth calls, whatever lifetimes the API states: on average
+/// no closer than `auth.min_call_interval` (5 s by default: at most 12 calls
+/// a minute), with bursts of up to [`PACE_BURST`] calls (a refused refresh
+/// and the login after it, a wallet login's challenge and verify).
+///
+/// A generic cell rate algorithm: `due` is when the calls made so far would
+/// have been paid for at one per interval; a step of `n` calls may start
+/// once it leaves at most `PACE_BURST` intervals owed. The renewals that
+/// lifetimes and clients ask for wait for it ([`paced`]); every call made
+/// spends from it, retries after a failure included (those follow their own
+/// backoff, which is slower than the pace once it reaches its cap). An API
+/// whose tokens live shorter than the pace allows gets one renewal per
+/// pace, and between them the token lapses: requests wait for the next one
+/// (up to `proxy.token_wait`) rather than cost more calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Pace {
+    due: Option<Instant>,
+}
+
+impl Pace {
+    /// Records `calls` auth calls sent at `at`.
+    pub(super) fn spend(&mut self, policy: &Policy, calls: u32, at: Instant) {
+        let from = self.due.map_or(at, |due| due.max(at));
+        self.due = Some(from + policy.min_call_interval.saturating_mul(calls));
+    }
+
+    /// The earliest a step of `calls` calls may start (`None`: at once).
+    pub(super) fn earliest(&self, policy: &Policy, calls: u32) -> Option<Instant> {
+        let due = self.due?;
+        let allowance = policy
+            .min_call_interval
+            .saturating_mul(PACE_BURST.saturating_sub(calls));
+        Some(due.checked_sub(allowance).unwrap_or(due))
+    }
+}
+
+/// `next`, no sooner than the pace allows a step of `calls` calls.
+pub(super) fn paced(policy: &Policy, pace: &Pace, next: Next, calls: u32) -> Next {
+    match pace.earliest(policy, calls) {
+        Some(earliest) if earliest > next.at => Next { at: earliest, ..next },
+        _ => next,
+    }
 }
 
 /// A request's report that the API answered 401 to its token.

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use super::caller::Caller;
 use super::grant::{AuthError, Grant};
 use super::method::{Held, Method};
-use super::schedule::{self, Class, Failure, Failures, Lease, Next, Policy, Reauth, Rejection, Step, Verdict};
+use super::schedule::{self, Class, Failure, Failures, Lease, Next, Pace, Policy, Reauth, Rejection, Step, Verdict};
 use super::session::{AuthHandle, Command, Session, SessionCell, Status, Timing};
 use crate::clock::unix_now;
 use crate::config::AuthSettings;
@@ -57,6 +57,12 @@ pub struct Authenticator {
     next: Next,
     failures: Failures,
     reauth: Reauth,
+    /// The auth calls made, for the pace every renewal waits for.
+    pace: Pace,
+    /// The grant shapes (how it came, where its lifetime came from, whether
+    /// its session's end or a missing refresh token set the renewal) already
+    /// warned about as too short for the pace: one warning each.
+    warned: Vec<(Step, &'static str, bool, bool)>,
 }
 
 impl Authenticator {
@@ -90,6 +96,8 @@ impl Authenticator {
             },
             failures: Failures::default(),
             reauth: Reauth::default(),
+            pace: Pace::default(),
+            warned: Vec::new(),
         };
         (auth, AuthHandle::new(cell))
     }
@@ -160,7 +168,7 @@ impl Authenticator {
                             "the API rejected the current token; re-authenticating now"
                         );
                         let step = schedule::renewal_step(&self.policy, self.lease, self.refresh_token.is_some(), now);
-                        self.next = Next { step, at: now };
+                        self.next = self.paced(Next { step, at: now });
                         true
                     }
                 };
@@ -196,10 +204,15 @@ impl Authenticator {
     }
 
     /// The token in the cell has passed its validity: take it out so that
-    /// readiness and metrics say so.
+    /// readiness and metrics say so. A lapse the pace planned (tokens that
+    /// live shorter than it allows, warned about once) is no news.
     fn expire(&mut self) {
-        if self.current().is_some() {
-            warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
+        if let Some(session) = self.current() {
+            if self.failures.total() == 0 && self.next.at > session.valid_until {
+                debug!("the access token lapsed; the next renewal waits for the pace of auth calls");
+            } else {
+                warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
+            }
             self.cell.store(None);
             self.cell.update_status(|_| {});
         }
@@ -207,8 +220,15 @@ impl Authenticator {
 
     /// The step that is due: a login or a refresh.
     async fn attempt(&mut self) {
-        let step = self.next.step;
         let sent = Instant::now();
+        // Decided now, not when it was planned: a wake-up that comes late
+        // (a loaded machine) sends a login, never a refresh on a session
+        // that is ending.
+        let step = match self.next.step {
+            Step::Refresh => schedule::renewal_step(&self.policy, self.lease, self.refresh_token.is_some(), sent),
+            Step::Login => Step::Login,
+        };
+        self.pace.spend(&self.policy, self.method.calls(step), sent);
         let result = match step {
             Step::Login => {
                 let result = self.method.login(&self.http).await;
@@ -239,6 +259,11 @@ impl Authenticator {
         }
     }
 
+    /// `next`, no sooner than the pace of auth calls allows.
+    fn paced(&self, next: Next) -> Next {
+        schedule::paced(&self.policy, &self.pace, next, self.method.calls(next.step))
+    }
+
     fn count(&self, kind: AuthKind, result: &Result<Grant, AuthError>) {
         let outcome = match result {
             Ok(_) => AuthResult::Success,
@@ -259,12 +284,19 @@ impl Authenticator {
             None if how == Step::Refresh => (self.refresh_token.clone(), self.lease.and_then(|l| l.session_end)),
             None => (None, None),
         };
+        let session_start = match how {
+            Step::Login => sent,
+            Step::Refresh => self.lease.map_or(sent, |l| l.session_start),
+        };
         let lease = Lease {
             obtained_at: sent,
             lifetime,
+            session_start,
             session_end,
+            refreshable: refresh_token.is_some(),
         };
-        let next = schedule::after_grant(&self.policy, lease, rand::random());
+        let planned = schedule::after_grant(&self.policy, lease, rand::random());
+        let next = self.paced(planned);
         let timing = Timing {
             obtained_at: sent,
             valid_until: lease.valid_until(),
@@ -288,6 +320,9 @@ impl Authenticator {
         if let Some(note) = &grant.note {
             warn!("{note}");
         }
+        if next.at > lease.valid_until() {
+            self.warn_short_lived(how, grant.lifetime_source, lease, planned, next);
+        }
         let wait = next.at.saturating_duration_since(Instant::now());
         let what = if how == Step::Login {
             "logged in"
@@ -296,7 +331,8 @@ impl Authenticator {
         };
         let then = match next.step {
             Step::Refresh => "refresh",
-            Step::Login => "login (the session ends)",
+            Step::Login if lease.refreshable => "login (the session ends)",
+            Step::Login => "login (no refresh token)",
         };
         info!(
             username = %self.method.account(),
@@ -346,6 +382,7 @@ impl Authenticator {
         if class == Class::RefreshRefused {
             info!(reason = %e, "refresh refused; logging in again");
             self.refresh_token = None;
+            self.next = self.paced(next);
             return;
         }
         let credential = class == Class::Credential;
@@ -391,6 +428,39 @@ impl Authenticator {
             s.credentials_rejected = credential;
             s.next_attempt = Some(at);
         });
+    }
+
+    /// The API's lifetimes ask for renewals faster than the pace allows: the
+    /// token lapses before its renewal. Said once per grant shape.
+    fn warn_short_lived(&mut self, how: Step, source: &'static str, lease: Lease, planned: Next, next: Next) {
+        let session = planned.step == Step::Login && lease.refreshable;
+        let shape = (how, source, session, lease.refreshable);
+        if self.warned.contains(&shape) {
+            return;
+        }
+        self.warned.push(shape);
+        let span = |d: Duration| humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string();
+        let why = match (session, lease.refreshable) {
+            (true, _) => format!(
+                "its session ends {} after it began (the refresh token's JWT exp)",
+                span(
+                    lease
+                        .session_end
+                        .map_or(Duration::ZERO, |e| e - lease.session_start.min(e))
+                )
+            ),
+            (false, false) => "no refresh token came with it, so each renewal is a login".into(),
+            (false, true) => "it is refreshed before it expires".into(),
+        };
+        warn!(
+            username = %self.method.account(),
+            lifetime_s = lease.lifetime.as_secs_f64(),
+            lifetime_from = source,
+            "the API gave a token that lives {} ({source}); {why}: renewing that often would exceed the pace of auth calls (auth.min_call_interval = {}), so the token lapses {} before its renewal and requests wait for the next one (up to proxy.token_wait)",
+            span(lease.lifetime),
+            span(self.policy.min_call_interval),
+            span(next.at.saturating_duration_since(lease.valid_until())),
+        );
     }
 
     async fn logout(&mut self) {

@@ -83,6 +83,7 @@ pub(super) struct RawAuth {
     pub(super) retry_max: Option<String>,
     pub(super) credential_retry_max: Option<String>,
     pub(super) reauth_min_interval: Option<String>,
+    pub(super) min_call_interval: Option<String>,
     pub(super) logout_on_shutdown: Option<bool>,
 }
 

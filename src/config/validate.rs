@@ -269,6 +269,11 @@ impl Validator<'_> {
                 ra.reauth_min_interval,
                 Duration::from_secs(10),
             )?,
+            min_call_interval: self.positive_duration(
+                "auth.min_call_interval",
+                ra.min_call_interval,
+                Duration::from_secs(5),
+            )?,
             logout_on_shutdown: ra.logout_on_shutdown.unwrap_or(true),
         };
 

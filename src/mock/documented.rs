@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::counters::bump;
 use super::tokens::{AccessToken, Check, RefreshToken, claim, unix_now};
 use super::wire::{self, Body};
-use super::{Hook, Mock};
+use super::{Hook, Mock, Tamper};
 
 impl Mock {
     /// `POST /api/v1/user/login` with `{"username", "password"}`.
@@ -119,7 +119,14 @@ impl Mock {
         let Ok(mut t) = self.state.tokens.lock() else {
             return wire::error(StatusCode::INTERNAL_SERVER_ERROR, "mock state poisoned");
         };
-        let (access, _) = t.mint(claims("access", unix_now() + lifetime.as_secs().max(1)));
+        let tamper = self.tamper();
+        let expired = tamper == Tamper::ExpiredExp;
+        let access_exp = if expired {
+            unix_now().saturating_sub(10)
+        } else {
+            unix_now() + lifetime.as_secs().max(1)
+        };
+        let (access, _) = t.mint(claims("access", access_exp));
         let (session_end, session_exp) = session.unwrap_or((
             now + config.session_lifetime,
             unix_now() + config.session_lifetime.as_secs(),
@@ -128,7 +135,7 @@ impl Mock {
         t.access.insert(
             access.clone(),
             AccessToken {
-                expires: now + lifetime,
+                expires: if expired { now } else { now + lifetime },
                 revoked: false,
                 session: None,
             },
@@ -143,13 +150,18 @@ impl Mock {
         );
         drop(t);
         let secs = lifetime.as_secs_f64();
-        let expires_in = if config.expires_in_as_string {
+        let expires_in = if let Tamper::ExpiresIn(text) = &tamper {
+            json!(text)
+        } else if config.expires_in_as_string {
             json!(format!("{}", lifetime.as_secs()))
         } else if secs.fract() == 0.0 {
             json!(lifetime.as_secs())
         } else {
             json!(secs)
         };
+        if tamper == Tamper::NoRefreshToken {
+            return wire::ok(json!({ "accessToken": access, "expiresIn": expires_in }));
+        }
         wire::ok(json!({ "accessToken": access, "refreshToken": refresh, "expiresIn": expires_in }))
     }
 }

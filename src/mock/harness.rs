@@ -4,6 +4,7 @@
 //! - Fault injection, switched while traffic flows: a [`Fault`] on the login,
 //!   refresh or (live) verify endpoint, answered in the flavour's envelope; an
 //!   outage (`set_down`), an API that refuses every token (`set_reject_all`),
+//!   grants that state lifetimes badly (`set_tamper`),
 //!   revoked tokens, ended live sessions, a forced token-expired push on
 //!   every socket.
 //! - Test endpoints behind the bearer check: `/api/v1/mock/upload` (size and
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::bump;
 use super::wire::{self, Body};
-use super::{Flavour, Hook, Mock};
+use super::{Flavour, Hook, Mock, Tamper};
 
 /// A fault to inject into an authentication endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,6 +62,8 @@ pub(crate) struct Switches {
     reject_all: AtomicBool,
     /// Wakes every open socket to push `token_expired` now.
     expire_sockets: Notify,
+    /// What to change in the grants issued from now on.
+    tamper: Mutex<Tamper>,
 }
 
 impl Mock {
@@ -91,6 +94,13 @@ impl Mock {
     /// Refuse every private request with 401, valid token or not.
     pub fn set_reject_all(&self, reject: bool) {
         self.state.harness.reject_all.store(reject, Ordering::SeqCst);
+    }
+
+    /// Changes the grants (logins, verifies, refreshes) issued from now on.
+    pub fn set_tamper(&self, tamper: Tamper) {
+        if let Ok(mut t) = self.state.harness.tamper.lock() {
+            *t = tamper;
+        }
     }
 
     /// The password the documented login accepts from now on.
@@ -159,6 +169,10 @@ impl Mock {
     }
 
     // --- hooks the product paths call (no-ops without this feature) ---
+
+    pub(crate) fn tamper(&self) -> Tamper {
+        self.state.harness.tamper.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 
     pub(crate) fn is_down(&self) -> bool {
         self.state.harness.down.load(Ordering::SeqCst)

@@ -46,7 +46,7 @@ use tokio::time::Instant;
 use super::counters::bump;
 use super::tokens::{AccessToken, Check, RefreshToken, Session, Tokens, unix_now};
 use super::wire::{self, Body, PERMISSION_DENIED, VALIDATION_ERROR};
-use super::{Hook, Mock};
+use super::{Hook, Mock, Tamper};
 use crate::eth::{self, Address};
 
 /// How long a challenge's nonce may be verified.
@@ -232,7 +232,7 @@ impl Mock {
             },
         );
         let refresh = mint_refresh(&mut t, session, user_id, challenge.address, config.session_lifetime);
-        let answer = grant(&mut t, session, user, &refresh, config.token_lifetime);
+        let answer = grant(&mut t, session, user, &refresh, config.token_lifetime, &self.tamper());
         drop(t);
         bump(&c.live_verifies_ok);
         Ok(answer)
@@ -290,7 +290,7 @@ impl Mock {
             return Ok(poisoned());
         };
         let refresh = mint_refresh(&mut t, session, user_id, address, ends - now);
-        let answer = grant(&mut t, session, user, &refresh, lifetime);
+        let answer = grant(&mut t, session, user, &refresh, lifetime, &self.tamper());
         drop(t);
         bump(&c.live_refreshes_ok);
         Ok(answer)
@@ -384,16 +384,28 @@ fn mint_refresh(t: &mut Tokens, session: u64, user_id: u64, address: Address, re
 
 /// Mints an access token for a session and answers verify or refresh with it
 /// and the refresh cookie.
-fn grant(t: &mut Tokens, session: u64, user: Value, refresh: &str, lifetime: Duration) -> Response<Body> {
+fn grant(
+    t: &mut Tokens,
+    session: u64,
+    user: Value,
+    refresh: &str,
+    lifetime: Duration,
+    tamper: &Tamper,
+) -> Response<Body> {
     let now = Instant::now();
     let ends = t.sessions.get(&session).map_or(now, |s| s.ends);
-    let expires = (now + lifetime).min(ends);
+    let expired = *tamper == Tamper::ExpiredExp;
+    let expires = if expired { now } else { (now + lifetime).min(ends) };
     let (user_id, address) = t
         .sessions
         .get(&session)
         .map(|s| (s.user_id, s.address))
         .unwrap_or((0, Address::from([0; 20])));
-    let (token, claims) = t.mint(payload(user_id, address, "access_token", expires - now));
+    let mut claims = payload(user_id, address, "access_token", expires - now);
+    if expired {
+        claims["exp"] = json!(unix_now().saturating_sub(10));
+    }
+    let (token, claims) = t.mint(claims);
     t.access.insert(
         token.clone(),
         AccessToken {
@@ -407,6 +419,9 @@ fn grant(t: &mut Tokens, session: u64, user: Value, refresh: &str, lifetime: Dur
         "user": user,
         "accessToken": { "data": { "header": header, "payload": claims }, "token": token },
     }));
+    if *tamper == Tamper::NoRefreshToken {
+        return resp;
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("{REFRESH_COOKIE}={refresh}; Path=/; HttpOnly")) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -121,6 +121,22 @@ impl Default for MockConfig {
     }
 }
 
+/// A change to the grants the mock issues (feature `test-util`), for tests
+/// of an API that states lifetimes badly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+pub enum Tamper {
+    #[default]
+    None,
+    /// The access token's JWT `exp` is 10 s in the past, and the mock holds
+    /// it expired: a request that carries it counts in `expired_in_use`.
+    ExpiredExp,
+    /// Documented flavour: `expiresIn` is this text.
+    ExpiresIn(String),
+    /// No refresh token: no `refreshToken` (documented), no cookie (live).
+    NoRefreshToken,
+}
+
 /// The endpoints a fault can be injected into (feature `test-util`).
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
@@ -268,6 +284,10 @@ impl Mock {
 
     async fn injected(&self, _hook: Hook) -> Option<Result<Response<Body>, std::io::Error>> {
         None
+    }
+
+    fn tamper(&self) -> Tamper {
+        Tamper::None
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of `auth::grant`: the answers the API gives, read or refused.
 
 use super::*;
+use crate::auth::error::QUOTE_MAX_CHARS;
 
 fn jwt(exp: u64) -> String {
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,11 +48,83 @@ fn tolerated_shapes() {
     // the sooner of the two wins
     let body = format!(r#"{{"data":{{"accessToken":"{}","expiresIn":3600}}}}"#, jwt(1_000_060));
     assert_eq!(grant(200, &body).unwrap().lifetime, Duration::from_secs(60));
-    // an exp in the past (clock skew) is ignored with a note
-    let body = format!(r#"{{"data":{{"accessToken":"{}","expiresIn":30}}}}"#, jwt(5));
+    // an exp implausibly far (milliseconds) is ignored with a note
+    let body = format!(
+        r#"{{"data":{{"accessToken":"{}","expiresIn":30}}}}"#,
+        jwt(1_000_000_000_000)
+    );
     let g = grant(200, &body).unwrap();
     assert_eq!(g.lifetime, Duration::from_secs(30));
     assert!(g.note.is_some());
+}
+
+#[test]
+fn a_token_expired_by_its_jwt_exp_is_an_unusable_grant() {
+    // (exp, expiresIn, clock since the epoch, expected lifetime or None)
+    let now = Duration::from_secs(1_000_000);
+    let ms = Duration::from_millis;
+    let cases: Vec<(u64, &str, Duration, Option<Duration>)> = vec![
+        // In the past, or now: unusable whatever expiresIn says.
+        (5, "3600", now, None),
+        (999_999, "3600", now, None),
+        (1_000_000, "3600", now, None),
+        (1_000_000, "3600", now + ms(400), None),
+        // Less than a second left: unusable too.
+        (1_000_001, "3600", now + ms(1), None),
+        (1_000_001, "3600", now + ms(600), None),
+        // What is left of exp, to the millisecond (not from the start of
+        // the clock's second: 0.7 s less here).
+        (1_000_003, "3600", now + ms(700), Some(ms(2300))),
+        (1_000_003, "3", now + ms(700), Some(ms(2300))),
+        (1_000_001, "3600", now, Some(ms(1000))),
+        (1_000_060, "30", now + ms(700), Some(ms(30_000))),
+    ];
+    for (exp, expires_in, now, expected) in cases {
+        let body = format!(
+            r#"{{"data":{{"accessToken":"{}","expiresIn":{expires_in}}}}}"#,
+            jwt(exp)
+        );
+        let r = parse_grant_at(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            now,
+            Duration::from_secs(3600),
+        );
+        match (r, expected) {
+            (Ok(g), Some(lifetime)) => assert_eq!(g.lifetime, lifetime, "exp {exp} at {now:?}"),
+            (Err(e), None) => {
+                assert!(e.to_string().contains("exp"), "names the exp: {e}");
+                assert!(!e.is_rejection(), "retried with the schedule's backoff: {e}");
+            }
+            (r, _) => panic!("exp {exp} at {now:?}: {:?}", r.map(|g| g.lifetime)),
+        }
+    }
+}
+
+#[test]
+fn api_text_is_quoted_escaped_and_cut() {
+    assert_eq!(quote("plain"), r#""plain""#);
+    assert_eq!(quote("a\nb\"c"), r#""a\nb\"c""#);
+    let long = "é".repeat(200_000);
+    let q = quote(&long);
+    assert!(q.chars().count() < 230, "{}", q.len());
+    assert!(q.ends_with("… (200000 characters)"), "{q}");
+    let head = format!("{:?}", "é".repeat(QUOTE_MAX_CHARS));
+    assert!(q.starts_with(head.trim_end_matches('"')), "{q}");
+    // An expiresIn of 200 KB makes an error of bounded length.
+    let body = format!(
+        r#"{{"code":200,"data":{{"accessToken":"a","expiresIn":"{}"}}}}"#,
+        "9x".repeat(100_000)
+    );
+    let e = grant(200, &body).err().unwrap();
+    assert!(e.to_string().len() < 400, "{}", e.to_string().len());
+    assert!(e.to_string().contains("(200000 characters)"), "{e}");
+    // So does a message of any size, control characters escaped.
+    let body = format!(r#"{{"code":401,"message":"bad\r\n{}"}}"#, "x".repeat(100_000));
+    let e = grant(401, &body).err().unwrap();
+    assert!(e.to_string().len() < 400, "{}", e.to_string().len());
+    assert!(e.to_string().contains(r#""bad\r\nxxx"#), "{e}");
 }
 
 #[test]
@@ -108,15 +181,15 @@ fn retry_after_is_read_from_server_errors() {
 #[test]
 fn the_session_ends_with_the_refresh_tokens_exp() {
     // (refresh token, expected session lifetime) at now = 1_000_000
+    let s = Duration::from_secs;
     let cases: Vec<(String, Option<Duration>)> = vec![
-        // A second less: whole seconds on both sides.
-        (jwt(1_000_000 + 7 * 86400), Some(Duration::from_secs(7 * 86400 - 1))),
-        (jwt(1_000_005), Some(Duration::from_secs(4))),
-        (jwt(1_000_002), Some(Duration::from_secs(1))),
+        (jwt(1_000_000 + 7 * 86400), Some(s(7 * 86400))),
+        (jwt(1_000_005), Some(s(5))),
+        (jwt(1_000_001), Some(s(1))),
         ("opaque".into(), None),
-        (jwt(1_000_001), None),    // too short to plan with: the API will say
-        (jwt(1_000_000), None),    // ends now
-        (jwt(999_000), None),      // in the past (clock skew)
+        // Ended: only a login works (the schedule plans one, not a refresh).
+        (jwt(1_000_000), Some(Duration::ZERO)),
+        (jwt(999_000), Some(Duration::ZERO)),
         (jwt(u64::MAX / 2), None), // milliseconds, or nonsense
     ];
     for (refresh, expected) in cases {
@@ -137,7 +210,7 @@ fn live_refusals_quote_error_code_and_error_msg_key() {
             r#"{"success":false,"errorCode":1001,"errorMsgKey":"error.login.address_unknown","data":{}}"#,
             true,
             1001,
-            "(HTTP 200, code 1001): error.login.address_unknown",
+            r#"(HTTP 200, code 1001): "error.login.address_unknown""#,
         ),
         // A 4xx reads the live errorCode too, not only the status.
         (
@@ -145,7 +218,7 @@ fn live_refusals_quote_error_code_and_error_msg_key() {
             r#"{"success":false,"errorCode":1000,"errorMsgKey":"error.login.session_expired","data":{}}"#,
             true,
             1000,
-            "(HTTP 401, code 1000): error.login.session_expired",
+            r#"(HTTP 401, code 1000): "error.login.session_expired""#,
         ),
         // Inside `data`, with a text: the key leads.
         (
@@ -161,14 +234,14 @@ fn live_refusals_quote_error_code_and_error_msg_key() {
             r#"{"success":false,"errorCode":1000,"errorMsg":"nope","data":{}}"#,
             true,
             1000,
-            "): nope",
+            r#"): "nope""#,
         ),
         (
             200,
             r#"{"success":false,"errorCode":1000,"errorMsgKey":"k","errorMsg":"k"}"#,
             true,
             1000,
-            "): k",
+            r#"): "k""#,
         ),
     ];
     for (status, body, rejection, code, text) in cases {
@@ -194,7 +267,7 @@ fn live_refusals_quote_error_code_and_error_msg_key() {
     .err()
     .unwrap();
     assert!(!e.is_rejection(), "{e}");
-    assert!(e.to_string().contains("code 1002: error.operation_failed"), "{e}");
+    assert!(e.to_string().contains(r#"code 1002: "error.operation_failed""#), "{e}");
     let e = grant(
         503,
         r#"{"success":false,"errorCode":503,"errorMsgKey":"error.unavailable","data":{}}"#,

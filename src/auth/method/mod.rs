@@ -17,6 +17,7 @@ mod wallet;
 
 use super::caller::Caller;
 use super::grant::{AuthError, Grant};
+use super::schedule::Step;
 use crate::config::{AuthSettings, Credentials};
 use crate::secret::Secret;
 
@@ -84,6 +85,15 @@ impl Method {
         match self {
             Method::Password(_) => "check auth.username and the password source",
             Method::Wallet(_) => "check that the key (auth.private_key_* or auth.keystore_file) is the account's",
+        }
+    }
+
+    /// How many calls to the API a step takes: a wallet login is two (the
+    /// challenge and the verify). What the pace counts.
+    pub(super) fn calls(&self, step: Step) -> u32 {
+        match (self, step) {
+            (Method::Wallet(_), Step::Login) => 2,
+            _ => 1,
         }
     }
 

@@ -52,6 +52,7 @@ impl Password {
         let answer = http
             .post(Post {
                 path: &self.login_path,
+                key: "auth.login_path",
                 bearer: None,
                 json: Some(Bytes::from(body.to_string())),
                 refresh_cookie: None,
@@ -65,6 +66,7 @@ impl Password {
         let answer = http
             .post(Post {
                 path: &self.refresh_path,
+                key: "auth.refresh_path",
                 bearer: Some(held.refresh),
                 json: None,
                 refresh_cookie: None,
@@ -78,6 +80,7 @@ impl Password {
         let answer = http
             .post(Post {
                 path: &self.logout_path,
+                key: "auth.logout_path",
                 bearer: Some(access),
                 json: None,
                 refresh_cookie: None,

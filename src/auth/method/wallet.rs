@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::Held;
 use crate::auth::caller::{Caller, Post, with_query};
-use crate::auth::grant::{AuthError, Grant, answer_data};
+use crate::auth::grant::{AuthError, Grant, answer_data, quote};
 use crate::config::AuthSettings;
 use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
@@ -78,12 +78,12 @@ impl Wallet {
             params.push(("name", name.as_str()));
         }
         let path = with_query(&self.login_path, &params);
-        let answer = http.post(post(&path, None, None)).await?;
+        let answer = http.post(post("auth.login_path", &path, None, None)).await?;
         let v = answer_data(answer.status, &answer.headers, &answer.body)?;
         let (nonce_hash, typed_data) = challenge(&v)?;
         let signature = self.key.sign_typed_data(&typed_data).map_err(|e| AuthError::Shape {
             field: "data.eip712Message",
-            detail: e.to_string(),
+            detail: quote(&e.to_string()),
         })?;
         let path = with_query(
             &self.verify_path,
@@ -93,7 +93,7 @@ impl Wallet {
                 ("signature", signature.as_str()),
             ],
         );
-        let answer = http.post(post(&path, None, None)).await?;
+        let answer = http.post(post("auth.verify_path", &path, None, None)).await?;
         let mut grant = answer.grant(self.default_lifetime)?;
         grant.chain_id = chain_id(&typed_data);
         Ok(grant)
@@ -103,14 +103,18 @@ impl Wallet {
     /// the refresh token as the cookie too.
     pub(super) async fn refresh(&self, http: &Caller, held: Held<'_>) -> Result<Grant, AuthError> {
         let path = with_query(&self.refresh_path, &[("refreshToken", held.refresh.expose())]);
-        let answer = http.post(post(&path, held.access, Some(held.refresh))).await?;
+        let answer = http
+            .post(post("auth.refresh_path", &path, held.access, Some(held.refresh)))
+            .await?;
         answer.grant(self.default_lifetime)
     }
 
     /// `POST logout` with the access token as the bearer; the live API
     /// answers `{}` (or `{success: true}`).
     pub(super) async fn logout(&self, http: &Caller, access: &Secret) -> Result<(), AuthError> {
-        let answer = http.post(post(&self.logout_path, Some(access), None)).await?;
+        let answer = http
+            .post(post("auth.logout_path", &self.logout_path, Some(access), None))
+            .await?;
         let refused = serde_json::from_slice::<Value>(&answer.body)
             .is_ok_and(|v| v.get("success").and_then(Value::as_bool) == Some(false));
         if answer.status.is_success() && !refused {
@@ -124,9 +128,10 @@ impl Wallet {
     }
 }
 
-fn post<'a>(path: &'a str, bearer: Option<&'a Secret>, cookie: Option<&'a Secret>) -> Post<'a> {
+fn post<'a>(key: &'static str, path: &'a str, bearer: Option<&'a Secret>, cookie: Option<&'a Secret>) -> Post<'a> {
     Post {
         path,
+        key,
         bearer,
         json: None,
         refresh_cookie: cookie,

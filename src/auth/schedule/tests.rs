@@ -12,6 +12,8 @@ fn policy() -> Policy {
         retry_max: 30 * S,
         credential_retry_max: 300 * S,
         reauth_min_interval: 10 * S,
+        min_call_interval: 5 * S,
+        timeout: 10 * S,
     }
 }
 
@@ -20,6 +22,14 @@ fn rejected(status: u16) -> AuthError {
         status,
         code: i64::from(status),
         message: "refused".into(),
+    }
+}
+
+fn no_endpoint(status: u16) -> AuthError {
+    AuthError::NoEndpoint {
+        url: "http://127.0.0.1:1/api/v1/api/v1/user/login".into(),
+        status,
+        key: "auth.login_path",
     }
 }
 
@@ -37,7 +47,9 @@ fn refresh_point_stays_within_the_jitter_bounds() {
     let lease = |secs: u64| Lease {
         obtained_at: t0,
         lifetime: Duration::from_secs(secs),
+        session_start: t0,
         session_end: None,
+        refreshable: true,
     };
     // (refresh_ratio, lifetime, jitter, expected offset from t0)
     let cases: Vec<(f64, u64, f64, Duration)> = vec![
@@ -94,6 +106,26 @@ fn failures_are_classified_by_step_and_answer() {
         (Step::Refresh, timeout.clone(), Class::Outage),
         (Step::Login, timeout, Class::Outage),
         (Step::Login, garbage, Class::Outage),
+        // Nothing at the path (a base_url with a path of its own): not the
+        // credentials' fault, retried with the fast backoff.
+        (Step::Login, no_endpoint(404), Class::Outage),
+        (Step::Login, no_endpoint(405), Class::Outage),
+        (Step::Refresh, no_endpoint(404), Class::Outage),
+        // A 4xx other than 401/403 refuses the request, not the account.
+        (Step::Login, rejected(400), Class::Outage),
+        (Step::Login, rejected(422), Class::Outage),
+        (Step::Refresh, rejected(400), Class::RefreshRefused),
+        // An error code in a 2xx answer (the live API's refusals).
+        (Step::Login, rejected(200), Class::Credential),
+        // A token expired when it came.
+        (
+            Step::Login,
+            AuthError::Shape {
+                field: "accessToken exp",
+                detail: "expired".into(),
+            },
+            Class::Outage,
+        ),
     ];
     for (step, e, class) in cases {
         assert_eq!(classify(step, &e), class, "{step:?} {e}");
@@ -139,7 +171,9 @@ fn run(cases: Vec<Case>) {
         let held = c.held.map(|(age, lifetime)| Lease {
             obtained_at: now - age,
             lifetime,
+            session_start: now - age,
             session_end: c.session_left.map(|left| now + left),
+            refreshable: true,
         });
         let failure = Failure {
             step: c.step,
@@ -431,7 +465,9 @@ fn a_refresh_failing_for_outage_reasons_falls_back_to_a_login_before_expiry() {
     let lease = Lease {
         obtained_at: t0,
         lifetime: 8 * S,
+        session_start: t0,
         session_end: None,
+        refreshable: true,
     };
     assert_eq!(refresh_fallback_point(&p, lease), t0 + 6 * S);
     assert_eq!(refresh_fallback_point(&policy(), lease), t0 + 7 * S);
@@ -440,16 +476,21 @@ fn a_refresh_failing_for_outage_reasons_falls_back_to_a_login_before_expiry() {
         session_end: Some(t0 + 6 * S),
         ..lease
     };
-    assert_eq!(refresh_deadline(&policy(), ending), t0 + 4500 * MS);
+    // (A 6 s session keeps half of it as margin: its login point is at 3 s.)
+    assert_eq!(refresh_deadline(&policy(), ending), t0 + 3 * S);
     assert_eq!(refresh_deadline(&policy(), lease), t0 + 7 * S);
 }
 
 #[test]
 fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
     let t0 = Instant::now();
-    // (name, token lifetime, session end after t0, expected step, at after t0)
+    // The margin before the session's end: a tenth of the session, at least
+    // auth.timeout (10 s) and at least (1 - 0.75) of the token's lifetime,
+    // at most half the session. (name, token lifetime, session length (all of it from t0),
+    // expected step, at after t0)
     let cases: Vec<(&str, Duration, Option<Duration>, Step, Duration)> = vec![
         ("no session end: refresh", 3600 * S, None, Step::Refresh, 2700 * S),
+        // 7 days: the login comes 16.8 h before the end.
         (
             "7-day session: refresh",
             3600 * S,
@@ -457,60 +498,207 @@ fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
             Step::Refresh,
             2700 * S,
         ),
-        // The login point is the end minus (1 - 0.75) of the token's lifetime.
+        // 3 h: margin 18 min; the refresh at 45 min is well before.
         (
-            "refresh before the login point",
+            "3 h session: refresh",
             3600 * S,
-            Some(3700 * S),
+            Some(3 * 3600 * S),
             Step::Refresh,
             2700 * S,
         ),
+        // 1 h 1 min: margin 15 min (the token's refresh window): login point
+        // at 46 min, after the refresh at 45.
         (
-            "refresh after the login point: login",
+            "61 min session: refresh",
             3600 * S,
-            Some(3600 * S),
-            Step::Login,
+            Some(3660 * S),
+            Step::Refresh,
             2700 * S,
         ),
+        // 1 h: login point at 45 min, the refresh point: a login.
+        ("1 h session: login", 3600 * S, Some(3600 * S), Step::Login, 2700 * S),
         (
-            "... at the login point",
+            "58 min session: login earlier",
             3600 * S,
-            Some(3400 * S),
+            Some(3480 * S),
             Step::Login,
-            2550 * S,
+            2580 * S,
         ),
-        // ... but at most that share of the session itself.
+        // Never more than half the session.
         (
-            "short session: login at 3/4 of it",
+            "60 s session: login at half of it",
             3600 * S,
             Some(60 * S),
             Step::Login,
-            45 * S,
+            30 * S,
         ),
-        // The integration test's 2 s tokens in a 5 s session.
-        ("2 s token, 5 s left", 2 * S, Some(5 * S), Step::Refresh, 1500 * MS),
-        ("2 s token, 2 s left", 2 * S, Some(2 * S), Step::Login, 1500 * MS),
-        ("2 s token, 1.5 s left", 2 * S, Some(1500 * MS), Step::Login, 1125 * MS),
+        // #17.4: 2 s tokens, 6 s sessions — the login point at 3 s (3 s
+        // before the end, not 0.5 s): a refresh at 1.5, then a login.
+        ("2 s token, 6 s session", 2 * S, Some(6 * S), Step::Refresh, 1500 * MS),
+        (
+            "2 s token, 4.5 s session",
+            2 * S,
+            Some(4500 * MS),
+            Step::Refresh,
+            1500 * MS,
+        ),
+        ("2 s token, 3 s session", 2 * S, Some(3 * S), Step::Login, 1500 * MS),
+        ("2 s token, 2 s session", 2 * S, Some(2 * S), Step::Login, S),
+        (
+            "3 s token, 3 s session (#18.1)",
+            3 * S,
+            Some(3 * S),
+            Step::Login,
+            1500 * MS,
+        ),
     ];
     for (name, lifetime, end, step, at) in cases {
         let lease = Lease {
             obtained_at: t0,
             lifetime,
+            session_start: t0,
             session_end: end.map(|e| t0 + e),
+            refreshable: true,
         };
         let next = after_grant(&policy(), lease, 0.5);
         assert_eq!(next, Next { step, at: t0 + at }, "{name}");
     }
+    // Later in a 6 s session (a token refreshed at 1.5 s): the login point
+    // stays at 3 s from the session's start (it does not shrink with what
+    // is left), so the refresh at 3 s becomes the login at 3 s.
+    let lease = Lease {
+        obtained_at: t0 + 1500 * MS,
+        lifetime: 2 * S,
+        session_start: t0,
+        session_end: Some(t0 + 6 * S),
+        refreshable: true,
+    };
+    let next = after_grant(&policy(), lease, 0.5);
+    assert_eq!(
+        next,
+        Next {
+            step: Step::Login,
+            at: t0 + 3 * S
+        }
+    );
+    // ... and a refresh due at 2.9 s whose wake-up comes late, after 3 s,
+    // is sent as a login.
+    assert_eq!(
+        renewal_step(&policy(), Some(lease), true, t0 + 2900 * MS),
+        Step::Refresh
+    );
+    assert_eq!(renewal_step(&policy(), Some(lease), true, t0 + 3100 * MS), Step::Login);
+    // A long session keeps at least auth.timeout: 100 s → 10 s, not 2.5.
+    let lease = Lease {
+        obtained_at: t0,
+        lifetime: 10 * S,
+        session_start: t0,
+        session_end: Some(t0 + 100 * S),
+        refreshable: true,
+    };
+    assert_eq!(session_login_point(&policy(), lease), Some(t0 + 90 * S));
     // A session that ended before the token came (kept from an older
     // refresh token): the login is due at once.
     let lease = Lease {
         obtained_at: t0 + 10 * S,
         lifetime: 3600 * S,
+        session_start: t0,
         session_end: Some(t0),
+        refreshable: true,
     };
     let next = after_grant(&policy(), lease, 0.5);
     assert_eq!(next.step, Step::Login);
     assert!(next.at <= lease.obtained_at, "{:?}", next.at - t0);
+    // No refresh token came with the grant: the renewal is a login, at the
+    // refresh point.
+    let lease = Lease {
+        obtained_at: t0,
+        lifetime: 3 * S,
+        session_start: t0,
+        session_end: None,
+        refreshable: false,
+    };
+    assert_eq!(
+        after_grant(&policy(), lease, 0.5),
+        Next {
+            step: Step::Login,
+            at: t0 + 2250 * MS
+        }
+    );
+}
+
+#[test]
+fn auth_calls_are_paced_whatever_lifetimes_the_api_states() {
+    let t0 = Instant::now();
+    let p = policy(); // one call per 5 s on average, bursts of 4
+    let mut pace = Pace::default();
+    let due = |at: Duration, step| Next { step, at: t0 + at };
+    // Nothing spent: at once.
+    assert_eq!(
+        paced(&p, &pace, due(Duration::ZERO, Step::Login), 1),
+        due(Duration::ZERO, Step::Login)
+    );
+    // (what, calls spent at t0 + offset, then a step of `calls` planned at
+    // `planned` may start at `expected`) — applied in order to one pace.
+    let steps: Vec<(&str, Duration, u32, Duration, u32, Duration)> = vec![
+        (
+            "a login, then a refresh planned at 0.75 s: in the burst",
+            Duration::ZERO,
+            1,
+            750 * MS,
+            1,
+            750 * MS,
+        ),
+        ("a refresh at 0.75 s", 750 * MS, 1, 1500 * MS, 1, 1500 * MS),
+        ("a refresh at 1.5 s", 1500 * MS, 1, 2250 * MS, 1, 2250 * MS),
+        // Four calls spent: 20 s owed at 2.25 s; the next waits to 5 s.
+        ("a refresh at 2.25 s: the burst is spent", 2250 * MS, 1, 3 * S, 1, 5 * S),
+        ("then one per 5 s", 5 * S, 1, 5750 * MS, 1, 10 * S),
+        ("and again", 10 * S, 1, 10750 * MS, 1, 15 * S),
+        // A wallet login is two calls (and leaves room for two less in the
+        // burst): then one login per 10 s.
+        ("a wallet login at 15 s", 15 * S, 2, 16 * S, 2, 30 * S),
+        ("the next one", 30 * S, 2, 31 * S, 2, 40 * S),
+        // A renewal planned later than the pace asks keeps its time.
+        (
+            "a wallet login at 40 s, next planned at 1 h",
+            40 * S,
+            2,
+            3600 * S,
+            2,
+            3600 * S,
+        ),
+    ];
+    for (what, spent_at, spent, planned, calls, expected) in steps {
+        pace.spend(&p, spent, t0 + spent_at);
+        let next = paced(&p, &pace, due(planned, Step::Refresh), calls);
+        assert_eq!(next.at - t0, expected, "{what}");
+        assert_eq!(next.step, Step::Refresh, "{what}: the step is kept");
+    }
+    // After an hour idle the burst is back: a refused refresh and the
+    // wallet login after it go at once.
+    pace.spend(&p, 1, t0 + 3600 * S);
+    assert_eq!(paced(&p, &pace, due(3600 * S, Step::Login), 2).at, t0 + 3600 * S);
+    // Steady state, whatever the lifetime: a renewal asked for every 0.75 s
+    // for ten minutes makes at most 12 calls a minute (+ the burst).
+    for (calls, lifetime) in [(1, 750 * MS), (2, 750 * MS), (1, 4 * S), (2, 9 * S)] {
+        let mut pace = Pace::default();
+        let mut at = t0;
+        let mut made = 0;
+        while at < t0 + 600 * S {
+            pace.spend(&p, calls, at);
+            made += calls;
+            at = paced(&p, &pace, due(at - t0 + lifetime, Step::Refresh), calls).at;
+        }
+        assert!(
+            made <= 120 + PACE_BURST,
+            "{calls} calls per {lifetime:?}: {made} in 10 min"
+        );
+        assert!(
+            made >= 110,
+            "{calls} calls per {lifetime:?}: {made} in 10 min, the pace is not slower than asked"
+        );
+    }
 }
 
 #[test]
@@ -560,7 +748,9 @@ fn no_refresh_is_tried_past_the_sessions_login_point() {
     let lease = |left: Option<Duration>| Lease {
         obtained_at: now - 100 * S,
         lifetime: 3600 * S,
+        session_start: now - 100 * S,
         session_end: left.map(|l| now + l),
+        refreshable: true,
     };
     let cases: Vec<(&str, Option<Lease>, bool, Step)> = vec![
         ("refresh token, no session end", Some(lease(None)), true, Step::Refresh),
