@@ -64,6 +64,7 @@ pub mod memory;
 pub(crate) mod metrics;
 pub mod mock;
 pub mod notify;
+pub(crate) mod policy;
 pub(crate) mod pool;
 pub(crate) mod proxy;
 pub mod reload;
