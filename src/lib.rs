@@ -47,6 +47,7 @@
 
 pub(crate) mod access;
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub mod app;
 pub(crate) mod auth;
 pub mod cli;
