@@ -27,6 +27,7 @@
 
 mod credentials;
 mod defaults;
+mod doors;
 mod effective;
 mod files;
 mod raw;
@@ -49,6 +50,7 @@ use crate::eth::{Address, WalletKey};
 use crate::secret::Secret;
 pub use crate::telemetry::{LogFormat, LogSettings};
 
+pub use doors::{AuditSettings, Door, MAIN_LISTENER, Policy};
 pub use effective::Checked;
 pub(crate) use files::read_bytes;
 pub use files::read_config_text;
@@ -196,6 +198,10 @@ pub struct Restart {
     pub upstream: UpstreamSettings,
     pub admin: AdminSettings,
     pub log: LogOutput,
+    pub audit: AuditSettings,
+    /// Proxy listeners besides `proxy.listen`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Door>,
 }
 
 /// How the proxy listener is served.
@@ -295,6 +301,8 @@ pub struct Live {
     pub proxy: ProxyPolicy,
     pub auth: AuthSettings,
     pub log: LogLevel,
+    /// The classes of call each listener may make.
+    pub policy: Policy,
 }
 
 /// Who may use the account and how requests are treated.

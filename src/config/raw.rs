@@ -15,6 +15,26 @@ pub(super) struct RawConfig {
     pub(super) admin: RawAdmin,
     #[serde(default)]
     pub(super) log: RawLog,
+    /// `[[listeners]]`: more proxy listeners, each with a name.
+    pub(super) listeners: Option<Vec<RawListener>>,
+    /// `[policy]`: listener name → the classes of call it may make.
+    pub(super) policy: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    pub(super) audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListener {
+    pub(super) name: Option<String>,
+    pub(super) listen: Option<String>,
+    pub(super) unix_mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) output: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -280,26 +280,7 @@ impl Validator<'_> {
         // [proxy]
         let rp = raw.proxy;
         let listen = self.listen("proxy.listen", rp.listen.as_deref().unwrap_or("127.0.0.1:8080"))?;
-        let unix_mode = match rp.unix_mode {
-            None => 0o660,
-            Some(text) => u32::from_str_radix(text.trim().trim_start_matches("0o"), 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .ok_or_else(|| {
-                    self.err(
-                        "proxy.unix_mode",
-                        format!("{text:?} is not an octal file mode such as \"0660\""),
-                    )
-                })?,
-        };
-        if unix_mode & 0o002 != 0 {
-            return Err(self.err(
-                "proxy.unix_mode",
-                format!(
-                    "{unix_mode:04o} lets every local user connect and act as the account; use \"0660\" (owner and group) or \"0600\""
-                ),
-            ));
-        }
+        let unix_mode = self.unix_mode("proxy.unix_mode", rp.unix_mode)?;
         let allowed_clients = match rp.allowed_clients {
             None => [
                 IpNet::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8),
@@ -432,6 +413,15 @@ impl Validator<'_> {
             return Err(self.err("admin.listen", "must differ from proxy.listen"));
         }
 
+        // [[listeners]], [policy], [audit]
+        let listeners = self.doors(
+            raw.listeners,
+            &[("proxy.listen", &proxy.listen), ("admin.listen", &admin.listen)],
+            &mut warnings,
+        )?;
+        let access = self.policy(raw.policy, &listeners)?;
+        let audit = self.audit(raw.audit)?;
+
         // [log]
         let level = raw.log.level.map(|l| l.trim().to_string());
         if let Some(l) = &level {
@@ -457,11 +447,14 @@ impl Validator<'_> {
                 upstream,
                 admin,
                 log: LogOutput { format },
+                audit,
+                listeners,
             },
             live: Live {
                 proxy: policy,
                 auth,
                 log: LogLevel { level },
+                policy: access,
             },
             warnings,
         })
