@@ -336,6 +336,10 @@ fn the_example_shows_every_key_the_file_accepts() {
         ("auth", fields_of::<RawAuth>()),
         ("admin", fields_of::<RawAdmin>()),
         ("log", fields_of::<RawLog>()),
+        ("listeners", fields_of::<RawListener>()),
+        // A table of listener names: the example names the main one.
+        ("policy", vec!["proxy"]),
+        ("audit", fields_of::<RawAudit>()),
     ];
     let top = fields_of::<RawConfig>();
     assert_eq!(
@@ -348,11 +352,13 @@ fn the_example_shows_every_key_the_file_accepts() {
     let mut shown: Vec<(String, String)> = Vec::new();
     let mut section = String::new();
     for line in text.lines() {
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.to_string();
+        // A section header, set or commented out (`[proxy]`, `# [[listeners]]`).
+        let bare = line.trim_start_matches('#').trim_start();
+        let header = bare.trim_start_matches('[').trim_end_matches(']');
+        if bare.starts_with('[') && !header.is_empty() && header.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            section = header.to_string();
             continue;
         }
-        let bare = line.trim_start_matches('#').trim_start();
         if let Some((key, _)) = bare.split_once(" = ") {
             if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                 shown.push((section.clone(), key.to_string()));
