@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin::Admin;
+use crate::audit;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::fault::Faults;
@@ -36,8 +37,8 @@ use crate::notify::{self, Notifier};
 use crate::pool::Pool;
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
-use crate::server::{self, Inherited, Listener, Server};
-use crate::telemetry::LogHandle;
+use crate::server::{self, Inherited, Listener, Passed, Server};
+use crate::telemetry::{self, LogHandle};
 use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
@@ -45,6 +46,8 @@ use crate::ws::WsRelay;
 pub struct Listeners {
     pub proxy: Listener,
     pub admin: Option<Listener>,
+    /// The listeners of `[[listeners]]`, in the file's order.
+    pub more: Vec<Listener>,
 }
 
 impl Listeners {
@@ -60,20 +63,42 @@ impl Listeners {
         Ok(Listeners {
             proxy,
             admin: Some(admin),
+            more: Self::bind_more(config, Vec::new()).await?,
         })
+    }
+
+    /// The `[[listeners]]`: the socket systemd passed under a listener's
+    /// name, or else its own address bound.
+    async fn bind_more(config: &Config, mut passed: Vec<(String, Inherited)>) -> anyhow::Result<Vec<Listener>> {
+        let mut more = Vec::new();
+        for (i, door) in config.restart.listeners.iter().enumerate() {
+            let listener = match passed.iter().position(|(name, _)| *name == door.name) {
+                Some(at) => Listener::adopt(passed.swap_remove(at).1)
+                    .map_err(|e| anyhow::anyhow!("cannot use the socket systemd passed as {:?}: {e}", door.name))?,
+                None => Listener::bind(&door.listen, door.unix_mode)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on listeners[{i}].listen = {}: {e}", door.listen))?,
+            };
+            more.push(listener);
+        }
+        for (name, _) in passed {
+            warn!("systemd passed a socket named {name:?}, which no [[listeners]] entry names; it is not served");
+        }
+        Ok(more)
     }
 
     /// The sockets systemd passed (socket activation), or else those of
     /// `config`. An admin socket that systemd did not pass is bound from
-    /// `admin.listen`. Must run inside the runtime.
-    pub async fn open(config: &Config, inherited: Option<(Inherited, Option<Inherited>)>) -> anyhow::Result<Listeners> {
-        let Some((proxy, admin)) = inherited else {
+    /// `admin.listen`; so is a further listener's address. Must run inside
+    /// the runtime.
+    pub async fn open(config: &Config, inherited: Option<Passed>) -> anyhow::Result<Listeners> {
+        let Some(passed) = inherited else {
             return Listeners::bind(config).await;
         };
         let adopt = |l| Listener::adopt(l).map_err(|e| anyhow::anyhow!("cannot use the socket passed by systemd: {e}"));
-        let proxy = adopt(proxy)?;
+        let proxy = adopt(passed.proxy)?;
         info!(proxy = %proxy.describe(), "using sockets passed by systemd");
-        let admin = match admin {
+        let admin = match passed.admin {
             Some(a) => adopt(a)?,
             None => {
                 let listen = &config.restart.admin.listen;
@@ -85,6 +110,7 @@ impl Listeners {
         Ok(Listeners {
             proxy,
             admin: Some(admin),
+            more: Self::bind_more(config, passed.named).await?,
         })
     }
 }
@@ -125,6 +151,12 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     let upstream = &config.restart.upstream;
     let metrics = Arc::new(Metrics::new());
+    // A series per listener from the start, so `increase()` sees the first
+    // refused money call.
+    for index in 0..=config.restart.listeners.len() {
+        let name = config.live.policy.name(index);
+        metrics.policy_decisions.with_label_values(&[name, "funds", "refused"]);
+    }
     // Without https:// or wss:// there is nothing to verify: the system's
     // certificates are not even read. Both TLS configurations share one store.
     let roots = Arc::new(
@@ -169,7 +201,17 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         shutdown.clone(),
     );
     let pool = Pool::new(upstream, connector.clone(), &target);
-    let proxy = Proxy::new(&config.restart, live.clone(), pool, auth.clone(), metrics.clone(), ws);
+    let audit = audit::Sink::open(&config.restart.audit.output, telemetry::stderr_is_journal())
+        .map_err(|e| anyhow::anyhow!("audit.output: {e}"))?;
+    let proxy = Proxy::new(
+        &config.restart,
+        live.clone(),
+        pool,
+        auth.clone(),
+        metrics.clone(),
+        ws,
+        Arc::new(audit),
+    );
     let admin = Admin::new(auth.clone(), metrics.clone());
 
     tokio::spawn(notify::supervise(
@@ -214,7 +256,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         heartbeats,
         faults,
     };
-    let serving = server::run(server, listeners.proxy, listeners.admin, shutdown.clone());
+    let proxy_listeners: Vec<Listener> = std::iter::once(listeners.proxy).chain(listeners.more).collect();
+    let serving = server::run(server, proxy_listeners, listeners.admin, shutdown.clone());
     tokio::pin!(serving);
     // Serve; should the auth task end meanwhile, stop (and drain) because of it.
     let (served, auth_ended) = tokio::select! {

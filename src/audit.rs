@@ -361,7 +361,8 @@ pub fn envelope_error_code(body: &[u8]) -> Option<i64> {
 /// its first bytes as they pass.
 pub struct Audited<B> {
     inner: B,
-    pending: Option<Pending>,
+    /// Boxed: every response body of the proxy has the size of the largest.
+    pending: Option<Box<Pending>>,
 }
 
 struct Pending {
@@ -377,12 +378,12 @@ impl<B> Audited<B> {
     pub fn new(inner: B, record: Record, sink: Arc<Sink>, started: Instant) -> Audited<B> {
         Audited {
             inner,
-            pending: Some(Pending {
+            pending: Some(Box::new(Pending {
                 record,
                 sink,
                 started,
                 window: Vec::new(),
-            }),
+            })),
         }
     }
 

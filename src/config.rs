@@ -378,34 +378,6 @@ pub struct AuthSettings {
     pub logout_on_shutdown: bool,
 }
 
-impl AuthSettings {
-    /// The envelope of the sidecar's own answers: the one of the API this
-    /// login method talks to.
-    pub fn envelope(&self) -> Envelope {
-        match self.credentials {
-            Credentials::Password { .. } => Envelope::Documented,
-            Credentials::Wallet { .. } => Envelope::Live,
-        }
-    }
-
-    /// The password, with method "password".
-    pub fn password(&self) -> Option<&Secret> {
-        match &self.credentials {
-            Credentials::Password { password, .. } => Some(password),
-            Credentials::Wallet { .. } => None,
-        }
-    }
-
-    /// The account as logs, `/readyz` and the status line name it: the
-    /// username, or the wallet's checksummed address.
-    pub fn account(&self) -> String {
-        match &self.credentials {
-            Credentials::Password { username, .. } => username.clone(),
-            Credentials::Wallet { address, .. } => address.to_string(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogLevel {
     /// A `RUST_LOG`-style filter; `None` means `RUST_LOG`, else "info".

@@ -118,6 +118,7 @@ pub async fn run(
             Listeners {
                 proxy,
                 admin: Some(admin_l),
+                more: Vec::new(),
             },
             shutdown,
             mock_stop,
@@ -145,6 +146,7 @@ pub async fn run(
         Listeners {
             proxy,
             admin: Some(admin_l),
+            more: Vec::new(),
         },
         shutdown,
         mock_stop,

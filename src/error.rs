@@ -80,6 +80,16 @@ pub enum ProxyError {
     SlowBody { limit: Duration },
     #[error("{message}")]
     MethodNotAllowed { message: String, allow: &'static str },
+    #[error(
+        "{method} {path} is a {class} call, which listener {listener:?} may not make (add \"{class}\" to policy.{listener} to allow it)"
+    )]
+    NotAllowed {
+        method: String,
+        /// The normalised path, cut.
+        path: String,
+        class: crate::policy::Class,
+        listener: String,
+    },
 }
 
 impl ProxyError {
@@ -115,9 +125,10 @@ impl ProxyError {
             ProxyError::NoToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::RefusedHost { .. } | ProxyError::RefusedClient { .. } | ProxyError::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
+            ProxyError::RefusedHost { .. }
+            | ProxyError::RefusedClient { .. }
+            | ProxyError::Forbidden(_)
+            | ProxyError::NotAllowed { .. } => StatusCode::FORBIDDEN,
             ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) => {
@@ -150,6 +161,7 @@ impl ProxyError {
             }
             ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => LocalReason::Overloaded,
             ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => LocalReason::SlowClient,
+            ProxyError::NotAllowed { .. } => LocalReason::NotAllowed,
         }
     }
 
@@ -173,6 +185,7 @@ impl ProxyError {
             ProxyError::TooManyConnections { .. } => "too_many_connections",
             ProxyError::OutOfDescriptors => "out_of_descriptors",
             ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => "request_timeout",
+            ProxyError::NotAllowed { .. } => "not_allowed",
         }
     }
 

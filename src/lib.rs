@@ -47,8 +47,8 @@
 
 pub(crate) mod access;
 pub(crate) mod admin;
-pub(crate) mod audit;
 pub mod app;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub mod cli;
 pub(crate) mod clock;

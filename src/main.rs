@@ -108,7 +108,7 @@ fn run(path: &Path) -> ExitCode {
     code
 }
 
-async fn serve(path: PathBuf, inherited: Option<(server::Inherited, Option<server::Inherited>)>) -> ExitCode {
+async fn serve(path: PathBuf, inherited: Option<server::Passed>) -> ExitCode {
     // First of all, so that a SIGHUP or SIGTERM while the configuration
     // loads (a keystore takes seconds to unlock) cannot end the process
     // with no word.

@@ -60,9 +60,11 @@ pub enum LocalReason {
     Overloaded,
     /// A client that stopped sending its request.
     SlowClient,
+    /// A call of a class the listener's policy leaves out.
+    NotAllowed,
 }
 
-const LOCAL_LABELS: [&str; 11] = [
+const LOCAL_LABELS: [&str; 12] = [
     "no_token",
     "unreachable",
     "timeout",
@@ -74,6 +76,7 @@ const LOCAL_LABELS: [&str; 11] = [
     "too_large",
     "overloaded",
     "slow_client",
+    "not_allowed",
 ];
 
 pub struct Metrics {
@@ -98,6 +101,10 @@ pub struct Metrics {
     pub websocket_open: IntGauge,
     pub websocket_logins: IntCounter,
     pub reloads: IntCounterVec,
+    /// Calls the policy decided on that the audit trail records (every
+    /// class but public and read) and every refusal, by listener, class
+    /// and decision.
+    pub policy_decisions: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -254,6 +261,15 @@ impl Metrics {
             reloads.with_label_values(&[result]);
         }
 
+        let policy_decisions = IntCounterVec::new(
+            opts(
+                "policy_decisions_total",
+                "Calls that can change the account (every class but public and read), and every call a policy refused, by listener, class and decision.",
+            ),
+            &["listener", "class", "decision"],
+        )?;
+        reg(Box::new(policy_decisions.clone()))?;
+
         let build = IntGauge::with_opts(
             opts("build_info", "Build information; always 1.").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -288,6 +304,7 @@ impl Metrics {
             websocket_open,
             websocket_logins,
             reloads,
+            policy_decisions,
         })
     }
 

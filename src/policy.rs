@@ -114,35 +114,68 @@ const TRADE: &[&str] = &[
 
 /// Reads the reference lists whose path lies in or below a more sensitive
 /// entry: `read` for GET and HEAD only, and only exactly these.
-const READ_EXCEPTIONS: &[&str] = &[
-    "user/funding/withdraw/status",
-    "user/delegate/builder",
-];
+const READ_EXCEPTIONS: &[&str] = &["user/funding/withdraw/status", "user/delegate/builder"];
 
 /// The public market data prefix (segments).
 const PUBLIC: &str = "p";
 
 /// The class of a request for `path` (the request target's path, as sent).
+/// A plain path (the common case) is matched as it is, case-insensitively,
+/// without an allocation; anything unusual is normalised first.
 pub fn classify(method: &Method, path: &str) -> Class {
-    let normal = normalize_path(path);
-    let Some(rest) = normal.strip_prefix("/api/v1/") else {
+    let unusual = path.len() > 1 && path.ends_with('/')
+        || path.contains("//")
+        || path.bytes().any(|b| matches!(b, b'%' | b';' | b'.' | b'\\'));
+    if unusual {
+        classify_plain(method, &normalize_path(path))
+    } else {
+        classify_plain(method, path)
+    }
+}
+
+/// The most segments below `/api/v1/` that are looked at: deeper paths are
+/// judged on their first ones (a path below a money call is a money call).
+const DEPTH: usize = 8;
+
+fn classify_plain(method: &Method, path: &str) -> Class {
+    let Some(rest) = strip_prefix_ignore_case(path, "/api/v1/") else {
         // Outside the API's tree: nothing the reference knows.
         return fallback(method);
     };
-    let segments: Vec<&str> = rest.split('/').collect();
+    let mut segments = [""; DEPTH];
+    let mut n = 0;
+    let mut deeper = false;
+    for s in rest.split('/') {
+        if n == DEPTH {
+            deeper = true;
+            break;
+        }
+        segments[n] = s;
+        n += 1;
+    }
+    let segments = &segments[..n];
     let read_method = method == Method::GET || method == Method::HEAD;
-    if read_method && READ_EXCEPTIONS.iter().any(|p| matches_exactly(p, &segments)) {
+    if read_method && !deeper && READ_EXCEPTIONS.iter().any(|p| matches_exactly(p, segments)) {
         return Class::Read;
     }
-    for (table, class) in [(FUNDS, Class::Funds), (SETTINGS, Class::Settings), (TRADE, Class::Trade)] {
-        if table.iter().any(|p| matches_below(p, &segments)) {
+    for (table, class) in [
+        (FUNDS, Class::Funds),
+        (SETTINGS, Class::Settings),
+        (TRADE, Class::Trade),
+    ] {
+        if table.iter().any(|p| matches_below(p, segments)) {
             return class;
         }
     }
-    if segments.first() == Some(&PUBLIC) && segments.len() > 1 {
+    if segments.first().is_some_and(|s| s.eq_ignore_ascii_case(PUBLIC)) && segments.len() > 1 {
         return Class::Public;
     }
     fallback(method)
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 fn fallback(method: &Method) -> Class {
@@ -157,19 +190,27 @@ fn fallback(method: &Method) -> Class {
 /// starts with the pattern's last segment followed by `.` counts too
 /// (`withdraw.json`: some frameworks route suffixes to the same handler).
 fn matches_below(pattern: &str, path: &[&str]) -> bool {
-    let pattern: Vec<&str> = pattern.split('/').collect();
-    if path.len() < pattern.len() {
+    let count = pattern.split('/').count();
+    if path.len() < count {
         return false;
     }
-    let last = pattern.len() - 1;
-    pattern.iter().zip(path).enumerate().all(|(i, (p, s))| {
-        *p == "*" || p == s || (i == last && s.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+    pattern.split('/').zip(path).enumerate().all(|(i, (p, s))| {
+        p == "*"
+            || p.eq_ignore_ascii_case(s)
+            || (i == count - 1
+                && s.len() > p.len()
+                && s.as_bytes()[p.len()] == b'.'
+                && s.is_char_boundary(p.len())
+                && s[..p.len()].eq_ignore_ascii_case(p))
     })
 }
 
 fn matches_exactly(pattern: &str, path: &[&str]) -> bool {
-    let pattern: Vec<&str> = pattern.split('/').collect();
-    pattern.len() == path.len() && pattern.iter().zip(path).all(|(p, s)| *p == "*" || p == s)
+    pattern.split('/').count() == path.len()
+        && pattern
+            .split('/')
+            .zip(path)
+            .all(|(p, s)| p == "*" || p.eq_ignore_ascii_case(s))
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::access;
+use crate::audit::Sink;
 use crate::auth::{AuthHandle, Session};
 use crate::config::{Live, Restart};
 use crate::envelope::Envelope;
@@ -39,10 +40,12 @@ use crate::error::FORWARDED_METHODS;
 pub use crate::error::ProxyError;
 use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
-use crate::pool::{Pool, PooledBody};
+use crate::policy::{self, Class};
+use crate::pool::Pool;
 use crate::upstream::{self, Target};
 use crate::ws::WsRelay;
 
+mod audited;
 mod body;
 mod kept;
 mod rewrite;
@@ -53,9 +56,6 @@ pub use body::Body;
 use kept::{ReplayBudget, RequestBody};
 pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
 use rewrite::{Replay, scrub_response_headers};
-
-/// The most of an error body kept from a 401 that is replayed.
-const MAX_KEPT_401_BODY: usize = 64 * 1024;
 
 /// What every request of one worker shares.
 struct Shared {
@@ -73,6 +73,8 @@ struct Shared {
     max_uri_bytes: usize,
     /// Bounds the bodies kept for replay, across the workers.
     replay_budget: ReplayBudget,
+    /// Where the records of calls that change the account go.
+    audit: Arc<Sink>,
     /// What a reload changes; read once per request.
     live: Arc<ArcSwap<Live>>,
 }
@@ -84,8 +86,13 @@ pub struct Proxy {
 }
 
 /// What the server knows about the request's connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnContext {
+    /// The listener it came in on: its index in the policy (0 is
+    /// `proxy.listen`, then `[[listeners]]` in order).
+    pub listener: usize,
+    /// On a unix-socket listener, the peer's credentials (`SO_PEERCRED`).
+    pub unix_peer: Option<Arc<crate::audit::Peer>>,
     /// The TCP peer; `None` on the unix-socket listener.
     pub peer: Option<SocketAddr>,
     /// The TCP connection's local address (the one the client dialled).
@@ -115,6 +122,7 @@ impl Proxy {
         auth: AuthHandle,
         metrics: Arc<Metrics>,
         ws: WsRelay,
+        audit: Arc<Sink>,
     ) -> Proxy {
         let target = Target::new(&restart.upstream);
         Proxy {
@@ -131,6 +139,7 @@ impl Proxy {
                 max_header_bytes: restart.proxy.max_header_bytes,
                 max_uri_bytes: restart.proxy.max_uri_bytes,
                 replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
+                audit,
                 live,
             }),
         }
@@ -155,6 +164,7 @@ impl Proxy {
                 max_header_bytes: shared.max_header_bytes,
                 max_uri_bytes: shared.max_uri_bytes,
                 replay_budget: shared.replay_budget.clone(),
+                audit: shared.audit.clone(),
                 live: shared.live.clone(),
             }),
         }
@@ -174,7 +184,7 @@ impl Proxy {
         // Only the debug line needs these; the clock is not free in a VM.
         let debug_line =
             tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), req.uri().path().to_string()));
-        let mut resp = match self.route(req, ctx).await {
+        let mut resp = match self.route(req, &ctx).await {
             Ok(resp) => resp,
             Err(e) => {
                 shared.metrics.local(e.reason());
@@ -217,7 +227,7 @@ impl Proxy {
         local(e.response(self.envelope()))
     }
 
-    async fn route(&self, req: Request<Incoming>, ctx: ConnContext) -> Result<Response<Body>, ProxyError> {
+    async fn route(&self, req: Request<Incoming>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let live = shared.live.load_full();
         if let Some(refusal) = ctx.framing.refusal() {
@@ -289,14 +299,26 @@ impl Proxy {
             })
             .await;
         }
-        if crate::ws::is_upgrade(&req) {
+        let upgrade = crate::ws::is_upgrade(&req);
+        // The relay only reads; anything else by what the table says.
+        let class = if upgrade {
+            Class::Read
+        } else {
+            policy::classify(req.method(), req.uri().path())
+        };
+        let audited = self.decide(&live, ctx, &req, class)?;
+        if upgrade {
             return Box::pin(async {
                 let session = self.session(&live).await?;
                 Ok(local(shared.ws.upgrade(req, session, live.auth.envelope()).await))
             })
             .await;
         }
-        self.forward(&live, req).await
+        let result = self.forward(&live, req).await;
+        match audited {
+            None => result,
+            Some(call) => call.finish(result),
+        }
     }
 
     /// An absolute-form request (HTTP_PROXY) must name the upstream's host
@@ -426,45 +448,6 @@ impl Proxy {
             Ok(Err(e)) => Err(send::blame(Some(&(fault, idle)), self.upstream_error(&e))),
             Err(_) => Err(self.timeout()),
         }
-    }
-
-    /// The API rejected the token it was just given: renew it, and replay the
-    /// request if its body was kept.
-    async fn after_401(
-        &self,
-        token_wait: Duration,
-        session: Arc<Session>,
-        resp: Response<PooledBody>,
-        kept: Option<Replay>,
-    ) -> Result<Response<Body>, ProxyError> {
-        let shared = &*self.shared;
-        shared.metrics.upstream_unauthorized.inc();
-        let Some(replay) = kept else {
-            // The body is gone; renew the token for the next requests and
-            // hand this 401 back as it is.
-            let auth = shared.auth.clone();
-            let stale = session.clone();
-            tokio::spawn(async move {
-                auth.reauthenticate(&stale, token_wait).await;
-            });
-            return Ok(self.finish(resp.map(body::streamed), Some(&session)));
-        };
-        // The 401's body is read ahead (a bounded part of it) so that the
-        // client gets the API's whole answer if no new token comes.
-        let (resp_parts, resp_body) = resp.into_parts();
-        let kept_401 = body::read_ahead(resp_body, MAX_KEPT_401_BODY).await;
-        let Some(fresh) = shared.auth.reauthenticate(&session, token_wait).await else {
-            return Ok(self.finish(Response::from_parts(resp_parts, kept_401), Some(&session)));
-        };
-        let again = replay.clone().request(Some(fresh.authorization()));
-        shared.metrics.tokens_injected.inc();
-        shared.metrics.replays.inc();
-        debug!("replaying a request with a fresh token after a 401");
-        let resp = self.send(again, Some((&replay, Some(fresh.authorization())))).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            shared.metrics.upstream_unauthorized.inc();
-        }
-        Ok(self.finish(resp.map(body::streamed), Some(&fresh)))
     }
 
     /// The API's response, made fit for the client: hop-by-hop headers

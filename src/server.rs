@@ -25,7 +25,7 @@ mod activation;
 mod admin_slots;
 mod workers;
 
-pub use activation::inherited_listeners;
+pub use activation::{Passed, inherited_listeners};
 pub use admin_slots::{ADMIN_CONNECTIONS, ADMIN_HEADER_TIMEOUT};
 use admin_slots::{AdminSlot, AdminSlots};
 
@@ -48,6 +48,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::access;
 use crate::admin::Admin;
+use crate::audit::Peer;
 use crate::config::{Listen, Live};
 use crate::fault::Faults;
 use crate::framing::{self, Answers, Guarded, Verdicts};
@@ -223,19 +224,25 @@ pub struct Server {
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
 /// period. Returns whether every connection finished in time, or the first
 /// worker that could not start or ended while serving (after the drain).
+///
+/// `proxy_listeners` are the proxy's doors by policy index: `proxy.listen`
+/// first, then `[[listeners]]` in order; every worker serves all of them.
 pub async fn run(
     server: Server,
-    proxy_listener: Listener,
+    proxy_listeners: Vec<Listener>,
     admin_listener: Option<Listener>,
     shutdown: CancellationToken,
 ) -> Result<bool, Ended> {
     let server = Arc::new(server);
-    info!(listen = %proxy_listener.describe(), workers = server.proxy_workers.max(1), "proxy listening");
+    for (index, l) in proxy_listeners.iter().enumerate() {
+        let name = server.live.load().policy.name(index).to_string();
+        info!(listener = %name, listen = %l.describe(), workers = server.proxy_workers.max(1), "proxy listening");
+    }
     if let Some(a) = &admin_listener {
         info!(listen = %a.describe(), "admin listening (/healthz, /readyz, /metrics)");
     }
-    let cleanup = proxy_listener.socket_path();
-    let mut workers = workers::start(&server, proxy_listener, &shutdown).await;
+    let cleanup: Vec<PathBuf> = proxy_listeners.iter().filter_map(Listener::socket_path).collect();
+    let mut workers = workers::start(&server, proxy_listeners, &shutdown).await;
     let admin = {
         let (server, shutdown) = (server.clone(), shutdown.clone());
         async move {
@@ -250,7 +257,7 @@ pub async fn run(
     // The admin loop returns at shutdown; a worker's end meanwhile causes it.
     workers.watch(admin, &shutdown).await;
     workers.wait_stopped(server.grace, &shutdown).await;
-    if let Some(path) = cleanup {
+    for path in cleanup {
         let _ = std::fs::remove_file(path);
     }
 
@@ -272,11 +279,11 @@ pub async fn run(
     }
 }
 
-/// What a listener serves; a proxy listener carries its worker's proxy, the
-/// admin listener its open connections.
+/// What a listener serves; a proxy listener carries its worker's proxy and
+/// its index in the policy, the admin listener its open connections.
 #[derive(Clone)]
 enum Role {
-    Proxy(Proxy),
+    Proxy(Proxy, usize),
     Admin(Arc<AdminSlots>),
 }
 
@@ -312,7 +319,7 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
             },
         };
         let place = match &role {
-            Role::Proxy(proxy) => match server.proxy_slots.clone().try_acquire_owned() {
+            Role::Proxy(proxy, _) => match server.proxy_slots.clone().try_acquire_owned() {
                 Ok(permit) => Place::Proxy { _permit: permit },
                 Err(_) => {
                     // Over the cap: a fast, clear answer instead of a hang.
@@ -337,6 +344,12 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
             Stream::Tcp(s, peer) => (Some(*peer), s.local_addr().ok(), info_span!("conn", %peer)),
             Stream::Unix(_) => (None, None, info_span!("conn", peer = "unix")),
         };
+        // Who is on a unix socket, as the kernel vouches (for the audit
+        // trail): once per connection.
+        let unix_peer = match (&stream, &role) {
+            (Stream::Unix(s), Role::Proxy(..)) => Some(Arc::new(Peer::of_unix(s))),
+            _ => None,
+        };
         let (server2, role, stop) = (server.clone(), role.clone(), shutdown.clone());
         server.tasks.spawn(
             async move {
@@ -345,8 +358,8 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
                     Place::Proxy { .. } => CancellationToken::new(),
                 };
                 match stream {
-                    Stream::Tcp(s, _) => serve(server2, s, (peer, local), role, stop, evicted).await,
-                    Stream::Unix(s) => serve(server2, s, (None, None), role, stop, evicted).await,
+                    Stream::Tcp(s, _) => serve(server2, s, (peer, local, None), role, stop, evicted).await,
+                    Stream::Unix(s) => serve(server2, s, (None, None, unix_peer), role, stop, evicted).await,
                 }
                 drop(place);
             }
@@ -355,11 +368,12 @@ async fn accept_loop(server: Arc<Server>, listener: Listener, role: Role, shutdo
     }
 }
 
-/// Serves one connection, given its peer and local addresses (TCP only).
+/// Serves one connection, given its peer and local addresses (TCP) or the
+/// peer's credentials (a unix socket of the proxy).
 async fn serve<S>(
     server: Arc<Server>,
     stream: S,
-    (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
+    (peer, local, unix_peer): (Option<SocketAddr>, Option<SocketAddr>, Option<Arc<Peer>>),
     role: Role,
     shutdown: CancellationToken,
     evicted: CancellationToken,
@@ -380,7 +394,7 @@ async fn serve<S>(
     // A TCP client of the proxy must be in the allow-list (IPv4-mapped IPv6
     // addresses are matched as IPv4 too).
     let allowed = match (&role, peer) {
-        (Role::Proxy(_), Some(addr)) => access::peer_allowed(&server.live.load().proxy, addr),
+        (Role::Proxy(..), Some(addr)) => access::peer_allowed(&server.live.load().proxy, addr),
         _ => true,
     };
 
@@ -403,7 +417,7 @@ async fn serve<S>(
                 _ = evicted.cancelled() => Ok(()),
             }
         }
-        Role::Proxy(proxy) if !allowed => {
+        Role::Proxy(proxy, _) if !allowed => {
             let addr = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             warn!(client = %addr.ip(), "refused a client outside proxy.allowed_clients");
             let svc = service_fn(move |_req| {
@@ -413,7 +427,7 @@ async fn serve<S>(
             builder.keep_alive(false);
             builder.serve_connection(TokioIo::new(stream), svc).await
         }
-        Role::Proxy(proxy) => {
+        Role::Proxy(proxy, listener) => {
             let verdicts = Arc::new(Verdicts::default());
             // The guard answers the heads hyper refuses, and stalled heads,
             // in the envelope the connection starts with.
@@ -431,6 +445,8 @@ async fn serve<S>(
                     debug!(reason, "the framing guard refuses a request");
                 }
                 let ctx = ConnContext {
+                    listener,
+                    unix_peer: unix_peer.clone(),
                     peer,
                     local,
                     framing: verdict,

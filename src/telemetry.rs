@@ -209,7 +209,7 @@ fn journal_stream_matches(var: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Whether stderr is connected to the journal.
-fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let Ok(var) = std::env::var("JOURNAL_STREAM") else {

@@ -94,6 +94,7 @@ async fn scrape() -> String {
     let listeners = Listeners {
         proxy,
         admin: Some(admin_l),
+        more: Vec::new(),
     };
     tokio::spawn(app::run(config, listeners, control));
     let c = client();

@@ -604,6 +604,7 @@ async fn unix_socket_listener_with_its_file_mode() {
         ethgas_sidecar::app::Listeners {
             proxy,
             admin: Some(admin),
+            more: Vec::new(),
         },
         ethgas_sidecar::app::Control::new(stop.clone()),
     ));

@@ -272,6 +272,7 @@ async fn sidecar_with_unix_admin(api: &Api, path: &Path) -> (CancellationToken, 
     let listeners = Listeners {
         proxy,
         admin: Some(admin),
+        more: Vec::new(),
     };
     tokio::spawn(app::run(config, listeners, Control::new(stop.clone())));
     (stop, files)

@@ -78,7 +78,10 @@ fn a_record_is_one_json_line_with_every_part_and_no_more() {
 fn the_error_code_comes_from_either_envelope() {
     let live = br#"{"success":false,"errorCode":1002,"errorMsgKey":"error.operation.failed","data":{}}"#;
     assert_eq!(envelope_error_code(live), Some(1002));
-    assert_eq!(envelope_error_code(br#"{"code":1001,"message":"bad","data":null}"#), Some(1001));
+    assert_eq!(
+        envelope_error_code(br#"{"code":1001,"message":"bad","data":null}"#),
+        Some(1001)
+    );
     assert_eq!(envelope_error_code(br#"{"code":200,"message":"OK","data":{}}"#), None);
     assert_eq!(envelope_error_code(br#"{"success":true,"data":{}}"#), None);
     assert_eq!(envelope_error_code(b"not json"), None);
@@ -93,7 +96,10 @@ async fn an_audited_body_writes_its_record_when_it_ends_with_the_apis_error_code
     r.status = Some(200);
     let inner = Full::new(Bytes::from_static(br#"{"success":false,"errorCode":1002,"data":{}}"#));
     let body = Audited::new(inner, r, sink, Instant::now());
-    assert!(out.lines().is_empty(), "nothing is written before the body has gone out");
+    assert!(
+        out.lines().is_empty(),
+        "nothing is written before the body has gone out"
+    );
     let bytes = body.collect().await.unwrap().to_bytes();
     assert!(bytes.starts_with(b"{\"success\":false"), "the body passes unchanged");
     let lines = out.lines();
@@ -106,7 +112,12 @@ async fn an_audited_body_writes_its_record_when_it_ends_with_the_apis_error_code
 fn a_body_the_client_never_read_still_leaves_its_record() {
     let out = Shared::default();
     let sink = Arc::new(Sink::lines(Box::new(out.clone())));
-    let body = Audited::new(Full::new(Bytes::new()), record(Peer::Tcp("127.0.0.1:1".parse().unwrap())), sink, Instant::now());
+    let body = Audited::new(
+        Full::new(Bytes::new()),
+        record(Peer::Tcp("127.0.0.1:1".parse().unwrap())),
+        sink,
+        Instant::now(),
+    );
     drop(body);
     assert_eq!(out.lines().len(), 1);
 }
@@ -126,7 +137,10 @@ async fn a_unix_peer_is_named_by_its_pid_uid_and_command() {
 #[test]
 fn outputs_parse_and_refuse_relative_paths() {
     assert_eq!(Output::parse("auto"), Ok(Output::Auto));
-    assert_eq!(Output::parse("/var/log/audit.jsonl"), Ok(Output::File("/var/log/audit.jsonl".into())));
+    assert_eq!(
+        Output::parse("/var/log/audit.jsonl"),
+        Ok(Output::File("/var/log/audit.jsonl".into()))
+    );
     assert!(Output::parse("audit.jsonl").unwrap_err().contains("absolute"));
 }
 
@@ -194,7 +208,10 @@ fn native_fields(mut data: &[u8]) -> std::collections::HashMap<String, String> {
             let rest = &data[end + 1..];
             let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
             let value = &rest[8..8 + len];
-            fields.insert(String::from_utf8_lossy(line).into(), String::from_utf8_lossy(value).into());
+            fields.insert(
+                String::from_utf8_lossy(line).into(),
+                String::from_utf8_lossy(value).into(),
+            );
             data = &rest[8 + len + 1..];
         }
     }

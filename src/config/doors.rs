@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::effective::octal;
 use super::raw::{RawAudit, RawListener};
 use super::validate::Validator;
-use super::effective::octal;
 use super::*;
 use crate::audit::Output;
 use crate::policy::Class;
@@ -106,10 +106,14 @@ impl Validator<'_> {
         let mut doors = Vec::new();
         for (i, r) in raw.unwrap_or_default().into_iter().enumerate() {
             let key = |k: &str| format!("listeners[{i}].{k}");
-            let name = r.name.ok_or_else(|| self.missing(&key("name"), "name the listener, e.g. \"dashboards\""))?;
+            let name = r
+                .name
+                .ok_or_else(|| self.missing(&key("name"), "name the listener, e.g. \"dashboards\""))?;
             let usable = !name.is_empty()
                 && name.len() <= 32
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !usable {
                 return Err(self.err(
                     &key("name"),
@@ -122,7 +126,9 @@ impl Validator<'_> {
                     format!("{name:?} is taken (\"proxy\" and \"admin\" are the built-in listeners' names)"),
                 ));
             }
-            let text = r.listen.ok_or_else(|| self.missing(&key("listen"), "e.g. \"127.0.0.1:8081\""))?;
+            let text = r
+                .listen
+                .ok_or_else(|| self.missing(&key("listen"), "e.g. \"127.0.0.1:8081\""))?;
             let listen = self.listen(&key("listen"), &text)?;
             let port_zero = matches!(&listen, Listen::Tcp(a) if a.port() == 0);
             if let Some((other, _)) = addresses.iter().find(|(_, l)| *l == listen && !port_zero) {
@@ -138,14 +144,22 @@ impl Validator<'_> {
             }
             addresses.push((key("listen"), listen.clone()));
             let unix_mode = self.unix_mode(&key("unix_mode"), r.unix_mode)?;
-            doors.push(Door { name, listen, unix_mode });
+            doors.push(Door {
+                name,
+                listen,
+                unix_mode,
+            });
         }
         Ok(doors)
     }
 
     /// `[policy]`: listener name → classes; a listener not named gets the
     /// default.
-    pub(super) fn policy(&self, raw: Option<BTreeMap<String, Vec<String>>>, doors: &[Door]) -> Result<Policy, ConfigError> {
+    pub(super) fn policy(
+        &self,
+        raw: Option<BTreeMap<String, Vec<String>>>,
+        doors: &[Door],
+    ) -> Result<Policy, ConfigError> {
         let names: Vec<String> = std::iter::once(MAIN_LISTENER.to_string())
             .chain(doors.iter().map(|d| d.name.clone()))
             .collect();
@@ -162,7 +176,10 @@ impl Validator<'_> {
             for text in classes {
                 let class = Class::ALL.into_iter().find(|c| c.as_str() == text).ok_or_else(|| {
                     let valid: Vec<&str> = Class::ALL.iter().map(|c| c.as_str()).collect();
-                    self.err(&key, format!("{text:?} is not a class of call; use {}", valid.join(", ")))
+                    self.err(
+                        &key,
+                        format!("{text:?} is not a class of call; use {}", valid.join(", ")),
+                    )
                 })?;
                 if !allow.contains(&class) {
                     allow.push(class);

@@ -69,7 +69,16 @@ pub(super) fn table(config: &Config) -> toml::Table {
     }
     // The file's own order of sections.
     let mut ordered = toml::Table::new();
-    for name in ["proxy", "listeners", "policy", "upstream", "auth", "admin", "audit", "log"] {
+    for name in [
+        "proxy",
+        "listeners",
+        "policy",
+        "upstream",
+        "auth",
+        "admin",
+        "audit",
+        "log",
+    ] {
         if let Some(v) = sections.remove(name) {
             ordered.insert(name.to_string(), v);
         }

@@ -209,7 +209,15 @@ fn the_rendered_config_is_the_file_layout_and_loads_again() {
     let sections: Vec<&str> = shown.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(
         sections,
-        ["[proxy]", "[policy]", "[upstream]", "[auth]", "[admin]", "[audit]", "[log]"],
+        [
+            "[proxy]",
+            "[policy]",
+            "[upstream]",
+            "[auth]",
+            "[admin]",
+            "[audit]",
+            "[log]"
+        ],
         "{shown}"
     );
     assert!(shown.contains("token_wait = \"5s\""), "{shown}");

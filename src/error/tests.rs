@@ -16,6 +16,15 @@ fn body(resp: Response<Full<Bytes>>) -> serde_json::Value {
 fn every_error_maps_to_its_status_and_an_envelope() {
     let cases = [
         (ProxyError::Connect, 405),
+        (
+            ProxyError::NotAllowed {
+                method: "POST".into(),
+                path: "/api/v1/user/funding/withdraw".into(),
+                class: crate::policy::Class::Funds,
+                listener: "proxy".into(),
+            },
+            403,
+        ),
         (ProxyError::BadRequest("x".into()), 400),
         (ProxyError::HeadersTooLarge { limit: 1 }, 431),
         (

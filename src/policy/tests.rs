@@ -128,6 +128,7 @@ fn look_alikes_of_money_calls_are_money_calls() {
         "/api/v1/user/funding/withdraw/anything",
         "/api/v1/user/payoutaddress",
         "/api/v1/user/delegate/builder/",
+        "/api/v1/user/funding/withdraw/a/b/c/d/e/f/g/h",
     ];
     for path in withdraw {
         for m in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
@@ -135,14 +136,8 @@ fn look_alikes_of_money_calls_are_money_calls() {
         }
     }
     // A GET is a read only for the exact paths the reference lists as reads.
-    assert_eq!(
-        classify(&Method::GET, "/api/v1/user/funding/withdraw"),
-        Class::Funds
-    );
-    assert_eq!(
-        classify(&Method::GET, "/api/v1/user/delegate/builder/x"),
-        Class::Funds
-    );
+    assert_eq!(classify(&Method::GET, "/api/v1/user/funding/withdraw"), Class::Funds);
+    assert_eq!(classify(&Method::GET, "/api/v1/user/delegate/builder/x"), Class::Funds);
     assert_eq!(
         classify(&Method::POST, "/api/v1/user/funding/withdraw/status"),
         Class::Funds

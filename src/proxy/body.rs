@@ -1,6 +1,7 @@
 //! The bodies of the responses the proxy hands back: streamed from the API,
 //! made by the sidecar, or an API body whose first part was read ahead (a
-//! 401 kept while the token is renewed) followed by the rest of its stream.
+//! 401 kept while the token is renewed) followed by the rest of its stream;
+//! any of them [`Audited`] when the call is one the audit trail records.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -10,19 +11,31 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
+use crate::audit::Audited;
 use crate::pool::PooledBody;
 
 /// A response on its way to the client.
-pub type Body = Either<PooledBody, Either<Full<Bytes>, Resumed>>;
+pub type Body = Either<Plain, Audited<Plain>>;
+
+/// A response body before the audit trail.
+pub type Plain = Either<PooledBody, Either<Full<Bytes>, Resumed>>;
 
 /// A body made by the sidecar.
 pub fn local(full: Full<Bytes>) -> Body {
-    Either::Right(Either::Left(full))
+    Either::Left(Either::Right(Either::Left(full)))
 }
 
 /// The API's body, streamed.
 pub fn streamed(body: PooledBody) -> Body {
-    Either::Left(body)
+    Either::Left(Either::Left(body))
+}
+
+/// `body`, writing the call's audit record once it has gone out.
+pub fn audited(body: Body, audit: impl FnOnce(Plain) -> Audited<Plain>) -> Body {
+    match body {
+        Either::Left(plain) => Either::Right(audit(plain)),
+        already => already,
+    }
 }
 
 /// An API body of which up to `limit` bytes are read now; what the client
@@ -43,7 +56,7 @@ pub async fn read_ahead(mut body: PooledBody, limit: usize) -> Body {
             Some(Err(_)) => return local(Full::new(concat(head))),
         }
     }
-    Either::Right(Either::Right(Resumed { head, rest: body }))
+    Either::Left(Either::Right(Either::Right(Resumed { head, rest: body })))
 }
 
 fn concat(parts: VecDeque<Bytes>) -> Bytes {

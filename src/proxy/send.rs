@@ -1,20 +1,27 @@
 //! The call to the API: one attempt through the worker's pool, bounded by
 //! `upstream.request_timeout`, and once more when the API refused it
-//! unprocessed; pool errors become the sidecar's own answers.
+//! unprocessed; pool errors become the sidecar's own answers. After a 401
+//! to the current token: the token renewed and the request replayed once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderValue;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::Proxy;
+use super::body::{self, Body};
 use super::rewrite::Replay;
+use crate::auth::Session;
 use crate::auth::error_chain;
 use crate::error::ProxyError;
 use crate::pool::PooledBody;
 use crate::upstream::{self, ClientFault};
+
+/// The most of an error body kept from a 401 that is replayed.
+const MAX_KEPT_401_BODY: usize = 64 * 1024;
 
 /// How one attempt at the API failed.
 enum Attempt {
@@ -111,5 +118,46 @@ impl Proxy {
             limit: self.shared.request_timeout,
             setting: "upstream.request_timeout",
         }
+    }
+}
+
+impl Proxy {
+    /// The API rejected the token it was just given: renew it, and replay the
+    /// request if its body was kept.
+    pub(super) async fn after_401(
+        &self,
+        token_wait: Duration,
+        session: Arc<Session>,
+        resp: Response<PooledBody>,
+        kept: Option<Replay>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let shared = &*self.shared;
+        shared.metrics.upstream_unauthorized.inc();
+        let Some(replay) = kept else {
+            // The body is gone; renew the token for the next requests and
+            // hand this 401 back as it is.
+            let auth = shared.auth.clone();
+            let stale = session.clone();
+            tokio::spawn(async move {
+                auth.reauthenticate(&stale, token_wait).await;
+            });
+            return Ok(self.finish(resp.map(body::streamed), Some(&session)));
+        };
+        // The 401's body is read ahead (a bounded part of it) so that the
+        // client gets the API's whole answer if no new token comes.
+        let (resp_parts, resp_body) = resp.into_parts();
+        let kept_401 = body::read_ahead(resp_body, MAX_KEPT_401_BODY).await;
+        let Some(fresh) = shared.auth.reauthenticate(&session, token_wait).await else {
+            return Ok(self.finish(Response::from_parts(resp_parts, kept_401), Some(&session)));
+        };
+        let again = replay.clone().request(Some(fresh.authorization()));
+        shared.metrics.tokens_injected.inc();
+        shared.metrics.replays.inc();
+        debug!("replaying a request with a fresh token after a 401");
+        let resp = self.send(again, Some((&replay, Some(fresh.authorization())))).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            shared.metrics.upstream_unauthorized.inc();
+        }
+        Ok(self.finish(resp.map(body::streamed), Some(&fresh)))
     }
 }

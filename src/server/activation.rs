@@ -1,13 +1,22 @@
 //! Sockets handed over by systemd (socket activation): which of the passed
-//! descriptors is the proxy's listener and which the admin's.
+//! descriptors is the proxy's listener, which the admin's, and which belong
+//! to the further listeners of `[[listeners]]` (by their names).
 
 use super::Inherited;
 
+/// What systemd passed.
+pub struct Passed {
+    pub proxy: Inherited,
+    pub admin: Option<Inherited>,
+    /// Sockets named after a `[[listeners]]` entry (`FileDescriptorName=`).
+    pub named: Vec<(String, Inherited)>,
+}
+
 /// Listeners handed over by systemd (socket activation), by name (`proxy`,
-/// `admin`) or else by position: the proxy's and, if passed, the admin's.
-/// Must run before any thread starts: it clears `LISTEN_FDS` from the
-/// environment.
-pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, String> {
+/// `admin`) or else by position: the proxy's and, if passed, the admin's;
+/// every other named socket for the listener of that name. Must run before
+/// any thread starts: it clears `LISTEN_FDS` from the environment.
+pub fn inherited_listeners() -> Result<Option<Passed>, String> {
     let mut fds = listenfd::ListenFd::from_env();
     let count = fds.len();
     if count == 0 {
@@ -37,5 +46,14 @@ pub fn inherited_listeners() -> Result<Option<(Inherited, Option<Inherited>)>, S
         Some(i) => take(i)?,
         None => None,
     };
-    Ok(Some((proxy, admin)))
+    let mut named = Vec::new();
+    for (idx, name) in names.iter().enumerate() {
+        if idx == proxy_idx || Some(idx) == admin_idx || name.is_empty() {
+            continue;
+        }
+        if let Some(l) = take(idx)? {
+            named.push((name.clone(), l));
+        }
+    }
+    Ok(Some(Passed { proxy, admin, named }))
 }

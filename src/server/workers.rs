@@ -44,10 +44,11 @@ pub(super) struct Workers {
     failure: Option<Ended>,
 }
 
-/// Starts `server.proxy_workers` workers (at least one) on `listener`. The
-/// first one that cannot start is recorded as a failure (and cancels
-/// `shutdown`); the others are not started then.
-pub(super) async fn start(server: &Arc<Server>, listener: Listener, shutdown: &CancellationToken) -> Workers {
+/// Starts `server.proxy_workers` workers (at least one), each serving its
+/// share of every one of `listeners` (by policy index). The first one that
+/// cannot start is recorded as a failure (and cancels `shutdown`); the
+/// others are not started then.
+pub(super) async fn start(server: &Arc<Server>, listeners: Vec<Listener>, shutdown: &CancellationToken) -> Workers {
     let n = server.proxy_workers.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut workers = Workers {
@@ -55,10 +56,16 @@ pub(super) async fn start(server: &Arc<Server>, listener: Listener, shutdown: &C
         accepting: vec![false; n],
         failure: None,
     };
-    for (index, share) in shares(listener, n).into_iter().enumerate() {
+    // shares[listener][worker], turned into each worker's shares.
+    let mut by_listener: Vec<_> = listeners.into_iter().map(|l| shares(l, n).into_iter()).collect();
+    for index in 0..n {
+        let share: std::io::Result<Vec<Inherited>> = by_listener
+            .iter_mut()
+            .map(|s| s.next().unwrap_or_else(|| Err(std::io::Error::other("no share left"))))
+            .collect();
         let started = match share {
             Ok(share) => spawn(index, server.clone(), share, shutdown.clone(), tx.clone()).await,
-            Err(e) => Err(format!("cannot take its share of the proxy listener: {e}")),
+            Err(e) => Err(format!("cannot take its share of the proxy listeners: {e}")),
         };
         match started {
             Ok(()) => workers.accepting[index] = true,
@@ -160,7 +167,7 @@ fn shares(first: Listener, n: usize) -> Vec<std::io::Result<Inherited>> {
 async fn spawn(
     index: usize,
     server: Arc<Server>,
-    share: Inherited,
+    shares: Vec<Inherited>,
     shutdown: CancellationToken,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<(), String> {
@@ -175,11 +182,14 @@ async fn spawn(
                     return;
                 }
             };
-            let listener = {
+            let listeners = {
                 let _entered = rt.enter();
-                Listener::adopt(share)
+                shares
+                    .into_iter()
+                    .map(Listener::adopt)
+                    .collect::<std::io::Result<Vec<_>>>()
             };
-            let listener = match listener {
+            let listeners = match listeners {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = started_tx.send(Err(format!("cannot use its share of the proxy listener: {e}")));
@@ -189,7 +199,7 @@ async fn spawn(
             let _ = started_tx.send(Ok(()));
             let heart = server.heartbeats.heart(Part::Worker(index));
             let faults = server.faults.clone();
-            let work = accept_and_drain(index, server, listener, shutdown, events.clone());
+            let work = accept_and_drain(index, server, listeners, shutdown, events.clone());
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 rt.block_on(heart.beating(faults.worker(index, work)))
             }));
@@ -213,14 +223,23 @@ async fn spawn(
 async fn accept_and_drain(
     index: usize,
     server: Arc<Server>,
-    listener: Listener,
+    listeners: Vec<Listener>,
     shutdown: CancellationToken,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let pool = (server.new_pool)();
     pool.keep_warm();
     let proxy = server.proxy.with_pool(pool);
-    accept_loop(server.clone(), listener, Role::Proxy(proxy), shutdown).await;
+    // One accept loop per listener, all on this worker's runtime.
+    let loops = listeners.into_iter().enumerate().map(|(door, listener)| {
+        accept_loop(
+            server.clone(),
+            listener,
+            Role::Proxy(proxy.clone(), door),
+            shutdown.clone(),
+        )
+    });
+    futures_util::future::join_all(loops).await;
     let _ = events.send(Event {
         index,
         kind: Kind::StoppedAccepting,

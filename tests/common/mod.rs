@@ -12,7 +12,6 @@ use bytes::Bytes;
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::Config;
 use ethgas_sidecar::mock::{self, Mock, MockConfig};
-use ethgas_sidecar::server::Listener;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -69,6 +68,8 @@ pub struct Extra {
     pub proxy: String,
     pub upstream: String,
     pub auth: String,
+    /// Whole sections after the others (`[[listeners]]`, `[policy]`, `[audit]`).
+    pub tail: String,
 }
 
 impl Extra {
@@ -126,11 +127,12 @@ pub fn config_text(api_addr: SocketAddr, password_file: &Path, extra: &Extra) ->
         "[proxy]\nlisten = \"127.0.0.1:0\"\n{}\n\
          [upstream]\nbase_url = \"http://{api_addr}\"\nrequest_timeout = \"10s\"\n{}\n\
          [auth]\nusername = \"{USER}\"\npassword_file = {:?}\n{}\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n",
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n{}\n",
         extra.proxy,
         extra.upstream,
         password_file.display().to_string(),
-        extra.auth
+        extra.auth,
+        extra.tail
     )
 }
 
@@ -138,6 +140,8 @@ pub fn config_text(api_addr: SocketAddr, password_file: &Path, extra: &Extra) ->
 pub struct Sidecar {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
+    /// The TCP addresses of `[[listeners]]`, in order (`None`: a unix socket).
+    pub more: Vec<Option<SocketAddr>>,
     pub stop: CancellationToken,
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub files: Files,
@@ -178,19 +182,16 @@ pub async fn start_sidecar_with_password(api_addr: SocketAddr, password: &str, e
 /// Starts a sidecar on a config written by `write_config` (and perhaps edited).
 pub async fn start_from_files(files: Files) -> Sidecar {
     let config = Config::load(&files.config).expect("valid config");
-    let proxy_l = Listener::bind(&config.restart.proxy.listen, 0o660).await.unwrap();
-    let admin_l = Listener::bind(&config.restart.admin.listen, 0o660).await.unwrap();
-    let proxy = proxy_l.tcp_addr().unwrap();
-    let admin = admin_l.tcp_addr().unwrap();
+    let listeners = Listeners::bind(&config).await.unwrap();
+    let proxy = listeners.proxy.tcp_addr().unwrap();
+    let admin = listeners.admin.as_ref().and_then(|a| a.tcp_addr()).unwrap();
+    let more = listeners.more.iter().map(|l| l.tcp_addr()).collect();
     let stop = CancellationToken::new();
-    let listeners = Listeners {
-        proxy: proxy_l,
-        admin: Some(admin_l),
-    };
     let done = tokio::spawn(app::run(config, listeners, Control::new(stop.clone())));
     Sidecar {
         proxy,
         admin,
+        more,
         stop,
         done,
         files,
@@ -535,8 +536,8 @@ pub fn wallet_config_text(api_addr: SocketAddr, key_lines: &str, extra: &Extra) 
         "[proxy]\nlisten = \"127.0.0.1:0\"\n{}\n\
          [upstream]\nbase_url = \"http://{api_addr}\"\nrequest_timeout = \"10s\"\n{}\n\
          [auth]\nmethod = \"wallet\"\n{key_lines}\n{}\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n",
-        extra.proxy, extra.upstream, extra.auth
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"debug\"\n{}\n",
+        extra.proxy, extra.upstream, extra.auth, extra.tail
     )
 }
 

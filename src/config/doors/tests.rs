@@ -71,7 +71,10 @@ output = "/var/log/ethgas-sidecar/audit.jsonl"
     assert_eq!((p.name(1), p.name(2)), ("dashboards", "bot"));
     assert!(p.allows(1, Class::Read) && !p.allows(1, Class::Trade) && !p.allows(1, Class::Unclassified));
     assert!(p.allows(2, Class::Trade) && !p.allows(2, Class::Settings));
-    assert!(p.allows(0, Class::Settings) && !p.allows(0, Class::Funds), "proxy keeps the default");
+    assert!(
+        p.allows(0, Class::Settings) && !p.allows(0, Class::Funds),
+        "proxy keeps the default"
+    );
 
     let shown = cfg.render_redacted();
     assert!(shown.contains("[[listeners]]"), "{shown}");
@@ -88,18 +91,42 @@ fn mistakes_name_the_key_that_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases = [
-        ("[policy]\nproxy = [\"withdraw\"]\n", "policy.proxy", "public, read, trade, settings, funds, unclassified"),
+        (
+            "[policy]\nproxy = [\"withdraw\"]\n",
+            "policy.proxy",
+            "public, read, trade, settings, funds, unclassified",
+        ),
         ("[policy]\nbots = [\"read\"]\n", "policy.bots", "no listener"),
-        ("[[listeners]]\nlisten = \"127.0.0.1:8081\"\n", "listeners[0].name", "missing"),
-        ("[[listeners]]\nname = \"Bot 1\"\nlisten = \"127.0.0.1:8081\"\n", "listeners[0].name", "a-z"),
-        ("[[listeners]]\nname = \"proxy\"\nlisten = \"127.0.0.1:8081\"\n", "listeners[0].name", "taken"),
+        (
+            "[[listeners]]\nlisten = \"127.0.0.1:8081\"\n",
+            "listeners[0].name",
+            "missing",
+        ),
+        (
+            "[[listeners]]\nname = \"Bot 1\"\nlisten = \"127.0.0.1:8081\"\n",
+            "listeners[0].name",
+            "a-z",
+        ),
+        (
+            "[[listeners]]\nname = \"proxy\"\nlisten = \"127.0.0.1:8081\"\n",
+            "listeners[0].name",
+            "taken",
+        ),
         (
             "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:8081\"\n[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:8082\"\n",
             "listeners[1].name",
             "taken",
         ),
-        ("[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n", "listeners[0].listen", "already proxy.listen"),
-        ("[[listeners]]\nname = \"a\"\nlisten = \"unix:/x.sock\"\nunix_mode = \"0666\"\n", "listeners[0].unix_mode", "every local user"),
+        (
+            "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n",
+            "listeners[0].listen",
+            "already proxy.listen",
+        ),
+        (
+            "[[listeners]]\nname = \"a\"\nlisten = \"unix:/x.sock\"\nunix_mode = \"0666\"\n",
+            "listeners[0].unix_mode",
+            "every local user",
+        ),
         ("[audit]\noutput = \"audit.log\"\n", "audit.output", "absolute"),
         ("[audit]\nfile = \"/x\"\n", "`file`", "unknown field"),
     ];
