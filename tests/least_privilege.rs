@@ -217,6 +217,7 @@ call("GET", "/api/v1/user/info", "")
     assert_eq!(withdraw["decision"], "refused");
     assert_eq!(withdraw["status"], 403);
     let text = std::fs::read_to_string(&audit).unwrap();
+    eprintln!("the audit trail:\n{text}");
     for secret in api.mock.issued_tokens() {
         assert!(!text.contains(&secret), "a token in the audit trail");
     }
