@@ -30,16 +30,7 @@ async fn connect(sidecar: &Sidecar, path: &str) -> Client {
 
 /// The next data or close message, within 10 s.
 async fn next(ws: &mut Client) -> Message {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
-            return msg;
-        }
-    }
+    next_ws_message(ws).await
 }
 
 async fn next_json(ws: &mut Client) -> Value {

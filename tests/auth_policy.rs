@@ -162,8 +162,10 @@ async fn alternating_accepted_and_rejected_requests_cannot_drive_reauthenticatio
     );
 }
 
+/// The auth keys that bound how often the API is called: each has its
+/// default, takes a duration, and refuses zero, words and bare numbers.
 #[test]
-fn reauth_min_interval_is_a_validated_auth_key() {
+fn the_pacing_keys_are_validated_auth_keys() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     write_private(&password, "pw\n");
@@ -171,38 +173,32 @@ fn reauth_min_interval_is_a_validated_auth_key() {
         let text = config_text("127.0.0.1:9".parse().unwrap(), &password, &Extra::auth(extra));
         ethgas_sidecar::config::Config::from_toml(&text, &dir.path().join("c.toml"))
     };
-    let c = load("").unwrap();
-    assert_eq!(c.live.auth.reauth_min_interval, Duration::from_secs(10), "the default");
-    assert!(c.render_redacted().contains("reauth_min_interval = \"10s\""));
-    let c = load("reauth_min_interval = \"250ms\"").unwrap();
-    assert_eq!(c.live.auth.reauth_min_interval, Duration::from_millis(250));
-    for bad in ["\"0s\"", "\"soon\"", "10"] {
-        let Err(e) = load(&format!("reauth_min_interval = {bad}")) else {
-            panic!("{bad} accepted");
-        };
-        assert!(e.to_string().contains("reauth_min_interval"), "{bad}: {e}");
-    }
-}
-
-#[test]
-fn min_call_interval_is_a_validated_auth_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = dir.path().join("password");
-    write_private(&password, "pw\n");
-    let load = |extra: &str| {
-        let text = config_text("127.0.0.1:9".parse().unwrap(), &password, &Extra::auth(extra));
-        ethgas_sidecar::config::Config::from_toml(&text, &dir.path().join("c.toml"))
-    };
-    let c = load("").unwrap();
-    assert_eq!(c.live.auth.min_call_interval, Duration::from_secs(5), "the default");
-    assert!(c.render_redacted().contains("min_call_interval = \"5s\""));
-    let c = load("min_call_interval = \"100ms\"").unwrap();
-    assert_eq!(c.live.auth.min_call_interval, Duration::from_millis(100));
-    for bad in ["\"0s\"", "\"often\"", "5"] {
-        let Err(e) = load(&format!("min_call_interval = {bad}")) else {
-            panic!("{bad} accepted");
-        };
-        assert!(e.to_string().contains("min_call_interval"), "{bad}: {e}");
+    type Field = fn(&ethgas_sidecar::config::Config) -> Duration;
+    let keys: [(&str, Field, u64, &str, u64); 2] = [
+        (
+            "reauth_min_interval",
+            |c| c.live.auth.reauth_min_interval,
+            10,
+            "250ms",
+            250,
+        ),
+        ("min_call_interval", |c| c.live.auth.min_call_interval, 5, "100ms", 100),
+    ];
+    for (key, field, default_secs, set, set_ms) in keys {
+        let c = load("").unwrap();
+        assert_eq!(field(&c), Duration::from_secs(default_secs), "{key}: the default");
+        assert!(
+            c.render_redacted().contains(&format!("{key} = \"{default_secs}s\"")),
+            "{key}"
+        );
+        let c = load(&format!("{key} = \"{set}\"")).unwrap();
+        assert_eq!(field(&c), Duration::from_millis(set_ms), "{key}");
+        for bad in ["\"0s\"", "\"soon\"", "10"] {
+            let Err(e) = load(&format!("{key} = {bad}")) else {
+                panic!("{key} = {bad} accepted");
+            };
+            assert!(e.to_string().contains(key), "{key} = {bad}: {e}");
+        }
     }
 }
 

@@ -61,18 +61,9 @@ async fn connect(sidecar: &Sidecar) -> Client {
     ws
 }
 
-/// The next data message or close, within 10 s (pongs skipped).
+/// The next data or close message, within 10 s.
 async fn next(ws: &mut Client) -> Message {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if msg.is_text() || msg.is_binary() || msg.is_close() {
-            return msg;
-        }
-    }
+    next_ws_message(ws).await
 }
 
 async fn sidecar_for(socket_api: SocketAddr, proxy: &str) -> (Api, Sidecar) {

@@ -578,20 +578,36 @@ pub fn check_config(config: &Path, envs: &[(&str, &str)]) -> (Option<i32>, Strin
     )
 }
 
-/// The next text message of a WebSocket, as JSON (other frames skipped);
-/// fails after 10 s without one.
-pub async fn next_ws_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+/// The next data or close message of a WebSocket (pings and pongs
+/// skipped); fails after 10 s without one.
+pub async fn next_ws_message<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> tokio_tungstenite::tungstenite::Message
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
             .expect("a message within 10 s")
             .expect("socket open")
             .expect("no socket error");
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+        if !matches!(msg, Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) {
+            return msg;
+        }
+    }
+}
+
+/// The next text message of a WebSocket, as JSON (other frames skipped);
+/// fails after 10 s without one.
+pub async fn next_ws_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = next_ws_message(ws).await {
             return serde_json::from_str(t.as_str()).unwrap();
         }
     }
