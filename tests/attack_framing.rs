@@ -113,3 +113,73 @@ async fn duplicate_host_headers_are_refused_before_the_api_sees_the_request() {
     }
     assert_eq!(api_requests(&api), before, "the API saw nothing");
 }
+
+/// The statuses of every answer on a connection until it closes (or 10 s
+/// pass with the connection open).
+async fn statuses_until_closed(s: &mut TcpStream) -> Vec<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await;
+    let text = String::from_utf8_lossy(&all);
+    text.match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| text.get(at + 9..at + 12)?.parse().ok())
+        .collect()
+}
+
+/// A trailer line with a bare LF (`X: a\n\n`) does not end the trailers for
+/// hyper, which ends a trailer line only at CRLF: the guard must read it the
+/// same way, or it runs one request ahead of hyper and hands the next
+/// request another request's verdict (issue 18, item 14). The request with
+/// two `Host` lines that follows must still be refused, and a well-formed
+/// request after the same trailer is not.
+#[tokio::test]
+async fn a_bare_lf_in_a_trailer_does_not_put_the_guard_a_request_ahead() {
+    let api = start_api(Duration::from_secs(3600)).await;
+    let (sidecar, _c) = ready_sidecar(&api, Extra::default()).await;
+    let host = sidecar.proxy;
+    let odd = format!(
+        "POST /api/v1/mock/echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         1\r\na\r\n0\r\nX: a\n\n\r\n\r\n"
+    );
+
+    let seen = api_requests(&api);
+    let mut s = TcpStream::connect(host).await.unwrap();
+    let attack = format!(
+        "{odd}GET /api/v1/mock/echo HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(attack.as_bytes()).await.unwrap();
+    let answers = statuses_until_closed(&mut s).await;
+    assert!(
+        !answers.iter().skip(1).any(|s| *s == 200),
+        "the request with two Host lines was served: {answers:?}"
+    );
+    assert!(
+        api_requests(&api) <= seen + 1,
+        "only the POST may reach the API: {} requests ({answers:?})",
+        api_requests(&api) - seen
+    );
+
+    // The trailer that hyper does not end: the request after it is read
+    // as more trailer lines by hyper. A guard that ended the trailers at the
+    // bare LF would judge that text as a request of its own, and from then
+    // on judge every request by the head before it.
+    let seen = api_requests(&api);
+    let mut s = TcpStream::connect(host).await.unwrap();
+    let swallowed = format!(
+        "POST /api/v1/mock/echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         1\r\na\r\n0\r\nX: a\n\nGET /x HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /api/v1/mock/echo HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /api/v1/mock/echo HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(swallowed.as_bytes()).await.unwrap();
+    let answers = statuses_until_closed(&mut s).await;
+    assert!(
+        !answers.get(1).is_some_and(|s| *s == 400),
+        "the well-formed request got another request's verdict: {answers:?}"
+    );
+    assert!(
+        !answers.get(2).is_some_and(|s| *s == 200),
+        "the request with two Host lines was served: {answers:?}"
+    );
+    assert!(api_requests(&api) <= seen + 2, "{answers:?}");
+}

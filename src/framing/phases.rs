@@ -125,7 +125,21 @@ impl Framing {
                     }
                     data = &data[1..];
                 }
-                Phase::ChunkSize | Phase::Trailers => match data.iter().position(|b| *b == b'\n') {
+                // hyper ends a trailer line only at CRLF: a bare LF is part
+                // of the line (and of the trailers), never their end.
+                Phase::Trailers => match crlf(&self.pending, data) {
+                    None => {
+                        self.stash(data);
+                        return;
+                    }
+                    Some(nl) => {
+                        let mut line = std::mem::take(&mut self.pending);
+                        line.extend_from_slice(&data[..nl]);
+                        data = &data[nl + 1..];
+                        self.line(&line);
+                    }
+                },
+                Phase::ChunkSize => match data.iter().position(|b| *b == b'\n') {
                     None => {
                         self.stash(data);
                         return;
@@ -148,7 +162,8 @@ impl Framing {
         self.pending.extend_from_slice(data.get(..room).unwrap_or(data));
     }
 
-    /// A chunk-size line or a trailer line (without its LF).
+    /// A chunk-size line or a trailer line (without its LF; a trailer line
+    /// ends with CR).
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if self.phase == Phase::Trailers {
@@ -165,4 +180,16 @@ impl Framing {
             Err(_) => Phase::Off,
         };
     }
+}
+
+/// Where in `data` the first LF that follows a CR is (the CR may be the last
+/// byte kept from an earlier read, in `pending`).
+fn crlf(pending: &[u8], data: &[u8]) -> Option<usize> {
+    data.iter().enumerate().position(|(i, b)| {
+        *b == b'\n'
+            && match i {
+                0 => pending.last() == Some(&b'\r'),
+                _ => data[i - 1] == b'\r',
+            }
+    })
 }
