@@ -133,6 +133,8 @@ fn shipped_example_is_valid_apart_from_its_password_path() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
+            // The sections shown commented out (`# [[listeners]]`, `# [policy]`) too.
+            Some(rest) if rest.starts_with("[[") || rest == "[policy]" => rest,
             Some(rest)
                 if is_setting(rest)
                     && !rest.starts_with("base_url")
