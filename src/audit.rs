@@ -261,7 +261,18 @@ impl Sink {
             Output::Off => SinkKind::Off,
             Output::Stderr => SinkKind::Lines(Mutex::new(Box::new(std::io::stderr()))),
             Output::Auto if !stderr_is_journal => SinkKind::Lines(Mutex::new(Box::new(std::io::stderr()))),
-            Output::Auto | Output::Journal => SinkKind::Journal(journal()?),
+            // stderr is the journal but its socket cannot be reached (a
+            // container without journald's socket): the same records as JSON
+            // lines on stderr, which still reach the journal, rather than no
+            // sidecar at all.
+            Output::Auto => match journal() {
+                Ok(dispatch) => SinkKind::Journal(dispatch),
+                Err(e) => {
+                    tracing::warn!("{e}; audit records go to stderr as JSON lines");
+                    SinkKind::Lines(Mutex::new(Box::new(std::io::stderr())))
+                }
+            },
+            Output::Journal => SinkKind::Journal(journal()?),
             Output::File(path) => {
                 let file = std::fs::OpenOptions::new()
                     .create(true)

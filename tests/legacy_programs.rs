@@ -378,7 +378,9 @@ async fn fifty_concurrent_401s_cause_exactly_one_reauthentication() {
 #[tokio::test]
 async fn websocket_login_with_a_placeholder_stays_authenticated_across_refreshes() {
     let api = start_api(Duration::from_secs(2)).await;
-    let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
+    // 2-second tokens renewed for 7 s: faster than the default pace of auth
+    // calls allows (which would let the token lapse between renewals).
+    let (sidecar, c) = ready_sidecar(&api, Extra::auth("min_call_interval = \"100ms\"")).await;
     let login = post_json(
         &c,
         &sidecar.url("/api/v1/user/login"),

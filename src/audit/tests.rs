@@ -217,3 +217,11 @@ fn native_fields(mut data: &[u8]) -> std::collections::HashMap<String, String> {
     }
     fields
 }
+
+/// `auto` never keeps the sidecar from starting: when stderr is the journal
+/// but journald's socket cannot be reached, the records go to stderr.
+#[test]
+fn auto_falls_back_to_stderr_when_the_journal_cannot_be_reached() {
+    assert!(Sink::open(&Output::Auto, true).is_ok());
+    assert!(Sink::open(&Output::Auto, false).is_ok());
+}
