@@ -108,13 +108,26 @@ case $version in
     *) fail "--version says: $version" ;;
 esac
 
-# The shipped config with the credential the unit's LoadCredential= provides.
+# The shipped config as installed is refused until its placeholder username
+# is replaced, naming the key; with a username and the credential the unit's
+# LoadCredential= provides, it passes.
 creds=$root/creds
 mkdir -m 0700 "$creds"
 printf 'not-the-password\n' >"$creds/password"
-CREDENTIALS_DIRECTORY=$creds "$bin" check-config --config "$root/etc/ethgas-sidecar/config.toml" >/dev/null \
-    || fail "the shipped config does not pass check-config with the unit's credential"
-echo "check-config: the shipped config is valid with the credential \"password\""
+shipped=$root/etc/ethgas-sidecar/config.toml
+if out=$(CREDENTIALS_DIRECTORY=$creds "$bin" check-config --config "$shipped" 2>&1); then
+    fail "the shipped config passes check-config with its placeholder username"
+fi
+case $out in
+    *auth.username*) ;;
+    *) fail "check-config on the shipped config does not name auth.username: $out" ;;
+esac
+edited=$root/edited.toml
+sed 's/^username = "your_username"/username = "alice"/' "$shipped" >"$edited"
+chmod 0644 "$edited"
+CREDENTIALS_DIRECTORY=$creds "$bin" check-config --config "$edited" >/dev/null \
+    || fail "the shipped config with a username does not pass check-config with the unit's credential"
+echo "check-config: the shipped config names auth.username until it is set, then is valid with the credential \"password\""
 
 echo "-- systemd-analyze verify (installed units)"
 # The units name /usr/bin/ethgas-sidecar, which is in the extracted root, not
