@@ -1,20 +1,29 @@
-//! Who may use the account: the one home of the rules that keep the
-//! listener for the local programs it was put there for.
+//! Who may use the account: the one admission gate, [`Gate::admit`], a pure
+//! function of the live policy, the request's head and how it arrived,
+//! called once per request before the proxy does anything else with it.
 //!
-//! Anything that reaches the proxy acts as the account, so three doors are
-//! watched here:
-//! - the **peer** of a TCP connection must be in `proxy.allowed_clients`
-//!   (loopback by default) — checked once per connection by the server;
-//! - the **`Host`** of an origin-form request must name this sidecar
-//!   (`localhost`, a loopback address, with or without a port), the API
-//!   itself, or a name in `proxy.allowed_hosts`: a web page that rebinds its
-//!   own DNS name to 127.0.0.1 sends its own name and is refused (a unix
-//!   socket, which no browser reaches, skips this rule);
-//! - a **browser** marks what it sends: a request with an `Origin`, or with
-//!   `Sec-Fetch-Site: cross-site` / `same-site`, is refused, WebSocket
-//!   upgrades included — unless the origin is in `proxy.allowed_origins`, or
-//!   is this listener's own origin ([`is_own_origin`]). Legacy programs send
-//!   neither header and are unaffected.
+//! Anything that reaches the proxy acts as the account. The rules, in the
+//! order they are checked (the first that fails answers):
+//! 1. the **peer** of a TCP connection must be in `proxy.allowed_clients`
+//!    (loopback by default): 403, and the connection is closed;
+//! 2. **one `Host`**: a second `Host` line (which hyper keeps in the header
+//!    map) is a 400, so that no check reads one line while the API reads the
+//!    other;
+//! 3. the **target** within `proxy.max_uri_bytes` (414) and 4. the
+//!    **headers** within `proxy.max_header_bytes` (431) — heads far beyond
+//!    them never get here: hyper answers them itself (bare 414/431);
+//! 5. a **browser** marks what it sends: a request with an `Origin`, or with
+//!    `Sec-Fetch-Site: cross-site` / `same-site`, is refused (403), WebSocket
+//!    upgrades included — unless the origin is in `proxy.allowed_origins`, or
+//!    is this listener's own origin ([`is_own_origin`]). Legacy programs send
+//!    neither header and are unaffected;
+//! 6. the **`Host`** of an origin-form request must name this sidecar
+//!    (`localhost`, a loopback address, with or without a port), the API
+//!    itself, or a name in `proxy.allowed_hosts` (403): a web page that
+//!    rebinds its own DNS name to 127.0.0.1 sends its own name and is refused
+//!    (a unix socket, which no browser reaches, skips this rule);
+//! 7. an **absolute-form** target (HTTP_PROXY) must name the API's host (or
+//!    an alias in `proxy.host_aliases`) and port (403).
 //!
 //! The own origin is what a program writes when it derives `Origin` from the
 //! URL it connects to (websocket-client, and so python-ethgas's `WsClient`,
@@ -26,20 +35,22 @@
 //! page's owner controls (DNS rebinding), other ports (other local web
 //! servers) and browser-marked cross-site or same-site requests stay refused.
 //!
-//! Each refusal of a browser is logged once per origin (or host) at warn
-//! level with the key that would allow it ([`Refusals`]); the memory of what
-//! was logged is bounded. The client's `Origin` is never passed on to the API.
+//! Each refusal of a client or a browser is logged once per address, origin
+//! or host at warn level with the key that would allow it ([`Refusals`]); the
+//! memory of what was logged is bounded. The client's `Origin` is never
+//! passed on to the API.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use http::header::{CONTENT_SECURITY_POLICY, HOST, HeaderValue, ORIGIN, X_CONTENT_TYPE_OPTIONS};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Method, Request};
 use tracing::{debug, warn};
 
-use crate::config::{ProxyPolicy, normalize_host};
+use crate::config::{ProxyListener, ProxyPolicy, normalize_host};
 use crate::error::ProxyError;
+use crate::upstream::Target;
 
 /// How many distinct refused origins (and hosts) are remembered so that each
 /// is logged once. Past it, new ones are logged at debug level: a client that
@@ -50,6 +61,9 @@ pub const REMEMBERED_REFUSALS: usize = 64;
 /// The most characters of a client's `Origin` or `Host` quoted in a log line
 /// or an answer.
 const QUOTED_MAX: usize = 100;
+
+/// Header lines a request head may have; hyper answers more with a bare 431.
+pub const MAX_HEADERS: usize = 256;
 
 /// Whether a TCP peer may use the proxy (IPv4-mapped IPv6 addresses are
 /// matched as IPv4 too).
@@ -64,11 +78,9 @@ pub fn peer_allowed(policy: &ProxyPolicy, peer: SocketAddr) -> bool {
 /// How a request reached the proxy, as its connection tells.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
-    /// Over the unix-socket listener, which no browser reaches.
-    pub unix: bool,
-    /// The target named a host itself (HTTP_PROXY style; checked against
-    /// the API's host elsewhere).
-    pub absolute_form: bool,
+    /// The TCP peer; `None` over the unix-socket listener, which no browser
+    /// reaches.
+    pub peer: Option<SocketAddr>,
     /// The local address of the TCP connection: the address and port the
     /// client connected to (with socket activation or `listen = …:0` too).
     pub local: Option<SocketAddr>,
@@ -77,6 +89,14 @@ pub struct Arrival {
 /// Why a request was refused. The quoted texts are cut to a bounded length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// A TCP peer outside `proxy.allowed_clients`.
+    Client(IpAddr),
+    /// More than one `Host` line.
+    DuplicateHost,
+    /// A target longer than `proxy.max_uri_bytes` (the limit).
+    UriTooLong(usize),
+    /// Headers larger than `proxy.max_header_bytes` (the limit).
+    HeadersTooLarge(usize),
     /// An `Origin` that is neither allowed nor this listener's own;
     /// `proxy.allowed_origins` would allow it.
     Origin(String),
@@ -87,12 +107,22 @@ pub enum Refusal {
     /// A `Host` that does not name this sidecar (DNS rebinding);
     /// `proxy.allowed_hosts` would allow it.
     Host(String),
+    /// An absolute-form target for another host or port (the authority and
+    /// the API's origin); `proxy.host_aliases` would allow another name.
+    AbsoluteForm { host: String, upstream: String },
 }
 
 impl Refusal {
-    /// The answer the client gets: 403 in the API's envelope.
+    /// The answer the client gets, in the API's envelope.
     pub fn error(&self) -> ProxyError {
         match self {
+            Refusal::Client(ip) => ProxyError::RefusedClient { addr: ip.to_string() },
+            Refusal::DuplicateHost => ProxyError::BadRequest("more than one Host header; send exactly one".into()),
+            Refusal::UriTooLong(limit) => ProxyError::UriTooLong {
+                limit: *limit,
+                setting: "proxy.max_uri_bytes",
+            },
+            Refusal::HeadersTooLarge(limit) => ProxyError::HeadersTooLarge { limit: *limit },
             Refusal::Origin(origin) => browser(format!("a request from the web origin {origin:?}"), true),
             Refusal::Site(site) => browser(format!("a {site} request from a web page"), false),
             Refusal::Host(host) => ProxyError::Forbidden(format!(
@@ -100,39 +130,145 @@ impl Refusal {
                  cannot use the account; programs use http://127.0.0.1:PORT or http://localhost:PORT \
                  (or add the name to proxy.allowed_hosts)"
             )),
+            Refusal::AbsoluteForm { host, upstream } => ProxyError::RefusedHost {
+                host: host.clone(),
+                upstream: upstream.clone(),
+            },
         }
     }
 
-    /// What the refusal is remembered by (one log line each), and the key
-    /// that would allow it.
-    fn memo(&self) -> (String, Option<&'static str>) {
+    /// What the refusal is remembered by (one warning each), and the key
+    /// that would allow it; `None` for those not logged at warn level.
+    fn memo(&self) -> Option<(String, Option<&'static str>)> {
         match self {
-            Refusal::Origin(o) => (format!("origin {o}"), Some("proxy.allowed_origins")),
-            Refusal::Site(s) => (format!("site {s}"), None),
-            Refusal::Host(h) => (format!("host {h}"), Some("proxy.allowed_hosts")),
+            Refusal::Client(ip) => Some((format!("client {ip}"), Some("proxy.allowed_clients"))),
+            Refusal::Origin(o) => Some((format!("origin {o}"), Some("proxy.allowed_origins"))),
+            Refusal::Site(s) => Some((format!("site {s}"), None)),
+            Refusal::Host(h) => Some((format!("host {h}"), Some("proxy.allowed_hosts"))),
+            _ => None,
         }
     }
 }
 
-/// The browser and `Host` rules for one request. `upstream_host` is the
-/// API's host (lower case).
-pub fn check_request(
+/// The admission rules, with the part of the configuration they read that
+/// only a restart changes; the rest is the live [`ProxyPolicy`].
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// `proxy.max_header_bytes`.
+    max_header_bytes: usize,
+    /// `proxy.max_uri_bytes`.
+    max_uri_bytes: usize,
+    /// The API's host (lower case, no brackets) and effective port.
+    upstream_host: String,
+    upstream_port: u16,
+    /// The API's origin, for the refusal of another host.
+    upstream_origin: String,
+}
+
+impl Gate {
+    pub fn new(proxy: &ProxyListener, target: &Target) -> Gate {
+        Gate {
+            max_header_bytes: proxy.max_header_bytes,
+            max_uri_bytes: proxy.max_uri_bytes,
+            upstream_host: target.host.clone(),
+            upstream_port: target.port,
+            upstream_origin: target.origin(),
+        }
+    }
+
+    /// hyper's read buffer and largest head (`max_buf_size`,
+    /// `max_header_size`): room for the largest head the gate takes, twice
+    /// over, so that the gate's limits answer first (in the envelope) and
+    /// only a head far beyond them meets hyper's bare 431.
+    pub fn head_buffer(&self) -> usize {
+        (self.max_header_bytes + self.max_uri_bytes) * 2 + 16 * 1024
+    }
+
+    /// Admits a request, or says which rule refuses it (the first in the
+    /// order of the module's list).
+    pub fn admit<B>(&self, policy: &ProxyPolicy, req: &Request<B>, arrival: Arrival) -> Result<(), Refusal> {
+        if let Some(peer) = arrival.peer {
+            if !peer_allowed(policy, peer) {
+                return Err(Refusal::Client(peer.ip()));
+            }
+        }
+        let mut hosts = req.headers().get_all(HOST).iter();
+        // No Host (HTTP/1.0 programs send none; no browser does that).
+        let host = hosts.next().map(|h| h.to_str().unwrap_or(""));
+        if hosts.next().is_some() {
+            return Err(Refusal::DuplicateHost);
+        }
+        let uri = req.uri();
+        let uri_len =
+            uri.path_and_query().map_or(0, |pq| pq.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
+        if uri_len > self.max_uri_bytes {
+            return Err(Refusal::UriTooLong(self.max_uri_bytes));
+        }
+        let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if header_bytes > self.max_header_bytes {
+            return Err(Refusal::HeadersTooLarge(self.max_header_bytes));
+        }
+        // CONNECT names its target in authority form, which is no Host rule's
+        // business; the proxy refuses it (405) after this gate.
+        let absolute = uri.authority().filter(|_| req.method() != Method::CONNECT);
+        browser_and_host(
+            policy,
+            req.headers(),
+            host,
+            &self.upstream_host,
+            arrival,
+            uri.authority().is_some(),
+        )?;
+        if let Some(authority) = absolute {
+            self.check_absolute_form(policy, uri.scheme_str(), authority)?;
+        }
+        Ok(())
+    }
+
+    /// An absolute-form request (HTTP_PROXY) must name the upstream's host
+    /// (or an alias) — and its port, if it names one that is not the
+    /// scheme's default.
+    fn check_absolute_form(
+        &self,
+        policy: &ProxyPolicy,
+        scheme: Option<&str>,
+        authority: &http::uri::Authority,
+    ) -> Result<(), Refusal> {
+        let host = normalize_host(authority.host());
+        let host_ok = host == self.upstream_host || policy.host_aliases.contains(&host);
+        let port_ok = match authority.port_u16() {
+            None => true,
+            Some(p) => {
+                p == self.upstream_port || (scheme == Some("http") && p == 80) || (scheme == Some("https") && p == 443)
+            }
+        };
+        if host_ok && port_ok {
+            Ok(())
+        } else {
+            Err(Refusal::AbsoluteForm {
+                host: authority.as_str().to_string(),
+                upstream: self.upstream_origin.clone(),
+            })
+        }
+    }
+}
+
+/// The browser and `Host` rules (5 and 6) for one request. `upstream_host`
+/// is the API's host (lower case); a request whose target names a host
+/// (`authority_form`) is judged by that instead of its `Host`.
+fn browser_and_host(
     policy: &ProxyPolicy,
     headers: &HeaderMap,
+    host: Option<&str>,
     upstream_host: &str,
     arrival: Arrival,
+    authority_form: bool,
 ) -> Result<(), Refusal> {
+    let unix = arrival.peer.is_none();
     let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
     let marked = site.filter(|s| s.eq_ignore_ascii_case(b"cross-site") || s.eq_ignore_ascii_case(b"same-site"));
     // What a program sends (nothing), or a browser for its own page.
     let unmarked = site.is_none_or(|s| s.eq_ignore_ascii_case(b"same-origin") || s.eq_ignore_ascii_case(b"none"));
-    let mut hosts = headers.get_all(HOST).iter();
-    // No Host (HTTP/1.0 programs send none; no browser does that), or
-    // several, which the framing guard refuses before this.
-    let host = match (hosts.next(), hosts.next()) {
-        (Some(h), None) => Some(h.to_str().unwrap_or("")),
-        _ => None,
-    };
     let mut origins = headers.get_all(ORIGIN).iter().peekable();
     if origins.peek().is_none() {
         if let Some(site) = marked {
@@ -146,7 +282,7 @@ pub fn check_request(
             .iter()
             .any(|o| o.eq_ignore_ascii_case(text.trim_end_matches('/')));
         let own = unmarked
-            && !arrival.unix
+            && !unix
             && arrival
                 .local
                 .is_some_and(|local| is_own_origin(policy, text, host, local));
@@ -154,7 +290,7 @@ pub fn check_request(
             return Err(Refusal::Origin(quote(origin.as_bytes())));
         }
     }
-    if arrival.unix || arrival.absolute_form {
+    if unix || authority_form {
         return Ok(());
     }
     let Some(text) = host else {
@@ -231,54 +367,41 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
     out
 }
 
-/// The rules of [`check_request`], with a memory of the refusals already
-/// logged: each refused origin (or host) is logged once at warn level,
-/// naming the key that would allow it. One per process, shared by every
-/// worker.
+/// The memory of the refusals already logged: each refused client, origin
+/// or host is logged once at warn level, naming the key that would allow it.
+/// One per process, shared by every worker.
 #[derive(Default)]
 pub struct Refusals {
     logged: Mutex<HashSet<String>>,
 }
 
 impl Refusals {
-    /// Admits a request that came from `peer` (`None`: over the unix
-    /// socket) on a connection accepted at `local`, or refuses it (logging
-    /// the refusal the first time its origin or host is seen).
-    pub fn admit<B>(
-        &self,
-        policy: &ProxyPolicy,
-        req: &Request<B>,
-        upstream_host: &str,
-        peer: Option<SocketAddr>,
-        local: Option<SocketAddr>,
-    ) -> Result<(), ProxyError> {
-        let arrival = Arrival {
-            unix: peer.is_none(),
-            absolute_form: req.uri().authority().is_some(),
-            local,
-        };
-        check_request(policy, req.headers(), upstream_host, arrival).map_err(|refusal| {
-            self.log(&refusal);
-            refusal.error()
-        })
-    }
-
-    /// Logs a refusal at warn level if its origin (or host) was not logged
-    /// before and there is room to remember it; returns whether it did.
+    /// Logs a refusal of a client or a browser at warn level if its address,
+    /// origin or host was not logged before and there is room to remember
+    /// it; returns whether it did. Other refusals are the client's own
+    /// mistakes, answered and logged at debug level by the proxy.
     pub fn log(&self, refusal: &Refusal) -> bool {
-        let (memo, key) = refusal.memo();
+        let Some((memo, key)) = refusal.memo() else {
+            return false;
+        };
         let first = self.first_time(memo);
         let what = match refusal {
+            Refusal::Client(ip) => format!("the client {ip}"),
             Refusal::Origin(o) => format!("a request from the web origin {o:?}"),
             Refusal::Site(s) => format!("a {s} request from a web page (no Origin)"),
             Refusal::Host(h) => format!("a request for Host {h:?} (a web page's own name: DNS rebinding)"),
+            _ => return false,
         };
         if !first {
             debug!("refused {what}");
             return false;
         }
-        match key {
-            Some(key) => warn!(
+        match (refusal, key) {
+            (Refusal::Client(ip), _) => warn!(
+                client = %ip,
+                "refused the client {ip} with 403: it is outside proxy.allowed_clients (logged once per address)"
+            ),
+            (_, Some(key)) => warn!(
                 setting = key,
                 "refused {what} with 403: browsers cannot use the account; if this is your own program or page, \
                  add it to {key} (logged once per {})",
@@ -288,7 +411,7 @@ impl Refusals {
                     "origin"
                 }
             ),
-            None => warn!(
+            (_, None) => warn!(
                 "refused {what} with 403: browsers cannot use the account, and no setting allows requests a \
                  browser marks cross-site or same-site without an Origin (logged once)"
             ),

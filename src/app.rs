@@ -242,10 +242,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         proxy,
         admin,
         live,
-        head_limits: crate::framing::HeadLimits {
-            max_header_bytes: proxy_settings.max_header_bytes,
-            max_uri_bytes: proxy_settings.max_uri_bytes,
-        },
         grace: proxy_settings.shutdown_grace,
         tasks,
         proxy_workers,

@@ -61,11 +61,6 @@ pub enum ProxyError {
     HeadersTooLarge { limit: usize },
     #[error("request URI is longer than {limit} bytes ({setting})")]
     UriTooLong { limit: usize, setting: &'static str },
-    /// A head hyper would not read whole (its buffer, its header count).
-    #[error("{0}")]
-    HeadTooLarge(String),
-    #[error("the request head did not arrive within {} (proxy.header_read_timeout)", humantime::format_duration(*.limit))]
-    SlowHead { limit: Duration },
     #[error("only WebSocket version 13 is supported")]
     WebSocketVersion,
     #[error("the WebSocket API refused the upgrade with HTTP {status}")]
@@ -131,15 +126,13 @@ impl ProxyError {
             | ProxyError::NotAllowed { .. } => StatusCode::FORBIDDEN,
             ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) => {
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-            }
+            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ProxyError::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
             ProxyError::WebSocketRefused { status } => *status,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -156,11 +149,9 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::WebSocketVersion | ProxyError::NotFound(_) => {
                 LocalReason::BadRequest
             }
-            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) | ProxyError::UriTooLong { .. } => {
-                LocalReason::TooLarge
-            }
+            ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
             ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => LocalReason::Overloaded,
-            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => LocalReason::SlowClient,
+            ProxyError::SlowBody { .. } => LocalReason::SlowClient,
             ProxyError::NotAllowed { .. } => LocalReason::NotAllowed,
         }
     }
@@ -178,13 +169,13 @@ impl ProxyError {
             ProxyError::Connect => "connect_unsupported",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::HeadersTooLarge { .. } | ProxyError::HeadTooLarge(_) => "headers_too_large",
+            ProxyError::HeadersTooLarge { .. } => "headers_too_large",
             ProxyError::UriTooLong { .. } => "uri_too_long",
             ProxyError::WebSocketVersion => "websocket_version",
             ProxyError::NotFound(_) => "not_found",
             ProxyError::TooManyConnections { .. } => "too_many_connections",
             ProxyError::OutOfDescriptors => "out_of_descriptors",
-            ProxyError::SlowBody { .. } | ProxyError::SlowHead { .. } => "request_timeout",
+            ProxyError::SlowBody { .. } => "request_timeout",
             ProxyError::NotAllowed { .. } => "not_allowed",
         }
     }
@@ -214,13 +205,11 @@ impl ProxyError {
             self,
             ProxyError::BadRequest(_)
                 | ProxyError::HeadersTooLarge { .. }
-                | ProxyError::HeadTooLarge(_)
                 | ProxyError::UriTooLong { .. }
                 | ProxyError::Connect
                 | ProxyError::RefusedClient { .. }
                 | ProxyError::TooManyConnections { .. }
                 | ProxyError::SlowBody { .. }
-                | ProxyError::SlowHead { .. }
         )
     }
 
@@ -252,7 +241,7 @@ impl ProxyError {
     }
 
     /// The same answer as HTTP/1.1 bytes, for a socket written outside
-    /// hyper (a connection over the cap, the framing guard's answers).
+    /// hyper (a connection over the cap).
     pub fn wire(&self, envelope: Envelope) -> Vec<u8> {
         let resp = self.response(envelope);
         let body = envelope.error_body(self.status(), self.key(), &self.message());

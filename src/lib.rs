@@ -12,7 +12,7 @@
 //! - [`config`] — the TOML file: raw serde structs, validated once into a typed
 //!   `Config`, split into what needs a restart and what a reload applies.
 //! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
-//! - `access` — who may use the account: client allow-list, `Host` rule (DNS rebinding), browser `Origin`/`Sec-Fetch-Site`.
+//! - `access` — the one admission gate: client allow-list, one `Host`, head limits, browser `Origin`/`Sec-Fetch-Site`, `Host` rule (DNS rebinding), absolute form.
 //! - `secret` — the `Secret` newtype whose formatting is a mask.
 //! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
 //! - `auth` — login, refresh, logout; the token cell and its single writer task.
@@ -23,8 +23,6 @@
 //! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers;
 //!   which are public market data (both read paths as a lenient upstream would).
 //! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.
-//! - `framing` — refuses requests with ambiguous length (smuggling guard); answers stalled heads, and heads
-//!   hyper refuses by itself, in the envelope.
 //! - `error` — the sidecar's own errors and the one mapping to a status and envelope.
 //! - `envelope` — the API's JSON envelopes (documented and live), chosen in one place.
 //! - `admin` — `/healthz`, `/readyz`, `/metrics`.
@@ -58,7 +56,6 @@ pub(crate) mod envelope;
 pub(crate) mod error;
 pub mod eth;
 pub(crate) mod fault;
-pub(crate) mod framing;
 pub(crate) mod intercept;
 pub mod liveness;
 pub mod memory;
@@ -82,7 +79,6 @@ pub(crate) mod ws;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::auth::{AuthError, jwt_exp, parse_grant};
-    pub use crate::framing::{Tracker, Verdicts};
     pub use crate::intercept::Placeholders;
     pub use crate::proxy::{ClientAuth, rewrite_request};
     pub use crate::upstream::Target;

@@ -10,9 +10,10 @@
 //! [`intercept::is_public`]) goes at once without `Authorization`; every
 //! other request waits for the login.
 //!
-//! Before forwarding it refuses what it must not carry: ambiguous framing,
-//! oversized heads, `CONNECT`, absolute-form requests for any host but the
-//! upstream's. It answers the account calls (login, refresh, logout) itself
+//! Before anything else, [`access::Gate::admit`] decides whether the request
+//! may use the account at all (peer, one `Host`, head limits, browsers,
+//! `Host`, absolute form); then the proxy refuses what it must not carry:
+//! `CONNECT` and methods the API does not use. It answers the account calls (login, refresh, logout) itself
 //! when interception is on, and hands WebSocket upgrades to [`crate::ws`].
 //!
 //! Errors the sidecar makes itself are [`ProxyError`]s, mapped to a status
@@ -69,8 +70,8 @@ struct Shared {
     refusals: Arc<access::Refusals>,
     ws: WsRelay,
     request_timeout: Duration,
-    max_header_bytes: usize,
-    max_uri_bytes: usize,
+    /// Who may use the account.
+    gate: access::Gate,
     /// Bounds the bodies kept for replay, across the workers.
     replay_budget: ReplayBudget,
     /// Where the records of calls that change the account go.
@@ -97,8 +98,6 @@ pub struct ConnContext {
     pub peer: Option<SocketAddr>,
     /// The TCP connection's local address (the one the client dialled).
     pub local: Option<SocketAddr>,
-    /// What the framing guard found on the raw bytes of this request.
-    pub framing: crate::framing::Verdict,
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -128,6 +127,7 @@ impl Proxy {
         Proxy {
             shared: Arc::new(Shared {
                 origin: target.origin(),
+                gate: access::Gate::new(&restart.proxy, &target),
                 target,
                 pool,
                 auth,
@@ -136,8 +136,6 @@ impl Proxy {
                 refusals: Arc::default(),
                 ws,
                 request_timeout: restart.upstream.request_timeout,
-                max_header_bytes: restart.proxy.max_header_bytes,
-                max_uri_bytes: restart.proxy.max_uri_bytes,
                 replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
                 audit,
                 live,
@@ -161,8 +159,7 @@ impl Proxy {
                 refusals: shared.refusals.clone(),
                 ws: shared.ws.clone(),
                 request_timeout: shared.request_timeout,
-                max_header_bytes: shared.max_header_bytes,
-                max_uri_bytes: shared.max_uri_bytes,
+                gate: shared.gate.clone(),
                 replay_budget: shared.replay_budget.clone(),
                 audit: shared.audit.clone(),
                 live: shared.live.clone(),
@@ -208,9 +205,10 @@ impl Proxy {
         resp
     }
 
-    /// The proxy's metrics, for answers made outside it (the framing guard's).
-    pub(crate) fn metrics(&self) -> Arc<Metrics> {
-        self.shared.metrics.clone()
+    /// hyper's read buffer and largest request head for this proxy's
+    /// connections ([`access::Gate::head_buffer`]).
+    pub fn head_buffer(&self) -> usize {
+        self.shared.gate.head_buffer()
     }
 
     /// Counts an answer the server gave for the proxy by itself.
@@ -218,20 +216,16 @@ impl Proxy {
         self.shared.metrics.local(e.reason());
     }
 
-    /// The answer for a TCP client outside `proxy.allowed_clients`.
-    pub fn refuse_client(&self, addr: SocketAddr) -> Response<Body> {
-        let e = ProxyError::RefusedClient {
-            addr: addr.ip().to_string(),
-        };
-        self.shared.metrics.local(e.reason());
-        local(e.response(self.envelope()))
-    }
-
     async fn route(&self, req: Request<Incoming>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let live = shared.live.load_full();
-        if let Some(refusal) = ctx.framing.refusal() {
-            return Err(ProxyError::BadRequest(refusal.into()));
+        let arrival = access::Arrival {
+            peer: ctx.peer,
+            local: ctx.local,
+        };
+        if let Err(refusal) = shared.gate.admit(&live.proxy, &req, arrival) {
+            shared.refusals.log(&refusal);
+            return Err(refusal.error());
         }
         if req.method() == Method::CONNECT {
             let target = access::quote(req.uri().to_string().as_bytes());
@@ -253,25 +247,6 @@ impl Proxy {
                 ),
                 allow: FORWARDED_METHODS,
             });
-        }
-        let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
-            + req.uri().authority().map_or(0, |a| a.as_str().len());
-        if uri_len > shared.max_uri_bytes {
-            return Err(ProxyError::UriTooLong {
-                limit: shared.max_uri_bytes,
-                setting: "proxy.max_uri_bytes",
-            });
-        }
-        let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-        if header_bytes > shared.max_header_bytes {
-            return Err(ProxyError::HeadersTooLarge {
-                limit: shared.max_header_bytes,
-            });
-        }
-        let refusals = &shared.refusals;
-        refusals.admit(&live.proxy, &req, &shared.target.host, ctx.peer, ctx.local)?;
-        if let Some(authority) = req.uri().authority() {
-            self.check_absolute_form(&live, req.uri().scheme_str(), authority)?;
         }
         if let Some(call) = intercept::recognise(&live, req.uri().path()) {
             // Rare paths are boxed: the future of every request (which
@@ -318,34 +293,6 @@ impl Proxy {
         match audited {
             None => result,
             Some(call) => call.finish(result),
-        }
-    }
-
-    /// An absolute-form request (HTTP_PROXY) must name the upstream's host
-    /// (or an alias) — and its port, if it names one that is not the
-    /// scheme's default.
-    fn check_absolute_form(
-        &self,
-        live: &Live,
-        scheme: Option<&str>,
-        authority: &http::uri::Authority,
-    ) -> Result<(), ProxyError> {
-        let shared = &*self.shared;
-        let host = crate::config::normalize_host(authority.host());
-        let host_ok = host == shared.target.host || live.proxy.host_aliases.contains(&host);
-        let port_ok = match authority.port_u16() {
-            None => true,
-            Some(p) => {
-                p == shared.target.port || (scheme == Some("http") && p == 80) || (scheme == Some("https") && p == 443)
-            }
-        };
-        if host_ok && port_ok {
-            Ok(())
-        } else {
-            Err(ProxyError::RefusedHost {
-                host: authority.as_str().to_string(),
-                upstream: shared.origin.clone(),
-            })
         }
     }
 

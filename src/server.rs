@@ -8,8 +8,13 @@
 //! period. It never binds sockets or reads signals itself.
 //!
 //! Each connection runs in its own task; its errors are logged there with the
-//! peer, never stopping the accept loop. TCP clients outside
-//! `proxy.allowed_clients` get a 403 envelope and are disconnected.
+//! peer, never stopping the accept loop. hyper frames every request and
+//! answers what it cannot take by itself: a bare 400 for a malformed head,
+//! 431 for one beyond its buffer (sized from the proxy's head limits) or
+//! with more than [`access::MAX_HEADERS`] lines, 414 for a target over its
+//! 64 KiB, and a silent close for a head (or an idle keep-alive connection)
+//! that does not arrive within `proxy.header_read_timeout`. Who may use the
+//! account is the proxy's first question ([`access::Gate`]).
 //!
 //! The proxy listener is served by worker threads (`workers`), each with its
 //! own runtime. A worker that cannot start, or that ends while the sidecar
@@ -51,7 +56,6 @@ use crate::admin::Admin;
 use crate::audit::Peer;
 use crate::config::{Listen, Live};
 use crate::fault::Faults;
-use crate::framing::{self, Answers, Guarded, Verdicts};
 use crate::liveness::{Ended, Heartbeats};
 use crate::proxy::{ConnContext, Proxy};
 
@@ -195,9 +199,6 @@ pub struct Server {
     pub admin: Admin,
     /// What a reload changes; the allow-list is read per connection.
     pub live: Arc<ArcSwap<Live>>,
-    /// The request-head limits: hyper's read buffer is sized from them, and
-    /// the framing guard's answers for heads beyond it name them.
-    pub head_limits: framing::HeadLimits,
     pub grace: Duration,
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
     /// can wait for them.
@@ -381,22 +382,13 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
+    // A head that does not arrive whole within the timeout (a stalled one,
+    // or none on an idle keep-alive connection) ends the connection
+    // silently: hyper's timer.
     builder
         .timer(TokioTimer::new())
-        // A started head that stalls gets its 408 from the framing guard at
-        // `proxy.header_read_timeout`; hyper's own timer (which also ends idle
-        // keep-alive connections, silently) is the backstop.
-        .header_read_timeout(server.header_read_timeout.max(Duration::from_secs(30)))
-        .max_buf_size(server.head_limits.max_buf())
-        .writev(false)
-        .max_headers(256);
-
-    // A TCP client of the proxy must be in the allow-list (IPv4-mapped IPv6
-    // addresses are matched as IPv4 too).
-    let allowed = match (&role, peer) {
-        (Role::Proxy(..), Some(addr)) => access::peer_allowed(&server.live.load().proxy, addr),
-        _ => true,
-    };
+        .header_read_timeout(server.header_read_timeout)
+        .max_headers(access::MAX_HEADERS);
 
     let result = match role {
         Role::Admin(_) => {
@@ -417,52 +409,25 @@ async fn serve<S>(
                 _ = evicted.cancelled() => Ok(()),
             }
         }
-        Role::Proxy(proxy, _) if !allowed => {
-            let addr = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-            warn!(client = %addr.ip(), "refused a client outside proxy.allowed_clients");
-            let svc = service_fn(move |_req| {
-                let resp = proxy.refuse_client(addr);
-                async move { Ok::<_, Infallible>(resp) }
-            });
-            builder.keep_alive(false);
-            builder.serve_connection(TokioIo::new(stream), svc).await
-        }
         Role::Proxy(proxy, listener) => {
-            let verdicts = Arc::new(Verdicts::default());
-            // The guard answers the heads hyper refuses, and stalled heads,
-            // in the envelope the connection starts with.
-            let answers = Answers {
-                envelope: server.live.load().auth.envelope(),
-                limits: server.head_limits,
-                metrics: Some(proxy.metrics()),
-            };
-            let guarded = Guarded::new(stream, verdicts.clone(), answers).with_head_timeout(server.header_read_timeout);
-            let io = TokioIo::new(guarded);
+            builder
+                .max_buf_size(proxy.head_buffer())
+                .max_header_size(proxy.head_buffer());
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let proxy = proxy.clone();
-                let verdict = verdicts.next_request();
-                if let Some(reason) = verdict.refusal() {
-                    debug!(reason, "the framing guard refuses a request");
-                }
                 let ctx = ConnContext {
                     listener,
                     unix_peer: unix_peer.clone(),
                     peer,
                     local,
-                    framing: verdict,
                 };
-                let (verdicts, method) = (verdicts.clone(), req.method().clone());
-                async move {
-                    let resp = proxy.handle(req, ctx).await;
-                    // The guard follows every request until HTTP really ends.
-                    if framing::switches_protocols(&method, resp.status()) {
-                        verdicts.switched_protocols();
-                    }
-                    Ok::<_, Infallible>(resp)
-                }
+                async move { Ok::<_, Infallible>(proxy.handle(req, ctx).await) }
             });
-            let conn = builder.serve_connection(io, svc).with_upgrades();
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
             tokio::pin!(conn);
+            // Not hyper_util's GracefulShutdown: it has no GracefulConnection
+            // for http1's UpgradeableConnection (hyper-util 0.1.21), which
+            // the WebSocket upgrade needs.
             tokio::select! {
                 r = conn.as_mut() => r,
                 _ = shutdown.cancelled() => { conn.as_mut().graceful_shutdown(); conn.await }

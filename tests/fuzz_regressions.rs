@@ -73,8 +73,3 @@ fn grant_regressions() {
 fn rewrite_regressions() {
     replay("rewrite", checks::run_rewrite);
 }
-
-#[test]
-fn framing_regressions() {
-    replay("framing", checks::run_framing);
-}

@@ -13,12 +13,12 @@
 //! under test only reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Arbitrary, Unstructured};
 use ethgas_sidecar::config::{Config, ConfigError};
-use ethgas_sidecar::fuzzing::{AuthError, ClientAuth, Placeholders, Target, Tracker, Verdicts};
+use ethgas_sidecar::fuzzing::{AuthError, ClientAuth, Placeholders, Target};
 use ethgas_sidecar::fuzzing::{jwt_exp, parse_grant, rewrite_request};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Version};
@@ -751,71 +751,4 @@ fn check_rewritten(
     assert_eq!(after.uri.query(), before.uri.query(), "query");
     assert_eq!(after.method, before.method);
     assert_eq!(after.version, Version::HTTP_11);
-}
-
-// ---------------------------------------------------------------------------
-// framing: the smuggling guard's `Tracker` on a byte stream in pieces.
-
-/// Input layout (kept readable, so seeds are plain requests): the low four
-/// bits of the first byte are a count `n`, the next `n` bytes are piece sizes
-/// (used in turn, round and round; 0 feeds an empty slice, then one byte),
-/// and the rest is the stream. With no sizes the stream goes byte by byte.
-pub fn run_framing(data: &[u8]) {
-    check_framing(data);
-}
-
-/// How many requests' verdicts are compared.
-const VERDICTS: u64 = 16;
-
-pub fn check_framing(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
-    let n = usize::from(first & 0x0f).min(rest.len());
-    let (sizes, stream) = rest.split_at(n);
-
-    // At hyper's largest read buffer, and at a small one that fuzz inputs reach.
-    for limit in [usize::MAX, 300] {
-        check_framing_split(sizes, stream, limit);
-    }
-}
-
-/// The verdicts, and the head hyper is expected to refuse, do not depend on
-/// how the bytes arrived.
-fn check_framing_split(sizes: &[u8], stream: &[u8], limit: usize) {
-    let whole = Arc::new(Verdicts::default());
-    let mut whole_tracker = Tracker::with_limit(whole.clone(), limit);
-    whole_tracker.feed(stream);
-
-    let split = Arc::new(Verdicts::default());
-    let mut tracker = Tracker::with_limit(split.clone(), limit);
-    let mut left = stream;
-    let mut i = 0;
-    while !left.is_empty() {
-        let size = match sizes.get(i % sizes.len().max(1)) {
-            None => 1,
-            Some(0) => {
-                tracker.feed(&[]);
-                1
-            }
-            Some(&s) => usize::from(s),
-        };
-        let (piece, after) = left.split_at(size.min(left.len()));
-        tracker.feed(piece);
-        left = after;
-        i += 1;
-    }
-
-    for index in 0..VERDICTS {
-        assert_eq!(
-            whole.is_ok(index),
-            split.is_ok(index),
-            "request {index}: the verdict depends on how the bytes arrived (sizes {sizes:?})"
-        );
-    }
-    assert_eq!(
-        whole_tracker.early(),
-        tracker.early(),
-        "the refusal hyper is expected to make depends on how the bytes arrived (sizes {sizes:?}, limit {limit})"
-    );
 }

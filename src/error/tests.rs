@@ -34,13 +34,6 @@ fn every_error_maps_to_its_status_and_an_envelope() {
             },
             414,
         ),
-        (ProxyError::HeadTooLarge("x".into()), 431),
-        (
-            ProxyError::SlowHead {
-                limit: Duration::from_secs(1),
-            },
-            408,
-        ),
         (
             ProxyError::Timeout {
                 origin: "o".into(),
