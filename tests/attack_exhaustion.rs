@@ -1,7 +1,8 @@
 //! A local process trying to take the sidecar down: connections whose bodies
 //! never finish, heads that never end, and more connections than the process
-//! has file descriptors for. Each must end with a clear answer (408, a fast
-//! 503) instead of a hang, and the admin listener must keep answering.
+//! has file descriptors for. Each must end instead of hanging — with a clear
+//! answer (408 for a body, a fast 503), or closed without a word for a head
+//! (hyper's timer) — and the admin listener must keep answering.
 
 mod common;
 
@@ -48,7 +49,7 @@ async fn a_body_that_never_finishes_is_ended_with_408() {
 }
 
 #[tokio::test]
-async fn a_head_that_never_ends_is_answered_408_and_closed() {
+async fn a_head_that_never_ends_is_closed_silently_at_the_header_read_timeout() {
     let api = start_api(Duration::from_secs(3600)).await;
     let (sidecar, _c) = ready_sidecar(&api, Extra::proxy("header_read_timeout = \"1s\"\n")).await;
     let mut s = TcpStream::connect(sidecar.proxy).await.unwrap();
@@ -56,11 +57,8 @@ async fn a_head_that_never_ends_is_answered_408_and_closed() {
         .await
         .unwrap();
     let (answer, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("proxy.header_read_timeout"), "{answer}");
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
-    let env: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert_eq!(env["code"], 408);
+    // hyper's timer ends it without a word (issue 21: no 408 of the sidecar's).
+    assert_eq!(answer, "", "closed without an answer");
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
     assert_eq!(api.mock.counts().private_ok, 0);
 }
