@@ -18,10 +18,13 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
+/// The bytes sent on one connection.
+type Sent = Arc<Mutex<Vec<u8>>>;
+
 /// The relay: point the sidecar at `addr`.
 pub struct Relay {
     pub addr: SocketAddr,
-    sent: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    sent: Arc<Mutex<Vec<Sent>>>,
 }
 
 impl Relay {
@@ -29,14 +32,14 @@ impl Relay {
     pub async fn start(api: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let sent: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
         let all = sent.clone();
         tokio::spawn(async move {
             while let Ok((from, _)) = listener.accept().await {
                 let Ok(to) = TcpStream::connect(api).await else {
                     continue;
                 };
-                let record = Arc::new(Mutex::new(Vec::new()));
+                let record = Sent::default();
                 all.lock().unwrap().push(record.clone());
                 let (mut from_read, mut from_write) = from.into_split();
                 let (mut to_read, mut to_write) = to.into_split();
