@@ -197,7 +197,7 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 pub struct Server {
     pub proxy: Proxy,
     pub admin: Admin,
-    /// What a reload changes; the allow-list is read per connection.
+    /// What a reload changes.
     pub live: Arc<ArcSwap<Live>>,
     pub grace: Duration,
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
