@@ -27,7 +27,6 @@ use bytes::Bytes;
 use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -42,7 +41,7 @@ use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
 use crate::policy::{self, Class};
 use crate::pool::Pool;
-use crate::upstream::{self, Target};
+use crate::upstream::{self, ClientBody, Target};
 use crate::ws::WsRelay;
 
 mod audited;
@@ -176,7 +175,7 @@ impl Proxy {
     }
 
     /// Handles one request; never fails (errors become envelopes).
-    pub async fn handle(&self, req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
+    pub async fn handle<B: ClientBody>(&self, req: Request<B>, ctx: ConnContext) -> Response<Body> {
         let shared = &*self.shared;
         shared.metrics.in_flight.inc();
         let _in_flight = InFlight(&shared.metrics);
@@ -227,7 +226,7 @@ impl Proxy {
         local(e.response(self.envelope()))
     }
 
-    async fn route(&self, req: Request<Incoming>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
+    async fn route<B: ClientBody>(&self, req: Request<B>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let live = shared.live.load_full();
         if let Some(refusal) = ctx.framing.refusal() {
@@ -361,7 +360,7 @@ impl Proxy {
         }
     }
 
-    async fn forward(&self, live: &Live, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+    async fn forward<B: ClientBody>(&self, live: &Live, req: Request<B>) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let session = match shared.auth.valid() {
             Some(session) => Some(session),
@@ -428,7 +427,7 @@ impl Proxy {
 
     /// Forwards a request with the client's own headers and no token of
     /// the sidecar's (an account call while interception is off).
-    async fn forward_as_sent(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+    async fn forward_as_sent<B: ClientBody>(&self, req: Request<B>) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
