@@ -172,15 +172,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     // The one cell a reload publishes to; proxy and server read it.
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
-    let proxy_settings = config.restart.proxy.clone();
-    let proxy_workers = match proxy_settings.worker_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), proxy_workers);
+    let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), config.restart.proxy.workers());
 
     // The auth task has a pool of its own, on the main runtime.
-    let auth_pool = Pool::new(upstream, connector.clone(), &target);
+    let auth_pool = Pool::new(upstream, connector.clone());
     let (authenticator, auth) =
         Authenticator::new(config.live.auth.clone(), auth_pool, target.clone(), metrics.clone());
     let faults = Faults::from_env(&auth);
@@ -200,19 +195,26 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tasks.clone(),
         shutdown.clone(),
     );
-    let pool = Pool::new(upstream, connector.clone(), &target);
     let audit = audit::Sink::open(&config.restart.audit.output, telemetry::stderr_is_journal())
         .map_err(|e| anyhow::anyhow!("audit.output: {e}"))?;
     let proxy = Proxy::new(
         &config.restart,
+        connector,
         live.clone(),
-        pool,
         auth.clone(),
         metrics.clone(),
         ws,
         Arc::new(audit),
     );
     let admin = Admin::new(auth.clone(), metrics.clone());
+    let server = Server::new(
+        &config.restart.proxy,
+        (proxy, admin),
+        live.clone(),
+        tasks.clone(),
+        heartbeats.clone(),
+        faults.clone(),
+    );
 
     tokio::spawn(notify::supervise(
         control.notifier.clone(),
@@ -221,7 +223,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     ));
     tokio::spawn(notify::watchdog(control.notifier.clone(), heartbeats.clone()));
 
-    let upstream_settings = upstream.clone();
     if let Some(reloads) = control.reload {
         let reloader = Reloader::new(
             config,
@@ -238,24 +239,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tokio::spawn(memory::give_back(trim, tasks.clone(), shutdown.clone()));
     }
 
-    let server = Server {
-        proxy,
-        admin,
-        live,
-        head_limits: crate::framing::HeadLimits {
-            max_header_bytes: proxy_settings.max_header_bytes,
-            max_uri_bytes: proxy_settings.max_uri_bytes,
-        },
-        grace: proxy_settings.shutdown_grace,
-        tasks,
-        proxy_workers,
-        new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
-        proxy_slots: Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections)),
-        proxy_slots_total: proxy_settings.max_connections,
-        header_read_timeout: proxy_settings.header_read_timeout,
-        heartbeats,
-        faults,
-    };
     let proxy_listeners: Vec<Listener> = std::iter::once(listeners.proxy).chain(listeners.more).collect();
     let serving = server::run(server, proxy_listeners, listeners.admin, shutdown.clone());
     tokio::pin!(serving);

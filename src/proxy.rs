@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 use crate::access;
 use crate::audit::Sink;
 use crate::auth::{AuthHandle, Session};
-use crate::config::{Live, Restart};
+use crate::config::{Live, Restart, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::FORWARDED_METHODS;
 pub use crate::error::ProxyError;
@@ -41,7 +41,7 @@ use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
 use crate::policy::{self, Class};
 use crate::pool::Pool;
-use crate::upstream::{self, ClientBody, Target};
+use crate::upstream::{self, ClientBody, Connector, Target};
 use crate::ws::WsRelay;
 
 mod audited;
@@ -56,16 +56,18 @@ use kept::{ReplayBudget, RequestBody};
 pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
 use rewrite::{Replay, scrub_response_headers};
 
-/// What every request of one worker shares.
+/// What every request shares, across the workers.
 struct Shared {
-    pool: Pool,
+    /// What a worker's own pool is built from ([`Proxy::for_worker`]).
+    upstream: UpstreamSettings,
+    connector: Connector,
     target: Target,
     origin: String,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
-    interceptor: Arc<Interceptor>,
+    interceptor: Interceptor,
     /// The browser refusals already logged.
-    refusals: Arc<access::Refusals>,
+    refusals: access::Refusals,
     ws: WsRelay,
     request_timeout: Duration,
     max_header_bytes: usize,
@@ -81,6 +83,8 @@ struct Shared {
 /// The forwarding service. Cheap to clone.
 #[derive(Clone)]
 pub struct Proxy {
+    /// This worker's connections to the API.
+    pool: Pool,
     shared: Arc<Shared>,
 }
 
@@ -114,27 +118,32 @@ fn local(resp: Response<Full<Bytes>>) -> Response<Body> {
 }
 
 impl Proxy {
+    /// The proxy of `restart`'s upstream and limits, with a pool of its own
+    /// dialling through `connector`.
     pub fn new(
         restart: &Restart,
+        connector: Connector,
         live: Arc<ArcSwap<Live>>,
-        pool: Pool,
         auth: AuthHandle,
         metrics: Arc<Metrics>,
         ws: WsRelay,
         audit: Arc<Sink>,
     ) -> Proxy {
-        let target = Target::new(&restart.upstream);
+        let upstream = &restart.upstream;
+        let target = Target::new(upstream);
         Proxy {
+            pool: Pool::new(upstream, connector.clone()),
             shared: Arc::new(Shared {
+                upstream: upstream.clone(),
+                connector,
                 origin: target.origin(),
                 target,
-                pool,
                 auth,
                 metrics,
-                interceptor: Arc::new(Interceptor::new()),
-                refusals: Arc::default(),
+                interceptor: Interceptor::new(),
+                refusals: access::Refusals::default(),
                 ws,
-                request_timeout: restart.upstream.request_timeout,
+                request_timeout: upstream.request_timeout,
                 max_header_bytes: restart.proxy.max_header_bytes,
                 max_uri_bytes: restart.proxy.max_uri_bytes,
                 replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
@@ -144,29 +153,19 @@ impl Proxy {
         }
     }
 
-    /// The same proxy with its own connection pool, for a worker thread:
-    /// each worker keeps its upstream connections on its own runtime.
-    /// Reloads reach every copy.
-    pub fn with_pool(&self, pool: Pool) -> Proxy {
-        let shared = &*self.shared;
+    /// The same proxy with a connection pool of its own, for a worker
+    /// thread: each worker keeps its upstream connections on its own
+    /// runtime. Everything else (and every reload) is shared.
+    pub fn for_worker(&self) -> Proxy {
         Proxy {
-            shared: Arc::new(Shared {
-                pool,
-                target: shared.target.clone(),
-                origin: shared.origin.clone(),
-                auth: shared.auth.clone(),
-                metrics: shared.metrics.clone(),
-                interceptor: shared.interceptor.clone(),
-                refusals: shared.refusals.clone(),
-                ws: shared.ws.clone(),
-                request_timeout: shared.request_timeout,
-                max_header_bytes: shared.max_header_bytes,
-                max_uri_bytes: shared.max_uri_bytes,
-                replay_budget: shared.replay_budget.clone(),
-                audit: shared.audit.clone(),
-                live: shared.live.clone(),
-            }),
+            pool: Pool::new(&self.shared.upstream, self.shared.connector.clone()),
+            shared: self.shared.clone(),
         }
+    }
+
+    /// This worker's pool, to keep a connection warm.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The envelope of the sidecar's own answers, from the auth method.
@@ -439,7 +438,7 @@ impl Proxy {
         let (body, fault) = upstream::Idle::new(body, idle);
         let result = tokio::time::timeout_at(
             started + shared.request_timeout,
-            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
+            self.pool.request(Request::from_parts(parts, Either::Right(body))),
         )
         .await;
         match result {
