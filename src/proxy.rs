@@ -472,3 +472,6 @@ impl Proxy {
         Response::from_parts(parts, body)
     }
 }
+
+#[cfg(test)]
+mod tests;
