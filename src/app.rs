@@ -34,12 +34,11 @@ use crate::liveness::{Ended, Failure, Heartbeats, Part, panic_message};
 use crate::memory;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
-use crate::pool::Pool;
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::server::{self, Inherited, Listener, Passed, Server};
 use crate::telemetry::{self, LogHandle};
-use crate::upstream::{self, Target};
+use crate::upstream;
 use crate::ws::WsRelay;
 
 /// The sockets the sidecar serves on, already bound.
@@ -168,16 +167,14 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     );
     let connector = upstream::connector(upstream, roots.clone())?;
     let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
-    let target = Target::new(upstream);
     // The one cell a reload publishes to; proxy and server read it.
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
     let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), config.restart.proxy.workers());
 
     // The auth task has a pool of its own, on the main runtime.
-    let auth_pool = Pool::new(upstream, connector.clone());
     let (authenticator, auth) =
-        Authenticator::new(config.live.auth.clone(), auth_pool, target.clone(), metrics.clone());
+        Authenticator::new(config.live.auth.clone(), upstream, connector.clone(), metrics.clone());
     let faults = Faults::from_env(&auth);
     let auth_stop = CancellationToken::new();
     let auth_run = authenticator.run(auth_stop.clone(), heartbeats.heart(Part::AuthTask));

@@ -155,17 +155,15 @@ impl Proxy {
 
     /// The same proxy with a connection pool of its own, for a worker
     /// thread: each worker keeps its upstream connections on its own
-    /// runtime. Everything else (and every reload) is shared.
+    /// runtime, one of them warm (`upstream.keep_warm`), so this must run
+    /// on that runtime. Everything else (and every reload) is shared.
     pub fn for_worker(&self) -> Proxy {
+        let pool = Pool::new(&self.shared.upstream, self.shared.connector.clone());
+        pool.keep_warm();
         Proxy {
-            pool: Pool::new(&self.shared.upstream, self.shared.connector.clone()),
+            pool,
             shared: self.shared.clone(),
         }
-    }
-
-    /// This worker's pool, to keep a connection warm.
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.pool
     }
 
     /// The envelope of the sidecar's own answers, from the auth method.

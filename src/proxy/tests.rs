@@ -27,9 +27,8 @@ use crate::auth::{AuthHandle, Authenticator};
 use crate::config::Config;
 use crate::liveness::{Heartbeats, Part};
 use crate::metrics::Metrics;
-use crate::pool::Pool;
 use crate::secret::Secret;
-use crate::upstream::{self, Target};
+use crate::upstream;
 use crate::ws::WsRelay;
 
 const LOGIN: &str = "/api/v1/user/login";
@@ -154,12 +153,8 @@ async fn harness(login: bool, edit: impl FnOnce(&mut Config)) -> Harness {
     let connector = upstream::connector(upstream, roots.clone()).unwrap();
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
-    let (authenticator, auth) = Authenticator::new(
-        config.live.auth.clone(),
-        Pool::new(upstream, connector.clone()),
-        Target::new(upstream),
-        metrics.clone(),
-    );
+    let (authenticator, auth) =
+        Authenticator::new(config.live.auth.clone(), upstream, connector.clone(), metrics.clone());
     let stop = CancellationToken::new();
     if login {
         let heart = Heartbeats::new(None, 0).heart(Part::AuthTask);

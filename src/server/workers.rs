@@ -228,7 +228,6 @@ async fn accept_and_drain(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let proxy = server.proxy.for_worker();
-    proxy.pool().keep_warm();
     // One accept loop per listener, all on this worker's runtime.
     let loops = listeners.into_iter().enumerate().map(|(door, listener)| {
         accept_loop(
