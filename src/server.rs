@@ -58,7 +58,7 @@ use crate::liveness::{Ended, Heartbeats};
 use crate::proxy::{ConnContext, Proxy};
 
 /// What [`run`] needs besides the listeners.
-pub struct Server {
+pub(crate) struct Server {
     proxy: Proxy,
     admin: Admin,
     /// What a reload changes; the allow-list is read per connection.
