@@ -17,6 +17,10 @@
 //!
 //! Errors the sidecar makes itself are [`ProxyError`]s, mapped to a status
 //! and the API's envelope in [`crate::error`].
+//!
+//! [`Proxy::handle`] takes any request body ([`ClientBody`]): hyper's, from a
+//! connection, or one built in memory, as the unit tests (`tests.rs`) do
+//! against a stub API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
