@@ -206,7 +206,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let admin = Admin::new(auth.clone(), metrics.clone());
     let server = Server::new(
         &config.restart.proxy,
-        (proxy, admin),
+        proxy,
+        admin,
         live.clone(),
         tasks.clone(),
         heartbeats.clone(),

@@ -93,7 +93,8 @@ impl Server {
     /// WebSocket relays) the drain waits for.
     pub(crate) fn new(
         settings: &ProxyListener,
-        (proxy, admin): (Proxy, Admin),
+        proxy: Proxy,
+        admin: Admin,
         live: Arc<ArcSwap<Live>>,
         tasks: TaskTracker,
         heartbeats: Arc<Heartbeats>,

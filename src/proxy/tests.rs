@@ -445,7 +445,7 @@ async fn a_401_renews_the_token_once_and_replays_the_kept_body() {
 async fn a_streamed_body_meeting_a_401_is_handed_back_and_the_token_renewed_once() {
     let h = harness(true, |_| {}).await;
     h.stub.reject_first_token.store(true, Ordering::SeqCst);
-    let first = h.auth.wait_valid(Duration::from_secs(5)).await.expect("logged in");
+    h.auth.wait_valid(Duration::from_secs(5)).await.expect("logged in");
     let req = h
         .request(Method::POST, "/api/v1/order")
         .body(streamed(["{\"qty\":", "2}"]))
@@ -462,12 +462,15 @@ async fn a_streamed_body_meeting_a_401_is_handed_back_and_the_token_renewed_once
     assert_eq!(forwarded[0].body, r#"{"qty":2}"#, "the whole stream reached the API");
 
     // The renewal runs on its own: the next request gets the new token.
-    let renewed = h
-        .auth
-        .reauthenticate(&first, Duration::from_secs(5))
+    let mut changes = h.auth.subscribe();
+    let renewed = async {
+        while h.auth.valid().is_none_or(|s| s.authorization() == "Bearer tok-1") {
+            changes.changed().await.expect("the auth task runs");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), renewed)
         .await
-        .expect("renewed");
-    assert_eq!(renewed.authorization(), "Bearer tok-2");
+        .expect("the 401 renewed the token");
     let next = h.get("/api/v1/user/info").await;
     assert_eq!(next.json()["authorization"], "Bearer tok-2");
     assert_eq!(h.stub.auth_calls(), 2, "one login, a single renewal");
