@@ -258,7 +258,9 @@ async fn the_routing_table_decides_what_reaches_the_api() {
         format!("http://{live}/api/v1/user/info?n=2")
     };
     // (method, target, status the client gets, the path the API saw)
-    let table: [(Method, &str, StatusCode, Option<&str>); 6] = [
+    let table: [(Method, &str, StatusCode, Option<&str>); 7] = [
+        // The account's login is answered by the sidecar, and only to POST.
+        (Method::GET, LOGIN, StatusCode::METHOD_NOT_ALLOWED, None),
         (
             Method::GET,
             "/api/v1/user/info?n=1",
