@@ -309,20 +309,14 @@ async fn the_routing_table_decides_what_reaches_the_api() {
                     "the sidecar's envelope: {:?}",
                     answer.body
                 );
+                let allow = answer.headers.get(header::ALLOW);
+                assert!(
+                    status != StatusCode::METHOD_NOT_ALLOWED || allow.is_some(),
+                    "a 405 names what is allowed"
+                );
             }
         }
     }
-    let connect = h
-        .send(
-            h.request(Method::CONNECT, "evil.example:443")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await;
-    assert!(
-        connect.headers.get(header::ALLOW).is_some(),
-        "a 405 names the methods forwarded"
-    );
 }
 
 #[tokio::test]
