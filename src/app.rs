@@ -34,12 +34,11 @@ use crate::liveness::{Ended, Failure, Heartbeats, Part, panic_message};
 use crate::memory;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
-use crate::pool::Pool;
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::server::{self, Inherited, Listener, Passed, Server};
 use crate::telemetry::{self, LogHandle};
-use crate::upstream::{self, Target};
+use crate::upstream;
 use crate::ws::WsRelay;
 
 /// The sockets the sidecar serves on, already bound.
@@ -168,21 +167,14 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     );
     let connector = upstream::connector(upstream, roots.clone())?;
     let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
-    let target = Target::new(upstream);
     // The one cell a reload publishes to; proxy and server read it.
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
-    let proxy_settings = config.restart.proxy.clone();
-    let proxy_workers = match proxy_settings.worker_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), proxy_workers);
+    let heartbeats = Heartbeats::new(control.notifier.watchdog_interval(), config.restart.proxy.workers());
 
     // The auth task has a pool of its own, on the main runtime.
-    let auth_pool = Pool::new(upstream, connector.clone(), &target);
     let (authenticator, auth) =
-        Authenticator::new(config.live.auth.clone(), auth_pool, target.clone(), metrics.clone());
+        Authenticator::new(config.live.auth.clone(), upstream, connector.clone(), metrics.clone());
     let faults = Faults::from_env(&auth);
     let auth_stop = CancellationToken::new();
     let auth_run = authenticator.run(auth_stop.clone(), heartbeats.heart(Part::AuthTask));
@@ -200,19 +192,27 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tasks.clone(),
         shutdown.clone(),
     );
-    let pool = Pool::new(upstream, connector.clone(), &target);
     let audit = audit::Sink::open(&config.restart.audit.output, telemetry::stderr_is_journal())
         .map_err(|e| anyhow::anyhow!("audit.output: {e}"))?;
     let proxy = Proxy::new(
         &config.restart,
+        connector,
         live.clone(),
-        pool,
         auth.clone(),
         metrics.clone(),
         ws,
         Arc::new(audit),
     );
     let admin = Admin::new(auth.clone(), metrics.clone());
+    let server = Server::new(
+        &config.restart.proxy,
+        proxy,
+        admin,
+        live.clone(),
+        tasks.clone(),
+        heartbeats.clone(),
+        faults.clone(),
+    );
 
     tokio::spawn(notify::supervise(
         control.notifier.clone(),
@@ -221,7 +221,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     ));
     tokio::spawn(notify::watchdog(control.notifier.clone(), heartbeats.clone()));
 
-    let upstream_settings = upstream.clone();
     if let Some(reloads) = control.reload {
         let reloader = Reloader::new(
             config,
@@ -238,20 +237,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tokio::spawn(memory::give_back(trim, tasks.clone(), shutdown.clone()));
     }
 
-    let server = Server {
-        proxy,
-        admin,
-        live,
-        grace: proxy_settings.shutdown_grace,
-        tasks,
-        proxy_workers,
-        new_pool: Box::new(move || Pool::new(&upstream_settings, connector.clone(), &target)),
-        proxy_slots: Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections)),
-        proxy_slots_total: proxy_settings.max_connections,
-        header_read_timeout: proxy_settings.header_read_timeout,
-        heartbeats,
-        faults,
-    };
     let proxy_listeners: Vec<Listener> = std::iter::once(listeners.proxy).chain(listeners.more).collect();
     let serving = server::run(server, proxy_listeners, listeners.admin, shutdown.clone());
     tokio::pin!(serving);

@@ -286,12 +286,15 @@ impl Sink {
     }
 
     /// A sink that writes JSON lines into `writer` (tests).
+    #[cfg(test)]
     pub fn lines(writer: Box<dyn Write + Send>) -> Sink {
         Sink {
             kind: SinkKind::Lines(Mutex::new(writer)),
         }
     }
 
+    /// A sink that writes nothing (tests).
+    #[cfg(test)]
     pub fn off() -> Sink {
         Sink { kind: SinkKind::Off }
     }

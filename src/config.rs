@@ -236,6 +236,16 @@ pub struct ProxyListener {
     pub ws_memory_budget_bytes: usize,
 }
 
+impl ProxyListener {
+    /// The proxy worker threads to start: `worker_threads`, or one per core.
+    pub fn workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamSettings {
     pub base_url: BaseUrl,

@@ -21,12 +21,12 @@
 //! listener. The signature segment is a per-process random value, which lets
 //! the proxy tell a placeholder from a token the program brought itself.
 
+use crate::upstream::ClientBody;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -172,7 +172,7 @@ impl Interceptor {
     pub async fn answer(
         &self,
         call: Call,
-        req: Request<Incoming>,
+        req: Request<impl ClientBody>,
         live: &Live,
         auth: &AuthHandle,
         metrics: &Metrics,
@@ -231,7 +231,7 @@ impl Interceptor {
     async fn answer_live(
         &self,
         call: Call,
-        req: Request<Incoming>,
+        req: Request<impl ClientBody>,
         live: &Live,
         address: &Address,
         auth: &AuthHandle,

@@ -19,7 +19,8 @@
 //! - `upstream` — TLS (rustls, HTTP/1.1 + HTTP/2 by ALPN), the connector, the upstream origin.
 //! - `pool` — connections to the API (a stack of HTTP/1, or one HTTP/2) for each proxy worker and the auth task; `warm` keeps one open per worker.
 //! - [`memory`] — gives the allocator's free memory back to the system after a burst.
-//! - `proxy` — request rewriting and forwarding, 401 replay.
+//! - `proxy` — request rewriting and forwarding, 401 replay; generic over the request body, so its unit tests
+//!   drive it with requests built in memory.
 //! - `intercept` — which requests are a program's own login/refresh/logout, and their placeholder answers;
 //!   which are public market data (both read paths as a lenient upstream would).
 //! - `ws` — WebSocket relay with the in-socket login rewritten and renewed.

@@ -149,7 +149,9 @@ enum Conn {
 }
 
 impl Pool {
-    pub fn new(settings: &UpstreamSettings, connector: Connector, target: &Target) -> Pool {
+    /// An empty pool for the API of `settings`, dialling through `connector`.
+    pub fn new(settings: &UpstreamSettings, connector: Connector) -> Pool {
+        let target = Target::new(settings);
         let origin = Uri::builder()
             .scheme(target.scheme.clone())
             .authority(target.authority.clone())
@@ -345,6 +347,7 @@ impl Pool {
     }
 
     /// How many idle HTTP/1 connections the pool keeps.
+    #[cfg(test)]
     pub fn idle_connections(&self) -> usize {
         self.inner.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
@@ -449,11 +452,6 @@ impl PooledBody {
                 pool.checkin(back.tx);
             }
         }
-    }
-
-    /// The body without the connection (the connection is not reused).
-    pub fn into_incoming(self) -> Incoming {
-        self.body
     }
 }
 

@@ -18,6 +18,10 @@
 //!
 //! Errors the sidecar makes itself are [`ProxyError`]s, mapped to a status
 //! and the API's envelope in [`crate::error`].
+//!
+//! [`Proxy::handle`] takes any request body ([`ClientBody`]): hyper's, from a
+//! connection, or one built in memory, as the unit tests (`tests.rs`) do
+//! against a stub API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,14 +32,13 @@ use bytes::Bytes;
 use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::access;
 use crate::audit::Sink;
 use crate::auth::{AuthHandle, Session};
-use crate::config::{Live, Restart};
+use crate::config::{Live, Restart, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::FORWARDED_METHODS;
 pub use crate::error::ProxyError;
@@ -43,7 +46,7 @@ use crate::intercept::{self, Interceptor};
 use crate::metrics::Metrics;
 use crate::policy::{self, Class};
 use crate::pool::Pool;
-use crate::upstream::{self, Target};
+use crate::upstream::{self, ClientBody, Connector, Target};
 use crate::ws::WsRelay;
 
 mod audited;
@@ -58,16 +61,18 @@ use kept::{ReplayBudget, RequestBody};
 pub use rewrite::{ClientAuth, rewrite_request, strip_hop_by_hop};
 use rewrite::{Replay, scrub_response_headers};
 
-/// What every request of one worker shares.
+/// What every request shares, across the workers.
 struct Shared {
-    pool: Pool,
+    /// What a worker's own pool is built from ([`Proxy::for_worker`]).
+    upstream: UpstreamSettings,
+    connector: Connector,
     target: Target,
     origin: String,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
-    interceptor: Arc<Interceptor>,
+    interceptor: Interceptor,
     /// The browser refusals already logged.
-    refusals: Arc<access::Refusals>,
+    refusals: access::Refusals,
     ws: WsRelay,
     request_timeout: Duration,
     /// Who may use the account.
@@ -83,6 +88,8 @@ struct Shared {
 /// The forwarding service. Cheap to clone.
 #[derive(Clone)]
 pub struct Proxy {
+    /// This worker's connections to the API.
+    pool: Pool,
     shared: Arc<Shared>,
 }
 
@@ -114,28 +121,33 @@ fn local(resp: Response<Full<Bytes>>) -> Response<Body> {
 }
 
 impl Proxy {
+    /// The proxy of `restart`'s upstream and limits, with a pool of its own
+    /// dialling through `connector`.
     pub fn new(
         restart: &Restart,
+        connector: Connector,
         live: Arc<ArcSwap<Live>>,
-        pool: Pool,
         auth: AuthHandle,
         metrics: Arc<Metrics>,
         ws: WsRelay,
         audit: Arc<Sink>,
     ) -> Proxy {
-        let target = Target::new(&restart.upstream);
+        let upstream = &restart.upstream;
+        let target = Target::new(upstream);
         Proxy {
+            pool: Pool::new(upstream, connector.clone()),
             shared: Arc::new(Shared {
+                upstream: upstream.clone(),
+                connector,
                 origin: target.origin(),
                 gate: access::Gate::new(&restart.proxy, &target),
                 target,
-                pool,
                 auth,
                 metrics,
-                interceptor: Arc::new(Interceptor::new()),
-                refusals: Arc::default(),
+                interceptor: Interceptor::new(),
+                refusals: access::Refusals::default(),
                 ws,
-                request_timeout: restart.upstream.request_timeout,
+                request_timeout: upstream.request_timeout,
                 replay_budget: ReplayBudget::new(restart.proxy.replay_budget_bytes),
                 audit,
                 live,
@@ -143,27 +155,16 @@ impl Proxy {
         }
     }
 
-    /// The same proxy with its own connection pool, for a worker thread:
-    /// each worker keeps its upstream connections on its own runtime.
-    /// Reloads reach every copy.
-    pub fn with_pool(&self, pool: Pool) -> Proxy {
-        let shared = &*self.shared;
+    /// The same proxy with a connection pool of its own, for a worker
+    /// thread: each worker keeps its upstream connections on its own
+    /// runtime, one of them warm (`upstream.keep_warm`), so this must run
+    /// on that runtime. Everything else (and every reload) is shared.
+    pub fn for_worker(&self) -> Proxy {
+        let pool = Pool::new(&self.shared.upstream, self.shared.connector.clone());
+        pool.keep_warm();
         Proxy {
-            shared: Arc::new(Shared {
-                pool,
-                target: shared.target.clone(),
-                origin: shared.origin.clone(),
-                auth: shared.auth.clone(),
-                metrics: shared.metrics.clone(),
-                interceptor: shared.interceptor.clone(),
-                refusals: shared.refusals.clone(),
-                ws: shared.ws.clone(),
-                request_timeout: shared.request_timeout,
-                gate: shared.gate.clone(),
-                replay_budget: shared.replay_budget.clone(),
-                audit: shared.audit.clone(),
-                live: shared.live.clone(),
-            }),
+            pool,
+            shared: self.shared.clone(),
         }
     }
 
@@ -173,7 +174,7 @@ impl Proxy {
     }
 
     /// Handles one request; never fails (errors become envelopes).
-    pub async fn handle(&self, req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
+    pub async fn handle<B: ClientBody>(&self, req: Request<B>, ctx: ConnContext) -> Response<Body> {
         let shared = &*self.shared;
         shared.metrics.in_flight.inc();
         let _in_flight = InFlight(&shared.metrics);
@@ -216,7 +217,7 @@ impl Proxy {
         self.shared.metrics.local(e.reason());
     }
 
-    async fn route(&self, req: Request<Incoming>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
+    async fn route<B: ClientBody>(&self, req: Request<B>, ctx: &ConnContext) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let live = shared.live.load_full();
         let arrival = access::Arrival {
@@ -308,7 +309,7 @@ impl Proxy {
         }
     }
 
-    async fn forward(&self, live: &Live, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+    async fn forward<B: ClientBody>(&self, live: &Live, req: Request<B>) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let session = match shared.auth.valid() {
             Some(session) => Some(session),
@@ -375,7 +376,7 @@ impl Proxy {
 
     /// Forwards a request with the client's own headers and no token of
     /// the sidecar's (an account call while interception is off).
-    async fn forward_as_sent(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+    async fn forward_as_sent<B: ClientBody>(&self, req: Request<B>) -> Result<Response<Body>, ProxyError> {
         let shared = &*self.shared;
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -387,7 +388,7 @@ impl Proxy {
         let (body, fault) = upstream::Idle::new(body, idle);
         let result = tokio::time::timeout_at(
             started + shared.request_timeout,
-            shared.pool.request(Request::from_parts(parts, Either::Right(body))),
+            self.pool.request(Request::from_parts(parts, Either::Right(body))),
         )
         .await;
         match result {
@@ -421,3 +422,6 @@ impl Proxy {
         Response::from_parts(parts, body)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,15 +28,18 @@
 
 mod activation;
 mod admin_slots;
+mod listener;
 mod workers;
 
 pub use activation::{Passed, inherited_listeners};
 pub use admin_slots::{ADMIN_CONNECTIONS, ADMIN_HEADER_TIMEOUT};
 use admin_slots::{AdminSlot, AdminSlots};
+use listener::Stream;
+pub use listener::{Inherited, Listener};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +48,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,172 +56,65 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::access;
 use crate::admin::Admin;
 use crate::audit::Peer;
-use crate::config::{Listen, Live};
+use crate::config::{Live, ProxyListener};
 use crate::fault::Faults;
 use crate::liveness::{Ended, Heartbeats};
 use crate::proxy::{ConnContext, Proxy};
 
-/// A bound listening socket.
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix {
-        listener: UnixListener,
-        path: Option<PathBuf>,
-    },
-}
-
-/// A listening socket handed over by systemd, before the runtime runs.
-pub enum Inherited {
-    Tcp(std::net::TcpListener),
-    Unix(std::os::unix::net::UnixListener),
-}
-
-/// An accepted connection.
-enum Stream {
-    Tcp(tokio::net::TcpStream, SocketAddr),
-    Unix(tokio::net::UnixStream),
-}
-
-impl Listener {
-    /// Binds `listen`. A unix socket gets `mode`; a stale socket file left by
-    /// a previous run is replaced.
-    pub async fn bind(listen: &Listen, mode: u32) -> std::io::Result<Listener> {
-        match listen {
-            Listen::Tcp(addr) => Ok(Listener::Tcp(bind_tcp(*addr)?)),
-            Listen::Unix(path) => {
-                remove_stale_socket(path)?;
-                let listener = UnixListener::bind(path)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-                }
-                Ok(Listener::Unix {
-                    listener,
-                    path: Some(path.clone()),
-                })
-            }
-        }
-    }
-
-    /// Takes over a listener inherited from systemd (socket activation).
-    /// Must run inside the runtime.
-    pub fn adopt(inherited: Inherited) -> std::io::Result<Listener> {
-        match inherited {
-            Inherited::Tcp(l) => {
-                l.set_nonblocking(true)?;
-                Ok(Listener::Tcp(TcpListener::from_std(l)?))
-            }
-            Inherited::Unix(l) => {
-                l.set_nonblocking(true)?;
-                // systemd owns the socket file; it is not removed at exit.
-                Ok(Listener::Unix {
-                    listener: UnixListener::from_std(l)?,
-                    path: None,
-                })
-            }
-        }
-    }
-
-    /// The bound TCP address, if this is a TCP listener.
-    pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix { .. } => None,
-        }
-    }
-
-    /// What it listens on, for log lines.
-    pub fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into()),
-            Listener::Unix { listener, .. } => listener
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
-                .unwrap_or_else(|| "unix socket".into()),
-        }
-    }
-
-    async fn accept(&self) -> std::io::Result<Stream> {
-        match self {
-            Listener::Tcp(l) => {
-                let (s, peer) = l.accept().await?;
-                let _ = s.set_nodelay(true);
-                Ok(Stream::Tcp(s, peer))
-            }
-            Listener::Unix { listener, .. } => Ok(Stream::Unix(listener.accept().await?.0)),
-        }
-    }
-
-    /// The socket file this listener created, removed at exit.
-    fn socket_path(&self) -> Option<PathBuf> {
-        match self {
-            Listener::Unix { path, .. } => path.clone(),
-            Listener::Tcp(_) => None,
-        }
-    }
-}
-
-/// Binds a TCP listener (`SO_REUSEADDR`, so a restart does not wait for old
-/// connections in TIME_WAIT) with a backlog fit for bursts of connections.
-/// The proxy workers share it through duplicated descriptors.
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket", path.display()),
-                ));
-            }
-            Err(_) => {}
-        }
-    }
-    Ok(())
-}
-
 /// What [`run`] needs besides the listeners.
-pub struct Server {
-    pub proxy: Proxy,
-    pub admin: Admin,
-    /// What a reload changes.
-    pub live: Arc<ArcSwap<Live>>,
-    pub grace: Duration,
+pub(crate) struct Server {
+    proxy: Proxy,
+    admin: Admin,
+    /// What a reload changes; the allow-list is read per request (by the gate).
+    live: Arc<ArcSwap<Live>>,
+    grace: Duration,
     /// Connection tasks (and WebSocket relays) are tracked here so the drain
     /// can wait for them.
-    pub tasks: TaskTracker,
+    tasks: TaskTracker,
     /// Threads that serve the proxy listener (at least one), each with its
     /// own single-threaded runtime and upstream pool (thread per core: no
     /// work stealing, no cross-thread wake-ups on the request path).
-    pub proxy_workers: usize,
-    /// Builds a worker's own upstream connection pool.
-    pub new_pool: Box<dyn Fn() -> crate::pool::Pool + Send + Sync>,
+    proxy_workers: usize,
     /// Connections the proxy listener serves at once (`proxy.max_connections`),
     /// shared by the workers; a client beyond them gets a fast 503.
-    pub proxy_slots: Arc<Semaphore>,
+    proxy_slots: Arc<Semaphore>,
     /// The proxy cap, for the refusal's message.
-    pub proxy_slots_total: usize,
+    proxy_slots_total: usize,
     /// `proxy.header_read_timeout`.
-    pub header_read_timeout: Duration,
+    header_read_timeout: Duration,
     /// The workers' heartbeat slots (one per worker, by index).
-    pub(crate) heartbeats: Arc<Heartbeats>,
+    heartbeats: Arc<Heartbeats>,
     /// Test faults for the workers (feature `test-util`; empty otherwise).
-    pub(crate) faults: Faults,
+    faults: Faults,
+}
+
+impl Server {
+    /// The server of the proxy listener's `settings`: its limits, caps and
+    /// worker count come from them. `tasks` tracks the connections (and the
+    /// WebSocket relays) the drain waits for.
+    pub(crate) fn new(
+        settings: &ProxyListener,
+        proxy: Proxy,
+        admin: Admin,
+        live: Arc<ArcSwap<Live>>,
+        tasks: TaskTracker,
+        heartbeats: Arc<Heartbeats>,
+        faults: Faults,
+    ) -> Server {
+        Server {
+            proxy,
+            admin,
+            live,
+            grace: settings.shutdown_grace,
+            tasks,
+            proxy_workers: settings.workers(),
+            proxy_slots: Arc::new(Semaphore::new(settings.max_connections)),
+            proxy_slots_total: settings.max_connections,
+            header_read_timeout: settings.header_read_timeout,
+            heartbeats,
+            faults,
+        }
+    }
 }
 
 /// Serves until `shutdown` is cancelled, then drains for up to the grace
@@ -228,7 +123,7 @@ pub struct Server {
 ///
 /// `proxy_listeners` are the proxy's doors by policy index: `proxy.listen`
 /// first, then `[[listeners]]` in order; every worker serves all of them.
-pub async fn run(
+pub(crate) async fn run(
     server: Server,
     proxy_listeners: Vec<Listener>,
     admin_listener: Option<Listener>,

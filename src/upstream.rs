@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Uri;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::RootCertStore;
@@ -25,6 +25,15 @@ use crate::config::UpstreamSettings;
 /// A request body on its way upstream: kept whole (small, replayable, or
 /// made by the sidecar) or streamed from the client.
 pub type Body = Either<Full<Bytes>, Idle>;
+
+/// What a body's error becomes on its way upstream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body the proxy can take from a client: hyper's `Incoming` from
+/// a connection, or any body built in memory (the unit tests').
+pub trait ClientBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> ClientBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
 
 /// Why a client's streamed body ended early: the client, not the API, is
 /// the cause, and the answer must say so (408, 400) instead of blaming the API.
@@ -47,17 +56,18 @@ pub type Fault = Arc<std::sync::OnceLock<ClientFault>>;
 /// tells the proxy that this, or a body the client broke, not the API, ended
 /// the request.
 pub struct Idle {
-    inner: Incoming,
+    /// Boxed: only streamed bodies (large or of unknown length) pay for it.
+    inner: UnsyncBoxBody<Bytes, BoxError>,
     limit: std::time::Duration,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     fault: Fault,
 }
 
 impl Idle {
-    pub fn new(inner: Incoming, limit: std::time::Duration) -> (Idle, Fault) {
+    pub fn new(inner: impl ClientBody, limit: std::time::Duration) -> (Idle, Fault) {
         let fault = Fault::default();
         let idle = Idle {
-            inner,
+            inner: inner.map_err(Into::into).boxed_unsync(),
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
             fault: fault.clone(),
@@ -68,7 +78,7 @@ impl Idle {
 
 impl hyper::body::Body for Idle {
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
@@ -77,13 +87,13 @@ impl hyper::body::Body for Idle {
         use std::task::Poll;
         match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Err(e))) => {
-                let _ = self.fault.set(ClientFault::Broken(crate::auth::error_chain(&e)));
-                Poll::Ready(Some(Err(e.into())))
+                let _ = self.fault.set(ClientFault::Broken(crate::auth::error_chain(&*e)));
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(frame) => {
                 let deadline = tokio::time::Instant::now() + self.limit;
                 self.timer.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                Poll::Ready(frame)
             }
             Poll::Pending => {
                 if self.timer.as_mut().poll(cx).is_ready() {

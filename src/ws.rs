@@ -30,7 +30,6 @@ use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -50,6 +49,7 @@ use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use crate::upstream::ClientBody;
 use bounded::FrameBounded;
 use detect::{ApiPush, LoginStyle};
 use limits::{LARGE, MemoryBudget, close, refuse_oversized, renew, socket_config, spent, too_big};
@@ -187,7 +187,7 @@ impl WsRelay {
     /// relaying; otherwise answers with the reason in the API's envelope.
     pub async fn upgrade(
         &self,
-        req: Request<Incoming>,
+        req: Request<impl ClientBody>,
         session: Arc<Session>,
         envelope: Envelope,
     ) -> Response<Full<Bytes>> {
@@ -202,7 +202,7 @@ impl WsRelay {
 
     async fn open(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<impl ClientBody>,
         session: Arc<Session>,
     ) -> Result<Response<Full<Bytes>>, ProxyError> {
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {

@@ -29,12 +29,12 @@ use super::method::{Held, Method};
 use super::schedule::{self, Class, Failure, Failures, Lease, Next, Pace, Policy, Reauth, Rejection, Step, Verdict};
 use super::session::{AuthHandle, Command, Session, SessionCell, Status, Timing};
 use crate::clock::unix_now;
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, UpstreamSettings};
 use crate::liveness::Heart;
 use crate::metrics::{AuthKind, AuthResult, Metrics};
 use crate::pool::Pool;
 use crate::secret::Secret;
-use crate::upstream::Target;
+use crate::upstream::{Connector, Target};
 
 /// How long a logout at shutdown may take at most.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,8 +68,8 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(
         settings: AuthSettings,
-        pool: Pool,
-        target: Target,
+        upstream: &UpstreamSettings,
+        connector: Connector,
         metrics: Arc<Metrics>,
     ) -> (Authenticator, AuthHandle) {
         let method = Method::from_settings(&settings);
@@ -83,7 +83,7 @@ impl Authenticator {
             cell: cell.clone(),
             commands,
             method,
-            http: Caller::new(pool, target, settings.timeout),
+            http: Caller::new(Pool::new(upstream, connector), Target::new(upstream), settings.timeout),
             policy: Policy::from_settings(&settings),
             logout_on_shutdown: settings.logout_on_shutdown,
             metrics,

@@ -106,7 +106,7 @@ fn pool_for(base: &str, extra: &str) -> (Pool, Target) {
     let roots = Arc::new(upstream::root_store(&s).unwrap());
     let connector = upstream::connector(&s, roots).unwrap();
     let target = Target::new(&s);
-    (Pool::new(&s, connector, &target), target)
+    (Pool::new(&s, connector), target)
 }
 
 async fn get(pool: &Pool, target: &Target, path: &'static str) -> (u16, String) {

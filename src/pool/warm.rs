@@ -85,6 +85,7 @@ impl Pool {
     }
 
     /// Whether the pool holds a connection a request could use now.
+    #[cfg(test)]
     pub fn is_warm(&self) -> bool {
         self.inner.warm_until().is_some()
     }

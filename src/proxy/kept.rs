@@ -16,18 +16,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use crate::error::ProxyError;
+use crate::upstream::{BoxError, ClientBody};
 
 /// A request body, kept whole when it is small enough to replay.
-pub(super) enum RequestBody {
+pub(super) enum RequestBody<B> {
     /// The body, and its share of the replay budget (none for an empty body).
     Kept(Bytes, Option<OwnedSemaphorePermit>),
     /// Streamed, ended after this long without data.
-    Stream(Incoming, Duration),
+    Stream(B, Duration),
 }
 
 /// The bytes of kept bodies all connections may hold at once
@@ -50,13 +50,13 @@ impl ReplayBudget {
 /// Keeps a small body whole (so it can be replayed) if the budget has room
 /// for it; streams the rest. `limit` is `proxy.replay_buffer_bytes`, `idle`
 /// `proxy.body_idle_timeout`.
-pub(super) async fn read(
+pub(super) async fn read<B: ClientBody>(
     budget: &ReplayBudget,
     limit: usize,
     idle: Duration,
     headers: &HeaderMap,
-    body: Incoming,
-) -> Result<RequestBody, ProxyError> {
+    body: B,
+) -> Result<RequestBody<B>, ProxyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -81,10 +81,11 @@ pub(super) async fn read(
 
 /// The body, whose `Content-Length` is `n`, in one buffer of `n` bytes
 /// (hyper ends a body at its length and fails a shorter one).
-async fn collect_exact(mut body: Incoming, n: usize) -> Result<Bytes, hyper::Error> {
+async fn collect_exact<B: ClientBody>(body: B, n: usize) -> Result<Bytes, BoxError> {
     let mut out = BytesMut::with_capacity(n);
+    let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
+        if let Ok(data) = frame.map_err(Into::into)?.into_data() {
             // Never past the declared length, whatever comes.
             let room = n - out.len();
             out.extend_from_slice(&data[..data.len().min(room)]);

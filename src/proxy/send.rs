@@ -82,7 +82,7 @@ impl Proxy {
     async fn attempt(&self, req: Request<upstream::Body>) -> Result<Response<PooledBody>, Attempt> {
         let shared = &*self.shared;
         let started = Instant::now();
-        let result = tokio::time::timeout_at(started + shared.request_timeout, shared.pool.request(req)).await;
+        let result = tokio::time::timeout_at(started + shared.request_timeout, self.pool.request(req)).await;
         shared.metrics.observe_upstream(started.elapsed());
         match result {
             Ok(Ok(resp)) => Ok(resp),

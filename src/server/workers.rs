@@ -227,9 +227,7 @@ async fn accept_and_drain(
     shutdown: CancellationToken,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let pool = (server.new_pool)();
-    pool.keep_warm();
-    let proxy = server.proxy.with_pool(pool);
+    let proxy = server.proxy.for_worker();
     // One accept loop per listener, all on this worker's runtime.
     let loops = listeners.into_iter().enumerate().map(|(door, listener)| {
         accept_loop(
