@@ -38,8 +38,10 @@
 //! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
 //! - [`status`] — `ethgas-sidecar status`: `/readyz` of a running sidecar, for a person or a script.
 //! - `clock` — the wall clock, for JWT times.
-//! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
-//! - [`demo`] — the `demo` and `mock-api` commands.
+//! - [`demo`] — the `demo` and `mock-api` commands (the mock API is the `ethgas-mock` crate, mock/).
+//!
+//! The live API's names (paths, refresh cookie, bearer scheme, login typed
+//! data) and `normalize_path` are the `ethgas-api` crate (api/), shared with the mock.
 //!
 //! `main.rs` only parses the command line and calls into these.
 
@@ -63,7 +65,6 @@ pub(crate) mod intercept;
 pub mod liveness;
 pub mod memory;
 pub(crate) mod metrics;
-pub mod mock;
 pub mod notify;
 pub(crate) mod policy;
 pub(crate) mod pool;

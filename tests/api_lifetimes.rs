@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Fault, Flavour, MockConfig, Tamper};
+use ethgas_mock::{Fault, Flavour, MockConfig, Tamper};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -321,7 +321,7 @@ async fn a_wallet_verify_answering_404_names_the_verify_path() {
     let (hex, key) = random_key_hex();
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address()),
+        address: Some(key.address().into()),
         ..MockConfig::default()
     })
     .await;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Counts, Fault, MockConfig};
+use ethgas_mock::{Counts, Fault, MockConfig};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Counts, Fault, Mock};
+use ethgas_mock::{Counts, Fault, Mock};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
+use ethgas_mock::{Fault, Flavour, MockConfig};
 use ethgas_sidecar::eth::{Address, WalletKey};
-use ethgas_sidecar::mock::{Fault, Flavour, MockConfig};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -754,7 +754,7 @@ async fn another_networks_chain_id_a_display_name_and_a_key_from_the_environment
     // Hoodi's chain id: the typed data's domain is signed as sent.
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address()),
+        address: Some(key.address().into()),
         chain_id: 560048,
         token_lifetime: Duration::from_secs(600),
         session_lifetime: HOUR,

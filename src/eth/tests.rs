@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use ethgas_api::login_typed_data;
+
 use super::*;
 
 /// keccak256("cow"), the signing key of EIP-712's example.
@@ -372,25 +374,6 @@ fn eip712_hostile_documents_are_refused_cheaply() {
 }
 
 // --- the ETHGas login ----------------------------------------------------
-
-#[test]
-fn login_typed_data_is_the_published_challenge() {
-    let built: serde_json::Value = serde_json::from_str(&login_typed_data("52a90c73", 32382)).unwrap();
-    let published: serde_json::Value = serde_json::from_str(PUBLISHED_LOGIN).unwrap();
-    assert_eq!(built, published);
-    // Byte for byte, too, in the published key order (without the line breaks).
-    let compact: String = PUBLISHED_LOGIN.lines().map(str::trim_start).collect();
-    assert_eq!(login_typed_data("52a90c73", 32382), compact);
-}
-
-#[test]
-fn login_typed_data_escapes_the_nonce() {
-    let nonce = "a\"b\\c}\n@CHAIN_ID@";
-    let json = login_typed_data(nonce, 1);
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(value["message"]["hash"], nonce);
-    assert_eq!(value["domain"]["chainId"], 1);
-}
 
 #[test]
 fn login_signature_recovers_to_the_key_and_only_for_that_challenge() {

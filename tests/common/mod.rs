@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ethgas_mock::{self as mock, Mock, MockConfig};
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::Config;
-use ethgas_sidecar::mock::{self, Mock, MockConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -506,7 +506,7 @@ pub async fn start_live_api(
 ) -> Api {
     start_api_with(MockConfig {
         flavour: mock::Flavour::Live,
-        address: Some(address),
+        address: Some(address.into()),
         token_lifetime,
         session_lifetime,
         ..MockConfig::default()
