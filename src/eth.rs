@@ -3,8 +3,8 @@
 //!
 //! The live ETHGas API logs an account in by an EIP-712 signature of the
 //! account's secp256k1 key (`ethgas-api.md`, section "Live API"). This module owns
-//! everything cryptographic about that, so the login, the built-in mock and
-//! the login interception share one implementation:
+//! everything cryptographic about that, so the login and the login
+//! interception share one implementation:
 //!
 //! - [`WalletKey`] — the key, from `0x…` hex or a Web3 Secret Storage (V3)
 //!   keystore (scrypt or PBKDF2-HMAC-SHA256, AES-128-CTR). It is zeroed on
@@ -12,7 +12,7 @@
 //!   the keystore password.
 //! - [`WalletKey::sign_typed_data`] — `eth_signTypedData_v4`: the typed data as
 //!   the server sent it (JSON), hashed per EIP-712 and signed (`0x` r‖s‖v).
-//! - [`recover_typed_data_signer`] — the inverse, for the mock.
+//! - [`recover_typed_data_signer`] — the inverse, what a server does.
 //!
 //! Nothing here is hand-rolled cryptography: the EIP-712 encoding of arbitrary
 //! typed data is alloy's dynamic ABI (`alloy-dyn-abi`), Keccak and EIP-55 are

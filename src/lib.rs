@@ -11,7 +11,7 @@
 //! - [`cli`] — the command line (clap definitions; the man pages and completions come from them).
 //! - [`config`] — the TOML file: raw serde structs, validated once into a typed
 //!   `Config`, split into what needs a restart and what a reload applies.
-//! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
+//! - `reload` — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
 //! - `access` — who may use the account: client allow-list, `Host` rule (DNS rebinding), browser `Origin`/`Sec-Fetch-Site`.
 //! - `secret` — the `Secret` newtype whose formatting is a mask.
 //! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
@@ -31,7 +31,7 @@
 //! - `metrics` — Prometheus series, pre-labelled for an allocation-free hot path.
 //! - [`server`] — listeners (TCP, unix, systemd-activated), the proxy workers, connections, the drain.
 //! - [`app`] — wiring: config + listeners → running sidecar; a dead auth task or worker stops it (exit 1).
-//! - [`liveness`] — the parts that must stay alive (auth task, proxy workers): how an end is reported, heartbeats.
+//! - `liveness` — the parts that must stay alive (auth task, proxy workers): how an end is reported, heartbeats.
 //! - [`notify`] — systemd readiness, status, and the watchdog (pings only while every heartbeat is fresh).
 //! - `fault` — deliberate failures for the process tests (only with the `test-util` feature).
 //! - [`signal`] — which signal arrived, and the process's signal policy.
@@ -62,14 +62,14 @@ pub mod eth;
 pub(crate) mod fault;
 pub(crate) mod framing;
 pub(crate) mod intercept;
-pub mod liveness;
+pub(crate) mod liveness;
 pub mod memory;
 pub(crate) mod metrics;
 pub mod notify;
 pub(crate) mod policy;
 pub(crate) mod pool;
 pub(crate) mod proxy;
-pub mod reload;
+pub(crate) mod reload;
 pub(crate) mod secret;
 pub mod server;
 pub mod signal;

@@ -20,6 +20,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub mod keystores;
+mod traffic;
+#[allow(unused_imports)]
+pub use traffic::{Load, Traffic};
+
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "correct horse battery staple";
 
