@@ -310,7 +310,9 @@ pub async fn spawn(addr: SocketAddr, mock: Mock, shutdown: CancellationToken) ->
     Ok(bound)
 }
 
-/// One plain HTTP/1.1 connection (with upgrades, for the WebSocket).
+/// One plain HTTP/1.1 connection (with upgrades, for the WebSocket). The
+/// drain is a `select!` rather than hyper-util's `GracefulShutdown`, which
+/// does not take hyper's `http1::UpgradeableConnection`.
 async fn serve_connection(stream: TcpStream, mock: Mock, stop: CancellationToken) -> Result<(), String> {
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
