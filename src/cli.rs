@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueHint};
+use ethgas_mock::Flavour;
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::demo::DemoAuth;
 use crate::eth::Address;
-use crate::mock::Flavour;
 
 /// The version `--version` prints: the crate version and the git commit it
 /// was built from (see `build.rs`), e.g. "0.1.0 (commit 5b911a7c1e2f)".

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ethgas_mock::{self as mock, Flavour, Mock, MockConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, Control, Listeners};
 use crate::config::{Config, Listen};
 use crate::eth::WalletKey;
-use crate::mock::{self, Flavour, Mock, MockConfig};
 use crate::secret::Secret;
 use crate::server::Listener;
 use crate::signal::{self, Signals};
@@ -77,7 +77,7 @@ pub async fn run(
         } else {
             Flavour::Documented
         },
-        address: key.as_ref().map(|k| k.address()),
+        address: key.as_ref().map(|k| k.address().into()),
         ..MockConfig::default()
     };
     let (user, password) = (mock_config.username.clone(), mock_config.password.clone());

@@ -3,8 +3,8 @@
 //!
 //! The live ETHGas API logs an account in by an EIP-712 signature of the
 //! account's secp256k1 key (`ethgas-api.md`, section "Live API"). This module owns
-//! everything cryptographic about that, so the login, the built-in mock and
-//! the login interception share one implementation:
+//! everything cryptographic about that, so the login and the login
+//! interception share one implementation:
 //!
 //! - [`WalletKey`] — the key, from `0x…` hex or a Web3 Secret Storage (V3)
 //!   keystore (scrypt or PBKDF2-HMAC-SHA256, AES-128-CTR). It is zeroed on
@@ -12,9 +12,7 @@
 //!   the keystore password.
 //! - [`WalletKey::sign_typed_data`] — `eth_signTypedData_v4`: the typed data as
 //!   the server sent it (JSON), hashed per EIP-712 and signed (`0x` r‖s‖v).
-//! - [`recover_typed_data_signer`] — the inverse, for the mock.
-//! - [`login_typed_data`] — the ETHGas login challenge, for the mock and the
-//!   interception.
+//! - [`recover_typed_data_signer`] — the inverse, what a server does.
 //!
 //! Nothing here is hand-rolled cryptography: the EIP-712 encoding of arbitrary
 //! typed data is alloy's dynamic ABI (`alloy-dyn-abi`), Keccak and EIP-55 are
@@ -111,6 +109,13 @@ impl Address {
         let point = key.to_sec1_point(false);
         let raw = alloy_primitives::Address::from_raw_public_key(&point.as_bytes()[1..]);
         Address(raw.0.0)
+    }
+}
+
+/// The mock API (`ethgas-mock`) names addresses in alloy's type.
+impl From<Address> for alloy_primitives::Address {
+    fn from(address: Address) -> alloy_primitives::Address {
+        alloy_primitives::Address::from(address.0)
     }
 }
 
@@ -501,27 +506,6 @@ pub fn recover_typed_data_signer(typed_data_json: &str, signature: &str) -> Resu
         .map_err(|_| Eip712Error::Signature("does not recover to a public key"))?;
     Ok(Address::of_key(&key))
 }
-
-/// The ETHGas login typed data as JSON text, exactly the live shape
-/// (`ethgas-api.md`, "Live API"): primary type `data {string hash, string
-/// message, string domain}` with `hash` = `nonce_hash`, and domain
-/// `{name "ETHGas Login", version "1", chainId, verifyingContract 0x0…0}`.
-pub fn login_typed_data(nonce_hash: &str, chain_id: u64) -> String {
-    // Filled in this order so the nonce (inserted last) is never scanned.
-    LOGIN_TYPED_DATA
-        .replace("@CHAIN_ID@", &chain_id.to_string())
-        .replace("@NONCE_HASH@", &serde_json::Value::from(nonce_hash).to_string())
-}
-
-/// The published challenge, byte for byte, with two placeholders.
-const LOGIN_TYPED_DATA: &str = concat!(
-    r#"{"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"},"#,
-    r#"{"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],"#,
-    r#""data":[{"name":"hash","type":"string"},{"name":"message","type":"string"},{"name":"domain","type":"string"}]},"#,
-    r#""primaryType":"data","#,
-    r#""message":{"hash":@NONCE_HASH@,"message":"Please sign this message to verify account ownership","domain":"ethgas.com"},"#,
-    r#""domain":{"name":"ETHGas Login","version":"1","chainId":@CHAIN_ID@,"verifyingContract":"0x0000000000000000000000000000000000000000"}}"#,
-);
 
 /// The typed-data document as parsed here rather than through alloy's own
 /// `Deserialize`, which tries two shapes and so reports every mistake as

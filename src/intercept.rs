@@ -24,6 +24,7 @@
 use crate::upstream::ClientBody;
 use base64::Engine as _;
 use bytes::Bytes;
+use ethgas_api::{BEARER, REFRESH_COOKIE, normalize_path};
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -83,28 +84,6 @@ pub fn recognise(live: &Live, path: &str) -> Option<Call> {
         .map(|(_, c)| *c)
 }
 
-/// A path as the most lenient upstream would route it: percent-escapes
-/// decoded (twice, for double encoding), `\\` taken as `/`, `;parameters`
-/// dropped from each segment, empty and `.` segments dropped, `..` resolved,
-/// no trailing slash, lower case. Only used to recognise the account
-/// endpoints; the request itself is forwarded as the client wrote it.
-pub fn normalize_path(path: &str) -> String {
-    let decoded = percent_decode(&percent_decode(path.as_bytes()));
-    let text = String::from_utf8_lossy(&decoded).to_lowercase().replace('\\', "/");
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in text.split('/') {
-        let segment = segment.split(';').next().unwrap_or("");
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    format!("/{}", segments.join("/"))
-}
-
 /// Whether a request for `path` is public market data (`proxy.public_prefixes`),
 /// which the proxy forwards without a token while it holds none. The path
 /// must start with a prefix both as sent (case-sensitive: `/API/V1/P/x` does
@@ -119,29 +98,6 @@ pub fn is_public(prefixes: &[String], path: &str) -> bool {
     // The normalised form has no trailing slash: the prefix itself counts.
     let normal = normalize_path(path) + "/";
     prefixes.iter().any(|p| normal.starts_with(p.as_str()))
-}
-
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match (
-            input[i],
-            input.get(i + 1).copied().and_then(hex),
-            input.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h << 4 | l);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Answers account calls with placeholders.
@@ -276,7 +232,7 @@ impl Interceptor {
                 return Ok(envelope.ok(json!({
                     "status": "verify",
                     "nonceHash": nonce,
-                    "eip712Message": crate::eth::login_typed_data(&nonce, chain_id),
+                    "eip712Message": ethgas_api::login_typed_data(&nonce, chain_id),
                 })));
             }
             Call::Verify => AuthKind::Login,
@@ -323,9 +279,6 @@ async fn chain_id(auth: &AuthHandle, live: &Live) -> u64 {
         }
     }
 }
-
-/// The live API's refresh-token cookie.
-const REFRESH_COOKIE: &str = "x_auth_refresh_token";
 
 /// The value of `name` in `a=b&c=d` text, percent-decoded.
 /// How long a placeholder grant says it lives: as long as the real token
@@ -397,7 +350,7 @@ impl Placeholders {
     /// placeholders.
     pub fn is_placeholder(&self, authorization: &[u8]) -> bool {
         let token = authorization
-            .strip_prefix(b"Bearer ")
+            .strip_prefix(BEARER.as_bytes())
             .or_else(|| authorization.strip_prefix(b"bearer "))
             .unwrap_or(authorization);
         token.len() > self.mark.len() + 1

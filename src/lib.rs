@@ -11,7 +11,7 @@
 //! - [`cli`] — the command line (clap definitions; the man pages and completions come from them).
 //! - [`config`] — the TOML file: raw serde structs, validated once into a typed
 //!   `Config`, split into what needs a restart and what a reload applies.
-//! - [`reload`] — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
+//! - `reload` — SIGHUP: re-read, validate, name the restart-only changes, publish the live part.
 //! - `access` — the one admission gate: client allow-list, one `Host`, head limits, browser `Origin`/`Sec-Fetch-Site`, `Host` rule (DNS rebinding), absolute form.
 //! - `secret` — the `Secret` newtype whose formatting is a mask.
 //! - [`eth`] — the wallet key (hex or keystore), its address, EIP-712 signing and signer recovery.
@@ -30,15 +30,17 @@
 //! - `metrics` — Prometheus series, pre-labelled for an allocation-free hot path.
 //! - [`server`] — listeners (TCP, unix, systemd-activated), the proxy workers, connections, the drain.
 //! - [`app`] — wiring: config + listeners → running sidecar; a dead auth task or worker stops it (exit 1).
-//! - [`liveness`] — the parts that must stay alive (auth task, proxy workers): how an end is reported, heartbeats.
+//! - `liveness` — the parts that must stay alive (auth task, proxy workers): how an end is reported, heartbeats.
 //! - [`notify`] — systemd readiness, status, and the watchdog (pings only while every heartbeat is fresh).
 //! - `fault` — deliberate failures for the process tests (only with the `test-util` feature).
 //! - [`signal`] — which signal arrived, and the process's signal policy.
 //! - [`telemetry`] — log output (text or JSON; sd-daemon priorities when stderr is the journal).
 //! - [`status`] — `ethgas-sidecar status`: `/readyz` of a running sidecar, for a person or a script.
 //! - `clock` — the wall clock, for JWT times.
-//! - [`mock`] — the built-in mock ETHGas API (demo, tests, offline use).
-//! - [`demo`] — the `demo` and `mock-api` commands.
+//! - [`demo`] — the `demo` and `mock-api` commands (the mock API is the `ethgas-mock` crate, mock/).
+//!
+//! The live API's names (paths, refresh cookie, bearer scheme, login typed
+//! data) and `normalize_path` are the `ethgas-api` crate (api/), shared with the mock.
 //!
 //! `main.rs` only parses the command line and calls into these.
 
@@ -58,15 +60,14 @@ pub(crate) mod error;
 pub mod eth;
 pub(crate) mod fault;
 pub(crate) mod intercept;
-pub mod liveness;
+pub(crate) mod liveness;
 pub mod memory;
 pub(crate) mod metrics;
-pub mod mock;
 pub mod notify;
 pub(crate) mod policy;
 pub(crate) mod pool;
 pub(crate) mod proxy;
-pub mod reload;
+pub(crate) mod reload;
 pub(crate) mod secret;
 pub mod server;
 pub mod signal;

@@ -7,10 +7,10 @@ use clap::Parser;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use ethgas_mock::MockConfig;
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::cli::{Cli, Command};
 use ethgas_sidecar::config::Config;
-use ethgas_sidecar::mock::MockConfig;
 use ethgas_sidecar::notify::Notifier;
 use ethgas_sidecar::signal::{self, Signal, Signals};
 use ethgas_sidecar::telemetry::{self, LogFormat, LogSettings};
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 flavour: flavor,
                 username,
                 password,
-                address,
+                address: address.map(Into::into),
                 token_lifetime,
                 ..MockConfig::default()
             },

@@ -24,7 +24,7 @@ use std::fmt;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::intercept::normalize_path;
+use ethgas_api::normalize_path;
 
 /// What a call can do to the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

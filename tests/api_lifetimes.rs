@@ -16,54 +16,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Fault, Flavour, MockConfig, Tamper};
+use ethgas_mock::{Fault, Flavour, MockConfig, Tamper};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// Requests flowing through a sidecar, counted by outcome.
-struct Traffic {
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    ok: Arc<AtomicU64>,
-    other: Arc<AtomicU64>,
-}
-
-fn traffic(proxy: std::net::SocketAddr, workers: usize) -> Traffic {
-    let stop = CancellationToken::new();
-    let ok = Arc::new(AtomicU64::new(0));
-    let other = Arc::new(AtomicU64::new(0));
-    let c = client();
-    let tasks = (0..workers)
-        .map(|_| {
-            let (c, stop, ok, other) = (c.clone(), stop.clone(), ok.clone(), other.clone());
-            let url = format!("http://{proxy}/api/v1/user/info");
-            tokio::spawn(async move {
-                while !stop.is_cancelled() {
-                    let r = get(&c, &url).await;
-                    let n = if r.status == 200 { &ok } else { &other };
-                    n.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
-        .collect();
-    Traffic { stop, tasks, ok, other }
-}
-
-impl Traffic {
-    async fn finish(self) -> (u64, u64) {
-        self.stop.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        (self.ok.load(Ordering::SeqCst), self.other.load(Ordering::SeqCst))
-    }
-}
 
 async fn pause(d: Duration) {
     let until = Instant::now() + d;
@@ -88,7 +45,7 @@ const MAX_IN_WINDOW: u64 = 4 + 2 * 2;
 /// Counts the auth calls the mock sees in the window, with traffic flowing;
 /// returns them (and what the traffic got).
 async fn calls_in_window(api: &Api, proxy: std::net::SocketAddr) -> (u64, u64, u64) {
-    let load = traffic(proxy, 2);
+    let load = Traffic::start(proxy, 2, Load::Reads(Duration::from_millis(50)));
     pause(SETTLE).await;
     let before = api.mock.counts().auth_calls();
     pause(WINDOW).await;
@@ -199,7 +156,7 @@ async fn a_token_whose_jwt_exp_has_passed_is_never_sent() {
         api.mock.counts().logins_ok >= 3
     })
     .await;
-    let load = traffic(sidecar.proxy, 2);
+    let load = Traffic::start(sidecar.proxy, 2, Load::Reads(Duration::from_millis(50)));
     pause(Duration::from_secs(2)).await;
     let (ok, other) = load.finish().await;
     let (status, data) = readyz(&c, sidecar.admin).await;
@@ -228,7 +185,7 @@ async fn a_refresh_returning_an_expired_token_is_never_sent() {
     let api = start_api(Duration::from_secs(4)).await;
     let (sidecar, c) = ready_sidecar(&api, Extra::proxy("token_wait = \"200ms\"")).await;
     api.mock.set_tamper(Tamper::ExpiredExp);
-    let load = traffic(sidecar.proxy, 2);
+    let load = Traffic::start(sidecar.proxy, 2, Load::Reads(Duration::from_millis(50)));
     eventually(
         Duration::from_secs(10),
         "a refresh answered with an expired token",
@@ -321,7 +278,7 @@ async fn a_wallet_verify_answering_404_names_the_verify_path() {
     let (hex, key) = random_key_hex();
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address()),
+        address: Some(key.address().into()),
         ..MockConfig::default()
     })
     .await;

@@ -8,63 +8,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Counts, Fault, MockConfig};
+use ethgas_mock::{Counts, Fault, MockConfig};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// Requests flowing through a sidecar from a few clients, counted.
-struct Traffic {
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-}
-
-fn traffic(sidecar: &Sidecar, workers: usize) -> Traffic {
-    let stop = CancellationToken::new();
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let c = client();
-    let tasks = (0..workers)
-        .map(|i| {
-            let (c, stop, ok, failed) = (c.clone(), stop.clone(), ok.clone(), failed.clone());
-            let url = sidecar.url("/api/v1/user/info");
-            tokio::spawn(async move {
-                while !stop.is_cancelled() {
-                    let r = get(&c, &url).await;
-                    if r.status == 200 {
-                        ok.fetch_add(1, Ordering::SeqCst);
-                    } else if failed.fetch_add(1, Ordering::SeqCst) < 3 {
-                        eprintln!("worker {i}: {} {}", r.status, String::from_utf8_lossy(&r.body));
-                    }
-                    // Steady, not flat out: the machine is shared.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        })
-        .collect();
-    Traffic {
-        stop,
-        tasks,
-        ok,
-        failed,
-    }
-}
-
-impl Traffic {
-    async fn finish(self) -> (u64, u64) {
-        self.stop.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        (self.ok.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
-    }
-}
 
 async fn run_for(limit: Duration) {
     let started = Instant::now();
@@ -93,7 +41,7 @@ async fn a_session_that_ends_is_renewed_by_a_login_before_it_does() {
     })
     .await;
     let (sidecar, _c) = ready_sidecar(&api, Extra::auth("min_call_interval = \"100ms\"")).await;
-    let load = traffic(&sidecar, 4);
+    let load = Traffic::start(sidecar.proxy, 4, Load::Reads(Duration::from_millis(20)));
     run_for(Duration::from_secs(13)).await;
     let (ok, failed) = load.finish().await;
     let counts = api.mock.counts();
@@ -212,7 +160,7 @@ async fn a_refresh_that_keeps_failing_with_5xx_falls_back_to_a_login_before_expi
     api.mock.set_refresh_fault(Fault::Status(503));
     let (sidecar, _c) = ready_sidecar(&api, Extra::auth("refresh_ratio = 0.5")).await;
     let ready = Instant::now();
-    let load = traffic(&sidecar, 4);
+    let load = Traffic::start(sidecar.proxy, 4, Load::Reads(Duration::from_millis(20)));
     eventually(
         Duration::from_secs(7),
         "a login in place of the failing refresh, before the first token expires",

@@ -12,71 +12,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{Counts, Fault, Mock};
+use ethgas_mock::{Counts, Fault, Mock};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-struct Traffic {
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-}
-
-fn traffic(sidecar: &Sidecar, workers: usize) -> Traffic {
-    let stop = CancellationToken::new();
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let c = client();
-    let tasks = (0..workers)
-        .map(|i| {
-            let (c, stop, ok, failed) = (c.clone(), stop.clone(), ok.clone(), failed.clone());
-            // Reads and writes (writes are replayed after a 401 too).
-            let url = sidecar.url(if i % 2 == 0 {
-                "/api/v1/user/info"
-            } else {
-                "/api/v1/mock/echo"
-            });
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.is_cancelled() {
-                    let r = if i % 2 == 0 {
-                        get(&c, &url).await
-                    } else {
-                        post_json(&c, &url, &format!(r#"{{"worker":{i},"n":{n}}}"#)).await
-                    };
-                    if r.status == 200 {
-                        ok.fetch_add(1, Ordering::SeqCst);
-                    } else if failed.fetch_add(1, Ordering::SeqCst) < 3 {
-                        eprintln!("request failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
-                    }
-                    n += 1;
-                }
-            })
-        })
-        .collect();
-    Traffic {
-        stop,
-        tasks,
-        ok,
-        failed,
-    }
-}
-
-impl Traffic {
-    async fn finish(self) -> (u64, u64) {
-        self.stop.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        (self.ok.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
-    }
-}
 
 fn successes(c: &Counts) -> u64 {
     c.logins_ok + c.refreshes_ok
@@ -88,7 +28,7 @@ async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
     let sidecar = start_sidecar(&api, Extra::auth("refresh_ratio = 0.5\ntimeout = \"700ms\"")).await;
     let c = client();
     wait_ready(&c, sidecar.admin).await;
-    let load = traffic(&sidecar, 4);
+    let load = Traffic::start(sidecar.proxy, 4, Load::ReadsAndWrites);
 
     // Start the fault right after the login, so it meets the first refresh.
     let before = api.mock.counts();
@@ -128,9 +68,9 @@ async fn survive(name: &str, apply: impl Fn(&Mock), clear: impl Fn(&Mock)) {
     );
     let _ = during;
     // More traffic on the new token.
-    let ok_then = load.ok.load(Ordering::SeqCst);
+    let ok_then = load.ok();
     eventually(Duration::from_secs(5), "traffic after recovery", || {
-        load.ok.load(Ordering::SeqCst) > ok_then + 20
+        load.ok() > ok_then + 20
     })
     .await;
     let (ok, failed) = load.finish().await;
@@ -209,13 +149,10 @@ async fn access_tokens_revoked_mid_flight() {
     // between client-triggered re-authentications (10 s by default, which
     // would pass the second and third revocations' 401s on) is lowered.
     let (sidecar, _c) = ready_sidecar(&api, Extra::auth("reauth_min_interval = \"1ms\"")).await;
-    let load = traffic(&sidecar, 4);
+    let load = Traffic::start(sidecar.proxy, 4, Load::ReadsAndWrites);
     for round in 1..=3 {
-        let ok = load.ok.load(Ordering::SeqCst);
-        eventually(Duration::from_secs(5), "traffic", || {
-            load.ok.load(Ordering::SeqCst) > ok + 20
-        })
-        .await;
+        let ok = load.ok();
+        eventually(Duration::from_secs(5), "traffic", || load.ok() > ok + 20).await;
         api.mock.revoke_access_tokens();
         eventually(Duration::from_secs(5), "the re-authentication", || {
             api.mock.counts().refreshes_ok == round
@@ -265,7 +202,7 @@ async fn an_api_that_rejects_every_token_gets_no_reauthentication_storm() {
     let (sidecar, c) = ready_sidecar(&api, Extra::default()).await;
     assert_eq!(get(&c, &sidecar.url("/api/v1/user/info")).await.status, 200);
     api.mock.set_reject_all(true);
-    let load = traffic(&sidecar, 4);
+    let load = Traffic::start(sidecar.proxy, 4, Load::ReadsAndWrites);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(6) {
         tokio::time::sleep(Duration::from_millis(100)).await;

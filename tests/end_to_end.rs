@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use ethgas_sidecar::mock::{Fault, Fnv, pattern_byte};
+use ethgas_mock::{Fault, Fnv, pattern_byte};
 use http::Request;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;

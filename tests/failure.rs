@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::Fault;
+use ethgas_mock::Fault;
 use tokio::net::UnixDatagram;
 
 const FAULT: &str = "ETHGAS_SIDECAR_TEST_FAULT";

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::Fault;
+use ethgas_mock::Fault;
 
 /// The binary running with stderr on a socket; its lines as they arrive.
 struct Journaled {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use common::*;
+use ethgas_mock::{Fault, Flavour, MockConfig};
 use ethgas_sidecar::eth::WalletKey;
-use ethgas_sidecar::mock::{Fault, Flavour, MockConfig};
 use futures_util::SinkExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 fn live(key: &WalletKey) -> MockConfig {
     MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address()),
+        address: Some(key.address().into()),
         token_lifetime: Duration::from_secs(600),
         session_lifetime: Duration::from_secs(3600),
         ..MockConfig::default()

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::Fault;
+use ethgas_mock::Fault;
 use http::Request;
 use http_body_util::Full;
 

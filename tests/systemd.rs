@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::Fault;
+use ethgas_mock::Fault;
 use tokio::net::UnixDatagram;
 
 /// Receives sd_notify datagrams, each with the number of successful logins

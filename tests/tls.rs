@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ethgas_sidecar::mock::{self, Mock, MockConfig};
+use ethgas_mock::{self as mock, Mock, MockConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

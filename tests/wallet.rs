@@ -14,53 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::keystores::{GETH_31_BYTE, GETH_31_BYTE_SECRET, SPEC_PBKDF2, SPEC_SECRET};
 use common::*;
+use ethgas_mock::{Fault, Flavour, MockConfig};
 use ethgas_sidecar::eth::{Address, WalletKey};
-use ethgas_sidecar::mock::{Fault, Flavour, MockConfig};
 use serde_json::Value;
 use tokio::time::Instant;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// geth's `31_byte_key` keystore test vector (scrypt, n = 2: cheap), whose
-/// password is "foo"; the same as `src/eth/tests.rs` uses.
-const GETH_31_BYTE: &str = r#"{
-  "crypto": {
-    "cipher": "aes-128-ctr",
-    "cipherparams": {"iv": "e0c41130a323adc1446fc82f724bca2f"},
-    "ciphertext": "9517cd5bdbe69076f9bf5057248c6c050141e970efa36ce53692d5d59a3984",
-    "kdf": "scrypt",
-    "kdfparams": {
-      "dklen": 32, "n": 2, "r": 8, "p": 1,
-      "salt": "711f816911c92d649fb4c84b047915679933555030b3552c1212609b38208c63"
-    },
-    "mac": "d5e116151c6aa71470e67a7d42c9620c75c4d23229847dcc127794f0732b0db5"
-  },
-  "id": "fecfc4ce-e956-48fd-953b-30f8b52ed66c",
-  "version": 3
-}"#;
-const GETH_31_BYTE_SECRET: &str = "00fa7b3db73dc7dfdf8c5fbdb796d741e4488628c41fc4febd9160a866ba0f35";
-
-/// The Web3 Secret Storage definition's PBKDF2-SHA-256 test vector
-/// (c = 262144, password "testpassword").
-const SPEC_PBKDF2: &str = r#"{
-  "crypto": {
-    "cipher": "aes-128-ctr",
-    "cipherparams": {"iv": "6087dab2f9fdbbfaddc31a909735c1e6"},
-    "ciphertext": "5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f869aa46",
-    "kdf": "pbkdf2",
-    "kdfparams": {
-      "c": 262144,
-      "dklen": 32,
-      "prf": "hmac-sha256",
-      "salt": "ae3cd4e7013836a3df6bd7241b12db061dbe2c6785853cce422d148a624ce0bd"
-    },
-    "mac": "517ead924a9d0dc3124507e3393d175ce3ff7c1e96529c6c555ce9e51205e9b2"
-  },
-  "id": "3198bc9c-6672-5ab3-d995-4942343ae5b6",
-  "version": 3
-}"#;
-const SPEC_SECRET: &str = "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
 
 fn address_of(secret_hex: &str) -> Address {
     WalletKey::from_hex(secret_hex).unwrap().address()
@@ -754,7 +715,7 @@ async fn another_networks_chain_id_a_display_name_and_a_key_from_the_environment
     // Hoodi's chain id: the typed data's domain is signed as sent.
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address()),
+        address: Some(key.address().into()),
         chain_id: 560048,
         token_lifetime: Duration::from_secs(600),
         session_lifetime: HOUR,

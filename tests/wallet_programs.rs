@@ -232,9 +232,9 @@ async fn an_op_style_websocket_login_is_rewritten_and_renewed_after_each_refresh
 #[tokio::test]
 async fn the_intercepted_challenge_carries_the_chain_id_of_the_apis_own_challenge() {
     let (hex, key) = random_key_hex();
-    let api = start_api_with(ethgas_sidecar::mock::MockConfig {
-        flavour: ethgas_sidecar::mock::Flavour::Live,
-        address: Some(key.address()),
+    let api = start_api_with(ethgas_mock::MockConfig {
+        flavour: ethgas_mock::Flavour::Live,
+        address: Some(key.address().into()),
         // Hoodi's.
         chain_id: 560048,
         ..Default::default()

@@ -13,6 +13,7 @@
 #      there (binary, units and templates, conffile, man pages, completions,
 #      copyright, the wallet drop-ins);
 #   4. extracted into a temporary root: the binary runs and names its commit,
+#      carries none of the test harness's endpoints or fault markers,
 #      the shipped config passes check-config with the credential the unit
 #      hands over, `systemd-analyze verify` says nothing about the units, an
 #      instance of each template, and both units with the wallet drop-ins, and
@@ -107,6 +108,17 @@ case $version in
     "ethgas-sidecar "*" (commit "*")") ;;
     *) fail "--version says: $version" ;;
 esac
+
+# The test harness stays out of the shipped binary: the mock API's test-only
+# endpoints (ethgas-mock's feature test-util) and the process's fault hooks
+# (src/fault.rs, ethgas-sidecar's feature test-util) compile to nothing
+# without the feature, so none of their strings may be in it.
+for marker in /api/v1/mock/upload /api/v1/mock/download /api/v1/mock/slow \
+    ETHGAS_SIDECAR_TEST_FAULT panic-after-login wedge-worker-; do
+    ! grep -qaF -- "$marker" "$bin" \
+        || fail "the binary contains \"$marker\": it was built with the test harness (feature test-util)"
+done
+echo "test harness: none of its endpoints or fault markers is in the binary"
 
 # The shipped config as installed is refused until its placeholder username
 # is replaced, naming the key; with a username and the credential the unit's

@@ -97,13 +97,13 @@ impl Caller {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
             if let Some(token) = post.bearer {
-                if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                if let Ok(mut v) = HeaderValue::from_str(&format!("{}{}", ethgas_api::BEARER, token.expose())) {
                     v.set_sensitive(true);
                     headers.insert(AUTHORIZATION, v);
                 }
             }
             if let Some(token) = post.refresh_cookie {
-                let cookie = format!("{}={}", super::grant::REFRESH_COOKIE, token.expose());
+                let cookie = format!("{}={}", ethgas_api::REFRESH_COOKIE, token.expose());
                 if let Ok(mut v) = HeaderValue::from_str(&cookie) {
                     v.set_sensitive(true);
                     headers.insert(COOKIE, v);

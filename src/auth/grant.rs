@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use ethgas_api::REFRESH_COOKIE;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -263,9 +264,6 @@ pub fn answer_data(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Resu
     }
     Ok(v)
 }
-
-/// The live API's refresh-token cookie.
-pub const REFRESH_COOKIE: &str = "x_auth_refresh_token";
 
 /// The value of the `x_auth_refresh_token` cookie a response sets, if any.
 pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {

@@ -58,7 +58,7 @@ impl Session {
     /// A session for `access`, or `None` if the token cannot travel in an
     /// HTTP header (the grant parser refuses such tokens already).
     pub(super) fn new(generation: u64, access: Secret, timing: Timing) -> Option<Session> {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", access.expose())).ok()?;
+        let mut authorization = HeaderValue::from_str(&format!("{}{}", ethgas_api::BEARER, access.expose())).ok()?;
         authorization.set_sensitive(true);
         Some(Session {
             generation,

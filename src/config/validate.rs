@@ -252,10 +252,10 @@ impl Validator<'_> {
         let auth = AuthSettings {
             credentials,
             refresh_ratio,
-            login_path: self.api_path("auth.login_path", ra.login_path, "/api/v1/user/login")?,
-            refresh_path: self.api_path("auth.refresh_path", ra.refresh_path, "/api/v1/user/login/refresh")?,
-            verify_path: self.api_path("auth.verify_path", ra.verify_path, "/api/v1/user/login/verify")?,
-            logout_path: self.api_path("auth.logout_path", ra.logout_path, "/api/v1/user/logout")?,
+            login_path: self.api_path("auth.login_path", ra.login_path, ethgas_api::LOGIN_PATH)?,
+            refresh_path: self.api_path("auth.refresh_path", ra.refresh_path, ethgas_api::REFRESH_PATH)?,
+            verify_path: self.api_path("auth.verify_path", ra.verify_path, ethgas_api::VERIFY_PATH)?,
+            logout_path: self.api_path("auth.logout_path", ra.logout_path, ethgas_api::LOGOUT_PATH)?,
             default_lifetime: self.positive_duration(
                 "auth.default_lifetime",
                 ra.default_lifetime,

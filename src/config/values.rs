@@ -34,7 +34,7 @@ impl Validator<'_> {
     /// its own normalisation, so the match in `intercept::is_public` (on the
     /// path as sent and as normalised) can hold.
     pub(super) fn public_prefixes(&self, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
-        let prefixes = value.unwrap_or_else(|| vec!["/api/v1/p/".to_string()]);
+        let prefixes = value.unwrap_or_else(|| vec![ethgas_api::PUBLIC_PREFIX.to_string()]);
         for p in &prefixes {
             let forbidden = ["..", "%", ";", "?", "#", "//", "\\"]
                 .into_iter()
@@ -47,7 +47,7 @@ impl Validator<'_> {
                 format!("must not contain {bad:?}")
             } else if p.bytes().any(|b| !b.is_ascii_graphic()) {
                 "must not contain spaces, control characters or non-ASCII".to_string()
-            } else if crate::intercept::normalize_path(p) + "/" != *p {
+            } else if ethgas_api::normalize_path(p) + "/" != *p {
                 "must be a plain lower-case path without `.` segments (matching is case-sensitive, and the API's paths are lower case)".to_string()
             } else {
                 continue;

@@ -17,8 +17,8 @@ use super::body::{self, Body};
 use super::{ConnContext, Proxy, ProxyError};
 use crate::audit::{self, Audited, Decision, Peer, Record};
 use crate::config::Live;
-use crate::intercept::normalize_path;
 use crate::policy::Class;
+use ethgas_api::normalize_path;
 
 /// The longest path a record or a refusal quotes.
 const MAX_PATH: usize = 256;

@@ -5,6 +5,7 @@
 //! copied into memory of its own so it can be replayed after a 401.
 
 use bytes::Bytes;
+use ethgas_api::REFRESH_COOKIE;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Uri, Version};
@@ -235,7 +236,8 @@ pub fn scrub_response_headers(headers: &mut HeaderMap, token: Option<&[u8]>) -> 
                 && bytes
                     .trim_ascii_start()
                     .to_ascii_lowercase()
-                    .starts_with(REFRESH_COOKIE.as_bytes()))
+                    .strip_prefix(REFRESH_COOKIE.as_bytes())
+                    .is_some_and(|rest| rest.starts_with(b"=")))
     };
     let tainted: Vec<HeaderName> = headers
         .iter()
@@ -261,9 +263,6 @@ pub fn scrub_response_headers(headers: &mut HeaderMap, token: Option<&[u8]>) -> 
     }
     removed
 }
-
-/// The live API's refresh-token cookie (`name=`), lower case.
-const REFRESH_COOKIE: &str = "x_auth_refresh_token=";
 
 #[cfg(test)]
 mod tests;

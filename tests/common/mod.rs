@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ethgas_mock::{self as mock, Mock, MockConfig};
 use ethgas_sidecar::app::{self, Control, Listeners};
 use ethgas_sidecar::config::Config;
-use ethgas_sidecar::mock::{self, Mock, MockConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -21,6 +21,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+pub mod keystores;
+mod traffic;
+#[allow(unused_imports)]
+pub use traffic::{Load, Traffic};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -508,7 +513,7 @@ pub async fn start_live_api(
 ) -> Api {
     start_api_with(MockConfig {
         flavour: mock::Flavour::Live,
-        address: Some(address),
+        address: Some(address.into()),
         token_lifetime,
         session_lifetime,
         ..MockConfig::default()

@@ -43,7 +43,7 @@ pub(crate) struct RefreshToken {
 /// until `ends` (the refresh token's `exp`).
 pub(crate) struct Session {
     pub(crate) user_id: u64,
-    pub(crate) address: crate::eth::Address,
+    pub(crate) address: alloy_primitives::Address,
     pub(crate) ends: Instant,
     /// Ended early by a logout.
     pub(crate) logged_out: bool,
@@ -102,7 +102,13 @@ impl Tokens {
     }
 }
 
-pub(crate) use crate::clock::unix_now;
+/// Seconds since the Unix epoch (0 if the clock is set before it).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
 
 /// The `exp` claim for a token that expires `lifetime` from now: the whole
 /// second at or before that instant.

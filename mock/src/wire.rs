@@ -76,7 +76,9 @@ pub(crate) fn live_fail(status: StatusCode, error_code: u16, key: &str) -> Respo
 /// The bearer token of a request, if any.
 pub(crate) fn bearer<B>(req: &Request<B>) -> Option<String> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    let t = v
+        .strip_prefix(ethgas_api::BEARER)
+        .or_else(|| v.strip_prefix("bearer "))?;
     Some(t.trim().to_string())
 }
 

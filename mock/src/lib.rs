@@ -20,6 +20,7 @@
 //! - `documented` — the username/password flavour's login, refresh, verify, logout.
 //! - `live` — the wallet flavour's challenge, signature verify, refresh, logout.
 //! - `endpoints` — public data, `/api/v1/user/info`, `/api/v1/mock/echo`.
+//! - `signer` — addresses and the signer of a login signature.
 //! - `socket` — the WebSocket protocol.
 //! - `harness` (cargo feature `test-util`) — fault injection, test endpoints
 //!   (upload, download, stream, slow) and the TLS server; the product binary
@@ -31,6 +32,7 @@ mod endpoints;
 #[cfg(feature = "test-util")]
 mod harness;
 mod live;
+mod signer;
 mod socket;
 mod tokens;
 mod wire;
@@ -40,6 +42,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ethgas_api::{API_PREFIX, LOGIN_PATH, LOGOUT_PATH, PUBLIC_PREFIX, REFRESH_PATH, VERIFY_PATH};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -50,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+pub use alloy_primitives::Address;
 pub use counters::Counts;
 #[cfg(feature = "test-util")]
 pub use harness::{Fault, Fnv, pattern_byte, serve_tls};
@@ -90,7 +94,7 @@ pub struct MockConfig {
     pub password: String,
     /// Live flavour: the one wallet address that may log in; `None` lets any
     /// address log in (each gets its own user), as the live service does.
-    pub address: Option<crate::eth::Address>,
+    pub address: Option<Address>,
     /// Live flavour: the `chainId` of the login typed data (32382 in the
     /// published sample; it differs between networks).
     pub chain_id: u64,
@@ -223,16 +227,16 @@ impl Mock {
         let path = req.uri().path().to_string();
         let flavour = self.flavour();
         match (req.method(), path.as_str(), flavour) {
-            (&Method::POST, "/api/v1/user/login", Flavour::Documented) => self.login(req).await,
-            (&Method::POST, "/api/v1/user/login/refresh", Flavour::Documented) => self.refresh(req).await,
-            (&Method::POST, "/api/v1/user/login/verify", Flavour::Documented) => Ok(self.verify(&req)),
-            (&Method::POST, "/api/v1/user/logout", Flavour::Documented) => Ok(self.logout(&req)),
-            (&Method::POST, "/api/v1/user/login", Flavour::Live) => self.live_login(req).await,
-            (&Method::POST, "/api/v1/user/login/verify", Flavour::Live) => self.live_verify(req).await,
-            (&Method::POST, "/api/v1/user/login/refresh", Flavour::Live) => self.live_refresh(req).await,
-            (&Method::POST, "/api/v1/user/logout", Flavour::Live) => Ok(self.live_logout(&req)),
-            (_, p, _) if p.starts_with("/api/v1/p/") => Ok(self.public(&req)),
-            (_, p, _) if p.starts_with("/api/v1/") => match self.guard(&req) {
+            (&Method::POST, LOGIN_PATH, Flavour::Documented) => self.login(req).await,
+            (&Method::POST, REFRESH_PATH, Flavour::Documented) => self.refresh(req).await,
+            (&Method::POST, VERIFY_PATH, Flavour::Documented) => Ok(self.verify(&req)),
+            (&Method::POST, LOGOUT_PATH, Flavour::Documented) => Ok(self.logout(&req)),
+            (&Method::POST, LOGIN_PATH, Flavour::Live) => self.live_login(req).await,
+            (&Method::POST, VERIFY_PATH, Flavour::Live) => self.live_verify(req).await,
+            (&Method::POST, REFRESH_PATH, Flavour::Live) => self.live_refresh(req).await,
+            (&Method::POST, LOGOUT_PATH, Flavour::Live) => Ok(self.live_logout(&req)),
+            (_, p, _) if p.starts_with(PUBLIC_PREFIX) => Ok(self.public(&req)),
+            (_, p, _) if p.starts_with(API_PREFIX) => match self.guard(&req) {
                 Ok(()) => Ok(self.private(req, &path).await),
                 Err(refusal) => Ok(self.failure(
                     StatusCode::UNAUTHORIZED,
@@ -306,7 +310,9 @@ pub async fn spawn(addr: SocketAddr, mock: Mock, shutdown: CancellationToken) ->
     Ok(bound)
 }
 
-/// One plain HTTP/1.1 connection (with upgrades, for the WebSocket).
+/// One plain HTTP/1.1 connection (with upgrades, for the WebSocket). The
+/// drain is a `select!` rather than hyper-util's `GracefulShutdown`, which
+/// does not take hyper's `http1::UpgradeableConnection`.
 async fn serve_connection(stream: TcpStream, mock: Mock, stop: CancellationToken) -> Result<(), String> {
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

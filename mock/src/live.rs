@@ -3,10 +3,10 @@
 //!
 //! - `POST /api/v1/user/login?addr=0x…[&name=…]` issues a challenge: a fresh
 //!   8-hex-digit `nonceHash` and the login typed data for it
-//!   (`eth::login_typed_data`, the configured `chain_id`). A nonce works once,
+//!   (`ethgas_api::login_typed_data`, the configured `chain_id`). A nonce works once,
 //!   for that address, within [`CHALLENGE_LIFETIME`].
 //! - `POST /api/v1/user/login/verify?addr&nonceHash&signature` recovers the
-//!   signer of the challenge it issued (`eth::recover_typed_data_signer`); if
+//!   signer of the challenge it issued (`signer::recover_signer`); if
 //!   it is the address, a session starts: the answer carries the access token
 //!   as an object (`data.accessToken.{data, token}`) and the refresh token in
 //!   `Set-Cookie: x_auth_refresh_token=…; Path=/; HttpOnly`.
@@ -44,16 +44,15 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::counters::bump;
+use super::signer::{parse_address, recover_signer};
 use super::tokens::{AccessToken, Check, RefreshToken, Session, Tokens, unix_now};
 use super::wire::{self, Body, PERMISSION_DENIED, VALIDATION_ERROR};
 use super::{Hook, Mock, Tamper};
-use crate::eth::{self, Address};
+use alloy_primitives::Address;
+use ethgas_api::REFRESH_COOKIE;
 
 /// How long a challenge's nonce may be verified.
 pub(crate) const CHALLENGE_LIFETIME: Duration = Duration::from_secs(60);
-
-/// The cookie that carries the refresh token.
-pub(crate) const REFRESH_COOKIE: &str = "x_auth_refresh_token";
 
 /// An outstanding challenge.
 struct Challenge {
@@ -117,7 +116,7 @@ impl Mock {
         }
         let c = &self.state.counters;
         let (params, _) = Params::read(req).await;
-        let Some(address) = params.get("addr").and_then(|a| a.parse::<Address>().ok()) else {
+        let Some(address) = params.get("addr").and_then(|a| parse_address(a.as_str())) else {
             bump(&c.live_challenges_refused);
             return Ok(wire::live_fail(
                 StatusCode::OK,
@@ -150,7 +149,7 @@ impl Mock {
                 break nonce;
             }
         };
-        let typed_data = eth::login_typed_data(&nonce, chain_id);
+        let typed_data = ethgas_api::login_typed_data(&nonce, chain_id);
         let next_id = 1000 + wallets.users.len() as u64;
         let user = wallets.users.entry(address).or_insert(User {
             user_id: next_id,
@@ -183,7 +182,7 @@ impl Mock {
         }
         let c = &self.state.counters;
         let (params, _) = Params::read(req).await;
-        let address = params.get("addr").and_then(|a| a.parse::<Address>().ok());
+        let address = params.get("addr").and_then(|a| parse_address(a.as_str()));
         let nonce = params.get("nonceHash").unwrap_or_default();
         let signature = params.get("signature").unwrap_or_default();
         // The nonce is spent by any attempt that names it for its address.
@@ -202,8 +201,7 @@ impl Mock {
                 "error.login.nonce_invalid",
             ));
         };
-        let signer = eth::recover_typed_data_signer(&challenge.typed_data, &signature);
-        if signer.ok() != Some(challenge.address) {
+        if recover_signer(&challenge.typed_data, &signature) != Some(challenge.address) {
             bump(&c.live_verifies_refused);
             return Ok(wire::live_fail(
                 StatusCode::OK,
@@ -349,7 +347,7 @@ impl Mock {
         let user = wallets.users.get(&address)?;
         let id = user.user_id;
         let account = |offset: u64, kind: u64, name: &str| json!({ "accountId": id * 2 + offset, "userId": id, "type": kind, "name": name, "status": 1, "updateDate": 1_751_854_737_000u64 });
-        let address = address.to_lowercase_hex();
+        let address = alloy_primitives::hex::encode_prefixed(address);
         Some((
             id,
             json!({
@@ -431,7 +429,7 @@ fn grant(
 /// The claims of a live token, as the reference shows them.
 fn payload(user_id: u64, address: Address, access_type: &str, lifetime: Duration) -> Value {
     json!({
-        "user": { "userId": user_id, "address": address.to_lowercase_hex(), "roles": ["ROLE_USER"] },
+        "user": { "userId": user_id, "address": alloy_primitives::hex::encode_prefixed(address), "roles": ["ROLE_USER"] },
         "access_type": access_type,
         "iat": unix_now(),
         "exp": super::tokens::exp_after(lifetime),
