@@ -114,7 +114,7 @@ impl Authenticator {
         info!(username = %self.method.account(), api = %self.http.origin(), "logging in");
         let mut beat = heart.ticker();
         loop {
-            let expiry = self.current().map(|s| s.valid_until);
+            let expiry = self.current().map(|s| s.timing.valid_until);
             let at = self.next.at;
             tokio::select! {
                 biased;
@@ -208,7 +208,7 @@ impl Authenticator {
     /// live shorter than it allows, warned about once) is no news.
     fn expire(&mut self) {
         if let Some(session) = self.current() {
-            if self.failures.total() == 0 && self.next.at > session.valid_until {
+            if self.failures.total() == 0 && self.next.at > session.timing.valid_until {
                 debug!("the access token lapsed; the next renewal waits for the pace of auth calls");
             } else {
                 warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
