@@ -86,55 +86,10 @@ const _: fn() = || {
 // Address
 // ---------------------------------------------------------------------------
 
-/// A 20-byte Ethereum address.
-///
-/// Displays (and debugs) as the EIP-55 checksummed `0x…` form. Parses from
-/// `0x` + 40 hex digits in any case; a mixed-case string must carry a correct
-/// EIP-55 checksum, as wallets write it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Address([u8; 20]);
-
-impl Address {
-    /// The address's 20 bytes.
-    pub fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// The all-lowercase `0x…` form (what some servers echo back).
-    pub fn to_lowercase_hex(&self) -> String {
-        hex::encode_prefixed(self.0)
-    }
-
-    fn of_key(key: &VerifyingKey) -> Address {
-        // The uncompressed SEC1 point is 0x04 ‖ x ‖ y; the address is the last
-        // 20 bytes of keccak256(x ‖ y).
-        let point = key.to_sec1_point(false);
-        let raw = alloy_primitives::Address::from_raw_public_key(&point.as_bytes()[1..]);
-        Address(raw.0.0)
-    }
-}
-
-impl From<[u8; 20]> for Address {
-    fn from(bytes: [u8; 20]) -> Address {
-        Address(bytes)
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            alloy_primitives::Address::from(self.0)
-                .to_checksum_buffer(None)
-                .as_str(),
-        )
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// A 20-byte Ethereum address: alloy's, which displays as the EIP-55
+/// checksummed `0x…` form (`{:#x}` gives the all-lowercase one). Parse one
+/// with [`parse_address`], which checks a mixed-case checksum.
+pub use alloy_primitives::Address;
 
 /// Why a string is not an [`Address`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,27 +102,28 @@ pub enum AddressError {
     Checksum,
 }
 
-impl FromStr for Address {
-    type Err = AddressError;
-
-    fn from_str(text: &str) -> Result<Address, AddressError> {
-        let digits = text
-            .strip_prefix("0x")
-            .or_else(|| text.strip_prefix("0X"))
-            .ok_or(AddressError::Format)?;
-        if digits.len() != 40 {
-            return Err(AddressError::Format);
-        }
-        let mut bytes = [0u8; 20];
-        hex::decode_to_slice(digits, &mut bytes).map_err(|_| AddressError::Format)?;
-        let address = Address(bytes);
-        let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
-        let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
-        if has_lower && has_upper && address.to_string()[2..] != *digits {
-            return Err(AddressError::Checksum);
-        }
-        Ok(address)
+/// Parses `0x` + 40 hex digits in any case; a mixed-case string must carry a
+/// correct EIP-55 checksum, as wallets write it (alloy's `FromStr` checks
+/// none, and takes the digits without `0x` too).
+pub fn parse_address(text: &str) -> Result<Address, AddressError> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .filter(|d| d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or(AddressError::Format)?;
+    let mixed = digits.bytes().any(|b| b.is_ascii_lowercase()) && digits.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed {
+        Address::parse_checksummed(format!("0x{digits}"), None).map_err(|_| AddressError::Checksum)
+    } else {
+        Address::from_str(digits).map_err(|_| AddressError::Format)
     }
+}
+
+/// The address of a public key: the last 20 bytes of keccak256(x ‖ y).
+fn address_of_key(key: &VerifyingKey) -> Address {
+    // The uncompressed SEC1 point is 0x04 ‖ x ‖ y.
+    let point = key.to_sec1_point(false);
+    Address::from_raw_public_key(&point.as_bytes()[1..])
 }
 
 // ---------------------------------------------------------------------------
@@ -392,7 +348,7 @@ impl WalletKey {
     }
 
     fn from_signing(signing: SigningKey) -> WalletKey {
-        let address = Address::of_key(signing.verifying_key());
+        let address = address_of_key(signing.verifying_key());
         WalletKey { signing, address }
     }
 }
@@ -499,7 +455,7 @@ pub fn recover_typed_data_signer(typed_data_json: &str, signature: &str) -> Resu
     let hash = typed_data_signing_hash(typed_data_json)?;
     let key = VerifyingKey::recover_from_prehash(&hash, &signature, RecoveryId::new(odd, false))
         .map_err(|_| Eip712Error::Signature("does not recover to a public key"))?;
-    Ok(Address::of_key(&key))
+    Ok(address_of_key(&key))
 }
 
 /// The ETHGas login typed data as JSON text, exactly the live shape

@@ -117,7 +117,7 @@ impl Mock {
         }
         let c = &self.state.counters;
         let (params, _) = Params::read(req).await;
-        let Some(address) = params.get("addr").and_then(|a| a.parse::<Address>().ok()) else {
+        let Some(address) = params.get("addr").and_then(|a| eth::parse_address(a.as_str()).ok()) else {
             bump(&c.live_challenges_refused);
             return Ok(wire::live_fail(
                 StatusCode::OK,
@@ -183,7 +183,7 @@ impl Mock {
         }
         let c = &self.state.counters;
         let (params, _) = Params::read(req).await;
-        let address = params.get("addr").and_then(|a| a.parse::<Address>().ok());
+        let address = params.get("addr").and_then(|a| eth::parse_address(a.as_str()).ok());
         let nonce = params.get("nonceHash").unwrap_or_default();
         let signature = params.get("signature").unwrap_or_default();
         // The nonce is spent by any attempt that names it for its address.
@@ -349,7 +349,7 @@ impl Mock {
         let user = wallets.users.get(&address)?;
         let id = user.user_id;
         let account = |offset: u64, kind: u64, name: &str| json!({ "accountId": id * 2 + offset, "userId": id, "type": kind, "name": name, "status": 1, "updateDate": 1_751_854_737_000u64 });
-        let address = address.to_lowercase_hex();
+        let address = format!("{address:#x}");
         Some((
             id,
             json!({
@@ -431,7 +431,7 @@ fn grant(
 /// The claims of a live token, as the reference shows them.
 fn payload(user_id: u64, address: Address, access_type: &str, lifetime: Duration) -> Value {
     json!({
-        "user": { "userId": user_id, "address": address.to_lowercase_hex(), "roles": ["ROLE_USER"] },
+        "user": { "userId": user_id, "address": format!("{address:#x}"), "roles": ["ROLE_USER"] },
         "access_type": access_type,
         "iat": unix_now(),
         "exp": super::tokens::exp_after(lifetime),

@@ -182,7 +182,7 @@ impl Mock {
             },
             Some("query") if first("channel") == Some("whoami") => {
                 let token = conn.token.as_deref().filter(|t| self.is_valid(t));
-                let address = token.and_then(|t| self.address_of(t)).map(|a| a.to_lowercase_hex());
+                let address = token.and_then(|t| self.address_of(t)).map(|a| format!("{a:#x}"));
                 json!({
                     "event": "query", "channel": "whoami", "code": 0, "msg": "",
                     "data": { "authenticated": token.is_some(), "address": address },
