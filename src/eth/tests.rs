@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+use alloy_dyn_abi::TypedData;
+use k256::ecdsa::Signature;
+
 use super::*;
 
 /// keccak256("cow"), the signing key of EIP-712's example.
