@@ -714,11 +714,7 @@ async fn an_address_that_is_not_the_keys_is_a_config_error_naming_both() {
     let (hex, key) = random_key_hex();
     let other = WalletKey::random().address();
     let api: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let files = write_wallet_config(
-        api,
-        &hex,
-        &Extra::auth(&format!("address = \"{}\"", format!("{:#x}", other))),
-    );
+    let files = write_wallet_config(api, &hex, &Extra::auth(&format!("address = \"{other:#x}\"")));
     let (code, out, err) = check_config(&files.config, &[]);
     println!("auth.address mismatch: {}", err.trim());
     assert_eq!(code, Some(1), "{out}{err}");
@@ -732,11 +728,7 @@ async fn an_address_that_is_not_the_keys_is_a_config_error_naming_both() {
     assert!(!err.contains(&hex), "{err}");
 
     // The right address, in any case, is accepted.
-    let files = write_wallet_config(
-        api,
-        &hex,
-        &Extra::auth(&format!("address = \"{}\"", format!("{:#x}", key.address()))),
-    );
+    let files = write_wallet_config(api, &hex, &Extra::auth(&format!("address = \"{:#x}\"", key.address())));
     let (code, out, err) = check_config(&files.config, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&key.address().to_string()), "{out}");
@@ -958,10 +950,7 @@ async fn wallet_config_mistakes_name_the_key_to_fix() {
     // The method in another case, and an address in lower case, are fine.
     let text = wallet_config_text(
         api,
-        &format!(
-            "private_key_file = \"wallet.key\"\naddress = \"{}\"",
-            format!("{:#x}", key.address())
-        ),
+        &format!("private_key_file = \"wallet.key\"\naddress = \"{:#x}\"", key.address()),
         &Extra::default(),
     )
     .replace("method = \"wallet\"", "method = \"Wallet\"");

@@ -12,6 +12,17 @@ fn body(resp: Response<Full<Bytes>>) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_default()
 }
 
+/// A variant, and what it answers: status, key, `Retry-After`, `Allow`,
+/// `Connection: close`.
+type Case = (
+    ProxyError,
+    u16,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    bool,
+);
+
 /// One of every variant, with what a client sees: status, the live
 /// envelope's key, `Retry-After`, `Allow` and `Connection: close`.
 #[test]
@@ -19,7 +30,7 @@ fn every_error_maps_to_its_status_key_and_headers() {
     let s = |v: &str| v.to_string();
     let o = || s("https://mainnet.app.ethgas.com");
     #[rustfmt::skip]
-    let cases: Vec<(ProxyError, u16, &str, Option<&str>, Option<&str>, bool)> = vec![
+    let cases: Vec<Case> = vec![
         (ProxyError::NoToken { account: s("u"), reason: s("r"), retry_after: 3 }, 503, "no_token", Some("3"), None, false),
         (ProxyError::Unreachable { origin: o(), cause: s("refused") }, 502, "unreachable", Some("1"), None, false),
         (ProxyError::BadGateway { origin: o(), cause: s("reset") }, 502, "bad_gateway", Some("1"), None, false),
