@@ -166,7 +166,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         },
     );
     let connector = upstream::connector(upstream, roots.clone())?;
-    let ws_tls = upstream::tls_config(roots, &[b"http/1.1"])?;
+    let ws_connector = upstream::ws_connector(upstream, roots)?;
     // The one cell a reload publishes to; proxy and server read it.
     let live = Arc::new(ArcSwap::from_pointee(config.live.clone()));
 
@@ -185,7 +185,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let ws = WsRelay::new(
         upstream,
         config.restart.proxy.ws_memory_budget_bytes,
-        ws_tls,
+        ws_connector,
         live.clone(),
         auth.clone(),
         metrics.clone(),

@@ -153,7 +153,7 @@ Exit status:
         #[arg(long, default_value = "documented")]
         flavor: Flavour,
         /// With --flavor live: the one wallet address that may log in (any, if not given).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::eth::parse_address)]
         address: Option<Address>,
     },
 }

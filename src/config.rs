@@ -56,6 +56,7 @@ pub(crate) use files::read_bytes;
 pub use files::read_config_text;
 pub use files::{MAX_CA_FILE_BYTES, MAX_CONFIG_BYTES, MAX_SECRET_BYTES};
 pub use secrets::{load_key, load_password};
+pub use values::admin_listen;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ethgas-sidecar/config.toml";
 

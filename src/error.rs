@@ -115,121 +115,77 @@ impl ProxyError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// Everything the answer is made of but the message, from one exhaustive
+    /// `match`: a new variant cannot compile without saying its status,
+    /// `Retry-After`, `Allow` and whether the connection closes.
+    pub fn describe(&self) -> Description {
+        use LocalReason as R;
+        use StatusCode as S;
+        let d = Description::new;
         match self {
-            ProxyError::NoToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unreachable { .. } | ProxyError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::RefusedHost { .. }
-            | ProxyError::RefusedClient { .. }
-            | ProxyError::Forbidden(_)
-            | ProxyError::NotAllowed { .. } => StatusCode::FORBIDDEN,
-            ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
-            ProxyError::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
-            ProxyError::WebSocketRefused { status } => *status,
-            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::NoToken { retry_after, .. } => {
+                d(S::SERVICE_UNAVAILABLE, R::NoToken, "no_token").retry_after(*retry_after)
+            }
+            ProxyError::Unreachable { .. } => d(S::BAD_GATEWAY, R::Unreachable, "unreachable").retry_after(1),
+            ProxyError::BadGateway { .. } => d(S::BAD_GATEWAY, R::BadGateway, "bad_gateway").retry_after(1),
+            ProxyError::Timeout { .. } => d(S::GATEWAY_TIMEOUT, R::Timeout, "timeout"),
+            ProxyError::RefusedHost { .. } => d(S::FORBIDDEN, R::RefusedHost, "refused_host"),
+            ProxyError::RefusedClient { .. } => d(S::FORBIDDEN, R::RefusedClient, "refused_client").closes(),
+            ProxyError::Connect => d(S::METHOD_NOT_ALLOWED, R::Connect, "connect_unsupported")
+                .allow(FORWARDED_METHODS)
+                .closes(),
+            ProxyError::BadRequest(_) => d(S::BAD_REQUEST, R::BadRequest, "bad_request").closes(),
+            ProxyError::Forbidden(_) => d(S::FORBIDDEN, R::RefusedHost, "forbidden"),
+            ProxyError::HeadersTooLarge { .. } => {
+                d(S::REQUEST_HEADER_FIELDS_TOO_LARGE, R::TooLarge, "headers_too_large").closes()
+            }
+            ProxyError::UriTooLong { .. } => d(S::URI_TOO_LONG, R::TooLarge, "uri_too_long").closes(),
+            ProxyError::WebSocketVersion => Description {
+                websocket_version: true,
+                ..d(S::UPGRADE_REQUIRED, R::BadRequest, "websocket_version")
+            },
+            ProxyError::WebSocketRefused { status } => d(*status, R::BadGateway, "bad_gateway"),
+            ProxyError::NotFound(_) => d(S::NOT_FOUND, R::BadRequest, "not_found"),
+            ProxyError::TooManyConnections { .. } => d(S::SERVICE_UNAVAILABLE, R::Overloaded, "too_many_connections")
+                .retry_after(1)
+                .closes(),
+            ProxyError::OutOfDescriptors => {
+                d(S::SERVICE_UNAVAILABLE, R::Overloaded, "out_of_descriptors").retry_after(1)
+            }
+            ProxyError::SlowBody { .. } => d(S::REQUEST_TIMEOUT, R::SlowClient, "request_timeout").closes(),
+            ProxyError::MethodNotAllowed { allow, .. } => {
+                d(S::METHOD_NOT_ALLOWED, R::Connect, "method_not_allowed").allow(allow)
+            }
+            ProxyError::NotAllowed { .. } => d(S::FORBIDDEN, R::NotAllowed, "not_allowed"),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.describe().status
     }
 
     /// The metric label of a locally answered proxy request.
     pub fn reason(&self) -> LocalReason {
-        match self {
-            ProxyError::NoToken { .. } => LocalReason::NoToken,
-            ProxyError::Unreachable { .. } => LocalReason::Unreachable,
-            ProxyError::BadGateway { .. } | ProxyError::WebSocketRefused { .. } => LocalReason::BadGateway,
-            ProxyError::Timeout { .. } => LocalReason::Timeout,
-            ProxyError::RefusedHost { .. } | ProxyError::Forbidden(_) => LocalReason::RefusedHost,
-            ProxyError::RefusedClient { .. } => LocalReason::RefusedClient,
-            ProxyError::Connect | ProxyError::MethodNotAllowed { .. } => LocalReason::Connect,
-            ProxyError::BadRequest(_) | ProxyError::WebSocketVersion | ProxyError::NotFound(_) => {
-                LocalReason::BadRequest
-            }
-            ProxyError::HeadersTooLarge { .. } | ProxyError::UriTooLong { .. } => LocalReason::TooLarge,
-            ProxyError::TooManyConnections { .. } | ProxyError::OutOfDescriptors => LocalReason::Overloaded,
-            ProxyError::SlowBody { .. } => LocalReason::SlowClient,
-            ProxyError::NotAllowed { .. } => LocalReason::NotAllowed,
-        }
-    }
-
-    /// The reason as the live envelope's `errorMsgKey` suffix.
-    fn key(&self) -> &'static str {
-        match self {
-            ProxyError::NoToken { .. } => "no_token",
-            ProxyError::Unreachable { .. } => "unreachable",
-            ProxyError::BadGateway { .. } | ProxyError::WebSocketRefused { .. } => "bad_gateway",
-            ProxyError::Timeout { .. } => "timeout",
-            ProxyError::RefusedHost { .. } => "refused_host",
-            ProxyError::RefusedClient { .. } => "refused_client",
-            ProxyError::Forbidden(_) => "forbidden",
-            ProxyError::Connect => "connect_unsupported",
-            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
-            ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::HeadersTooLarge { .. } => "headers_too_large",
-            ProxyError::UriTooLong { .. } => "uri_too_long",
-            ProxyError::WebSocketVersion => "websocket_version",
-            ProxyError::NotFound(_) => "not_found",
-            ProxyError::TooManyConnections { .. } => "too_many_connections",
-            ProxyError::OutOfDescriptors => "out_of_descriptors",
-            ProxyError::SlowBody { .. } => "request_timeout",
-            ProxyError::NotAllowed { .. } => "not_allowed",
-        }
-    }
-
-    fn retry_after(&self) -> Option<u64> {
-        match self {
-            ProxyError::NoToken { retry_after, .. } => Some(*retry_after),
-            ProxyError::Unreachable { .. }
-            | ProxyError::BadGateway { .. }
-            | ProxyError::TooManyConnections { .. }
-            | ProxyError::OutOfDescriptors => Some(1),
-            _ => None,
-        }
-    }
-
-    fn allow(&self) -> Option<&'static str> {
-        match self {
-            ProxyError::Connect => Some(FORWARDED_METHODS),
-            ProxyError::MethodNotAllowed { allow, .. } => Some(allow),
-            _ => None,
-        }
-    }
-
-    /// Whether the client connection should close after this answer.
-    fn closes(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::BadRequest(_)
-                | ProxyError::HeadersTooLarge { .. }
-                | ProxyError::UriTooLong { .. }
-                | ProxyError::Connect
-                | ProxyError::RefusedClient { .. }
-                | ProxyError::TooManyConnections { .. }
-                | ProxyError::SlowBody { .. }
-        )
+        self.describe().reason
     }
 
     /// The one mapping from the sidecar's own errors to a response: the
     /// status, the API's envelope with a message that says what to do,
     /// `Retry-After` where a retry helps.
     pub fn response(&self, envelope: Envelope) -> Response<Full<Bytes>> {
-        let status = self.status();
-        let mut resp = envelope.error(status, self.key(), &self.message());
+        let d = self.describe();
+        let mut resp = envelope.error(d.status, d.key, &self.message());
         let headers = resp.headers_mut();
-        if let Some(secs) = self.retry_after() {
+        if let Some(secs) = d.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(allow) = self.allow() {
+        if let Some(allow) = d.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        if let ProxyError::WebSocketVersion = self {
+        if d.websocket_version {
             headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         }
-        if self.closes() {
+        if d.closes {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
@@ -244,7 +200,7 @@ impl ProxyError {
     /// hyper (a connection over the cap).
     pub fn wire(&self, envelope: Envelope) -> Vec<u8> {
         let resp = self.response(envelope);
-        let body = envelope.error_body(self.status(), self.key(), &self.message());
+        let body = envelope.error_body(resp.status(), self.describe().key, &self.message());
         let status = resp.status();
         let mut out = format!(
             "HTTP/1.1 {} {}\r\n",
@@ -261,6 +217,58 @@ impl ProxyError {
         out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
         out.extend_from_slice(&body);
         out
+    }
+}
+
+/// What a [`ProxyError`] answers with, besides its message (its `Display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Description {
+    pub status: StatusCode,
+    /// The metric label.
+    pub reason: LocalReason,
+    /// The live envelope's `errorMsgKey` suffix.
+    pub key: &'static str,
+    /// Seconds for `Retry-After`, where a retry helps.
+    pub retry_after: Option<u64>,
+    /// The methods for `Allow` on a 405.
+    pub allow: Option<&'static str>,
+    /// Whether the client connection closes after the answer
+    /// (`Connection: close`).
+    pub closes: bool,
+    /// Whether to name the one WebSocket version served
+    /// (`Sec-WebSocket-Version: 13`).
+    pub websocket_version: bool,
+}
+
+impl Description {
+    const fn new(status: StatusCode, reason: LocalReason, key: &'static str) -> Description {
+        Description {
+            status,
+            reason,
+            key,
+            retry_after: None,
+            allow: None,
+            closes: false,
+            websocket_version: false,
+        }
+    }
+
+    const fn retry_after(self, secs: u64) -> Description {
+        Description {
+            retry_after: Some(secs),
+            ..self
+        }
+    }
+
+    const fn allow(self, methods: &'static str) -> Description {
+        Description {
+            allow: Some(methods),
+            ..self
+        }
+    }
+
+    const fn closes(self) -> Description {
+        Description { closes: true, ..self }
     }
 }
 

@@ -32,15 +32,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use alloy_dyn_abi::{Eip712Domain, Resolver, TypedData};
 use alloy_primitives::{Keccak256, hex};
 use ctr::cipher::{KeyIvInit, StreamCipher};
-use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
-use serde::Deserialize;
+use k256::ecdsa::{SigningKey, VerifyingKey};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+mod eip712;
 mod keystore;
+
+pub use eip712::{Eip712Error, recover_typed_data_signer, typed_data_signing_hash};
 
 #[cfg(test)]
 use keystore::KeystoreFile;
@@ -84,62 +85,10 @@ const _: fn() = || {
 // Address
 // ---------------------------------------------------------------------------
 
-/// A 20-byte Ethereum address.
-///
-/// Displays (and debugs) as the EIP-55 checksummed `0x…` form. Parses from
-/// `0x` + 40 hex digits in any case; a mixed-case string must carry a correct
-/// EIP-55 checksum, as wallets write it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Address([u8; 20]);
-
-impl Address {
-    /// The address's 20 bytes.
-    pub fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// The all-lowercase `0x…` form (what some servers echo back).
-    pub fn to_lowercase_hex(&self) -> String {
-        hex::encode_prefixed(self.0)
-    }
-
-    fn of_key(key: &VerifyingKey) -> Address {
-        // The uncompressed SEC1 point is 0x04 ‖ x ‖ y; the address is the last
-        // 20 bytes of keccak256(x ‖ y).
-        let point = key.to_sec1_point(false);
-        let raw = alloy_primitives::Address::from_raw_public_key(&point.as_bytes()[1..]);
-        Address(raw.0.0)
-    }
-}
-
-/// The mock API (`ethgas-mock`) names addresses in alloy's type.
-impl From<Address> for alloy_primitives::Address {
-    fn from(address: Address) -> alloy_primitives::Address {
-        alloy_primitives::Address::from(address.0)
-    }
-}
-
-impl From<[u8; 20]> for Address {
-    fn from(bytes: [u8; 20]) -> Address {
-        Address(bytes)
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            alloy_primitives::Address::from(self.0)
-                .to_checksum_buffer(None)
-                .as_str(),
-        )
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// A 20-byte Ethereum address: alloy's, which displays as the EIP-55
+/// checksummed `0x…` form (`{:#x}` gives the all-lowercase one). Parse one
+/// with [`parse_address`], which checks a mixed-case checksum.
+pub use alloy_primitives::Address;
 
 /// Why a string is not an [`Address`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,27 +101,28 @@ pub enum AddressError {
     Checksum,
 }
 
-impl FromStr for Address {
-    type Err = AddressError;
-
-    fn from_str(text: &str) -> Result<Address, AddressError> {
-        let digits = text
-            .strip_prefix("0x")
-            .or_else(|| text.strip_prefix("0X"))
-            .ok_or(AddressError::Format)?;
-        if digits.len() != 40 {
-            return Err(AddressError::Format);
-        }
-        let mut bytes = [0u8; 20];
-        hex::decode_to_slice(digits, &mut bytes).map_err(|_| AddressError::Format)?;
-        let address = Address(bytes);
-        let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
-        let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
-        if has_lower && has_upper && address.to_string()[2..] != *digits {
-            return Err(AddressError::Checksum);
-        }
-        Ok(address)
+/// Parses `0x` + 40 hex digits in any case; a mixed-case string must carry a
+/// correct EIP-55 checksum, as wallets write it (alloy's `FromStr` checks
+/// none, and takes the digits without `0x` too).
+pub fn parse_address(text: &str) -> Result<Address, AddressError> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .filter(|d| d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or(AddressError::Format)?;
+    let mixed = digits.bytes().any(|b| b.is_ascii_lowercase()) && digits.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed {
+        Address::parse_checksummed(format!("0x{digits}"), None).map_err(|_| AddressError::Checksum)
+    } else {
+        Address::from_str(digits).map_err(|_| AddressError::Format)
     }
+}
+
+/// The address of a public key: the last 20 bytes of keccak256(x ‖ y).
+fn address_of_key(key: &VerifyingKey) -> Address {
+    // The uncompressed SEC1 point is 0x04 ‖ x ‖ y.
+    let point = key.to_sec1_point(false);
+    Address::from_raw_public_key(&point.as_bytes()[1..])
 }
 
 // ---------------------------------------------------------------------------
@@ -244,29 +194,6 @@ pub enum KeyError {
     /// The MAC does not match: wrong password, or a damaged file.
     #[error("keystore: wrong password or corrupt keystore (MAC mismatch)")]
     WrongPassword,
-}
-
-/// Why typed data could not be hashed, signed, or its signer recovered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Eip712Error {
-    /// The JSON text is larger than [`MAX_JSON_BYTES`].
-    #[error("typed data: {len} bytes is more than the {max} accepted")]
-    TooLarge {
-        /// The size given.
-        len: usize,
-        /// [`MAX_JSON_BYTES`].
-        max: usize,
-    },
-    /// Not JSON, or not the typed-data shape (e.g. "missing field `primaryType`").
-    #[error("typed data: {0}")]
-    Json(String),
-    /// Well-formed JSON that EIP-712 cannot encode (unknown type, a value that
-    /// does not fit its type, a cycle between types, …).
-    #[error("typed data: cannot be encoded as EIP-712: {0}")]
-    Encode(String),
-    /// The signature string is malformed or does not recover to a key.
-    #[error("signature: {0}")]
-    Signature(&'static str),
 }
 
 impl WalletKey {
@@ -397,7 +324,7 @@ impl WalletKey {
     }
 
     fn from_signing(signing: SigningKey) -> WalletKey {
-        let address = Address::of_key(signing.verifying_key());
+        let address = address_of_key(signing.verifying_key());
         WalletKey { signing, address }
     }
 }
@@ -412,113 +339,6 @@ impl fmt::Display for WalletKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
     }
-}
-
-// ---------------------------------------------------------------------------
-// EIP-712
-// ---------------------------------------------------------------------------
-
-/// The EIP-712 signing hash, `keccak256(0x19 0x01 ‖ domainSeparator ‖
-/// hashStruct(message))`, of typed data given as JSON text — what
-/// `eth_signTypedData_v4` signs.
-///
-/// Tolerated: `chainId` as a number, a decimal string or a `0x` hex string;
-/// keys in any order and unknown top-level keys; the whole document encoded
-/// once more as a JSON string. The domain separator follows the document's
-/// own `types.EIP712Domain` (fields, order, extra fields such as
-/// `httpOrigin`), as MetaMask and geth do; when that entry is missing it is
-/// derived from the `domain` fields present, as ethers and alloy do.
-pub fn typed_data_signing_hash(typed_data_json: &str) -> Result<[u8; 32], Eip712Error> {
-    if typed_data_json.len() > MAX_JSON_BYTES {
-        return Err(Eip712Error::TooLarge {
-            len: typed_data_json.len(),
-            max: MAX_JSON_BYTES,
-        });
-    }
-    let mut value: serde_json::Value =
-        serde_json::from_str(typed_data_json).map_err(|e| Eip712Error::Json(clip(&e)))?;
-    if let serde_json::Value::String(inner) = &value {
-        // The document as a JSON string (as `eip712Message` carries it).
-        value = serde_json::from_str(inner).map_err(|e| Eip712Error::Json(clip(&e)))?;
-    }
-    let shape = TypedDataShape::deserialize(value).map_err(|e| Eip712Error::Json(clip(&e)))?;
-    let domain_json = shape.domain.unwrap_or_else(|| serde_json::json!({}));
-    let has_domain_type = shape.types.contains_type_name("EIP712Domain");
-    let mut typed = TypedData {
-        domain: Eip712Domain::default(),
-        resolver: shape.types,
-        primary_type: shape.primary_type,
-        message: shape.message,
-    };
-
-    let encode = |e: alloy_dyn_abi::Error| Eip712Error::Encode(clip(&e));
-    // alloy's own rule (after eth-sig-util): primaryType EIP712Domain signs
-    // the domain separator alone.
-    let message_hash = if typed.primary_type == "EIP712Domain" {
-        None
-    } else {
-        Some(typed.hash_struct().map_err(encode)?)
-    };
-    let separator = if has_domain_type {
-        // hashStruct(EIP712Domain, domain) with the declared domain type,
-        // through the same resolver as the message.
-        typed.primary_type = "EIP712Domain".to_owned();
-        typed.message = domain_json;
-        typed.hash_struct().map_err(encode)?
-    } else {
-        let domain = Eip712Domain::deserialize(&domain_json).map_err(|e| Eip712Error::Json(clip(&e)))?;
-        domain.separator()
-    };
-
-    let mut hasher = Keccak256::new();
-    hasher.update([0x19, 0x01]);
-    hasher.update(separator);
-    if let Some(message_hash) = message_hash {
-        hasher.update(message_hash);
-    }
-    Ok(hasher.finalize().0)
-}
-
-/// The address whose key produced `signature` over the typed data: what the
-/// server does with a login signature. `signature` is `0x` + 130 hex digits
-/// (r ‖ s ‖ v), v = 27/28 or 0/1; the `0x` may be left out. Any valid
-/// signature recovers to *some* address: compare it with the one expected.
-pub fn recover_typed_data_signer(typed_data_json: &str, signature: &str) -> Result<Address, Eip712Error> {
-    let digits = signature
-        .strip_prefix("0x")
-        .or_else(|| signature.strip_prefix("0X"))
-        .unwrap_or(signature);
-    let mut bytes = [0u8; 65];
-    if digits.len() != 130 || hex::decode_to_slice(digits, &mut bytes).is_err() {
-        return Err(Eip712Error::Signature(
-            "not \"0x\" followed by 130 hex digits (r, s, v)",
-        ));
-    }
-    let odd = match bytes[64] {
-        0 | 27 => false,
-        1 | 28 => true,
-        _ => return Err(Eip712Error::Signature("v must be 27 or 28 (or 0 or 1)")),
-    };
-    let signature = Signature::from_slice(&bytes[..64])
-        .map_err(|_| Eip712Error::Signature("r or s is zero or not below the curve order"))?;
-    let hash = typed_data_signing_hash(typed_data_json)?;
-    let key = VerifyingKey::recover_from_prehash(&hash, &signature, RecoveryId::new(odd, false))
-        .map_err(|_| Eip712Error::Signature("does not recover to a public key"))?;
-    Ok(Address::of_key(&key))
-}
-
-/// The typed-data document as parsed here rather than through alloy's own
-/// `Deserialize`, which tries two shapes and so reports every mistake as
-/// "did not match any variant"; this one names the missing field.
-#[derive(Deserialize)]
-struct TypedDataShape {
-    types: Resolver,
-    #[serde(rename = "primaryType")]
-    primary_type: String,
-    #[serde(default)]
-    domain: Option<serde_json::Value>,
-    #[serde(default)]
-    message: serde_json::Value,
 }
 
 /// A displayable value, clipped to [`MAX_DETAIL_CHARS`] characters.

@@ -202,7 +202,7 @@ impl Interceptor {
         // Parameters come in the query (the reference's samples) or as a form body.
         let addr = param(&query, "addr").or_else(|| param(std::str::from_utf8(&body).unwrap_or(""), "addr"));
         if let Some(given) = &addr {
-            let same = given.trim().parse::<Address>().is_ok_and(|a| a == *address);
+            let same = crate::eth::parse_address(given.trim()).is_ok_and(|a| a == *address);
             if !same {
                 return Err(ProxyError::Forbidden(format!(
                     "this sidecar holds the session of {address}, not {given:?}; point the program for that wallet at its own sidecar"

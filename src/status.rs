@@ -4,8 +4,8 @@
 //! 0 ready, 1 not ready, 2 no answer.
 //!
 //! An operator who runs it usually cannot read the password or key sources a
-//! full `Config::load` opens, so only `admin.listen` is read from the config
-//! file, with a light TOML parse; `--admin` overrides it. `--instance NAME`
+//! full `Config::load` opens, so only `[admin]` is read from the config
+//! file ([`admin_listen`]); `--admin` overrides it. `--instance NAME`
 //! names an instance of the template unit `ethgas-sidecar@.service`: its
 //! config is /etc/ethgas-sidecar/NAME.toml, and the output and the hints name
 //! `ethgas-sidecar@NAME`. The request is a single HTTP/1 GET over TCP or a
@@ -23,6 +23,8 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+use crate::config::{Listen, admin_listen};
 
 /// Bound on connecting, asking and reading the answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,54 +100,50 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Parses an address given on the command line or as `admin.listen`:
-/// `IP:PORT`, `HOST:PORT` or `unix:/path` (an `http://` in front is ignored).
-/// A wildcard listen address (`0.0.0.0`, `[::]`) is asked on loopback.
+/// Parses an address given on the command line: `admin.listen`'s forms
+/// ([`Listen`]: `IP:PORT`, `unix:/path`), or `HOST:PORT` (an `http://` in
+/// front is ignored).
 fn parse_target(text: &str) -> Result<Target, String> {
     let t = text.trim();
-    if let Some(path) = t.strip_prefix("unix:") {
-        if !path.starts_with('/') {
-            return Err(format!(
-                "{text:?}: a unix socket needs an absolute path, e.g. unix:/run/ethgas-sidecar/admin.sock"
-            ));
-        }
-        return Ok(Target::Unix(PathBuf::from(path)));
-    }
-    let t = t.strip_prefix("http://").unwrap_or(t).trim_end_matches('/');
-    if let Ok(addr) = t.parse::<SocketAddr>() {
-        if addr.port() == 0 {
-            return Err(format!(
-                "{text:?} has port 0, so the sidecar picked a port at start; pass the one it logged (\"admin listening\") with --admin"
-            ));
-        }
-        let ip = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        return Ok(Target::Tcp(SocketAddr::new(ip, addr.port()).to_string()));
-    }
-    match t.rsplit_once(':') {
-        Some((host, port))
-            if !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok_and(|p| p > 0) =>
-        {
-            Ok(Target::Tcp(t.to_string()))
-        }
-        _ => Err(format!(
-            "{text:?} is not an address; write IP:PORT (127.0.0.1:9090), HOST:PORT or unix:/path"
-        )),
+    let t = match t.strip_prefix("http://") {
+        Some(rest) => rest.trim_end_matches('/'),
+        None if t.starts_with("unix:") => t,
+        None => t.trim_end_matches('/'),
+    };
+    match t.parse::<Listen>() {
+        Ok(listen) => target(listen, text),
+        Err(e) if t.starts_with("unix:") => Err(e),
+        Err(_) => match t.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+            {
+                Ok(Target::Tcp(t.to_string()))
+            }
+            _ => Err(format!(
+                "{text:?} is not an address; write IP:PORT (127.0.0.1:9090), HOST:PORT or unix:/path"
+            )),
+        },
     }
 }
 
-/// `admin.listen` from the text of a config file, read without validating
-/// anything else (the password and key sources in particular).
-fn admin_listen_from_toml(text: &str) -> Result<Option<String>, String> {
-    let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
-    match doc.get("admin").map(|a| a.get("listen")) {
-        None | Some(None) => Ok(None),
-        Some(Some(toml::Value::String(s))) => Ok(Some(s.clone())),
-        Some(Some(_)) => Err("`admin.listen` must be a string such as \"127.0.0.1:9090\"".into()),
+/// Where to ask a sidecar that listens on `listen` (written `text`): a
+/// wildcard address (`0.0.0.0`, `[::]`) is asked on loopback.
+fn target(listen: Listen, text: &str) -> Result<Target, String> {
+    let addr = match listen {
+        Listen::Unix(path) => return Ok(Target::Unix(path)),
+        Listen::Tcp(addr) => addr,
+    };
+    if addr.port() == 0 {
+        return Err(format!(
+            "{text:?} has port 0, so the sidecar picked a port at start; pass the one it logged (\"admin listening\") with --admin"
+        ));
     }
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    Ok(Target::Tcp(SocketAddr::new(ip, addr.port()).to_string()))
 }
 
 /// Where to ask and why there: `--admin`, else `admin.listen` in the config
@@ -176,15 +174,14 @@ fn resolve(which: &Which, admin: Option<&str>) -> Result<(Target, String), Strin
             return Ok((parse_target(DEFAULT_ADMIN)?, "the default admin.listen".into()));
         }
     };
-    let listen =
-        admin_listen_from_toml(&text).map_err(|e| format!("{}: {e}; or pass --admin ADDR", config.display()))?;
-    let origin = match &listen {
-        Some(_) => format!("admin.listen in {}", config.display()),
-        None => format!("the default admin.listen; {} sets none", config.display()),
+    let listen = admin_listen(&text).map_err(|e| format!("{}: {e}; or pass --admin ADDR", config.display()))?;
+    let Some(listen) = listen else {
+        let origin = format!("the default admin.listen; {} sets none", config.display());
+        return Ok((parse_target(DEFAULT_ADMIN)?, origin));
     };
-    let listen = listen.unwrap_or_else(|| DEFAULT_ADMIN.into());
-    let target = parse_target(&listen).map_err(|e| format!("{}: `admin.listen`: {e}", config.display()))?;
-    Ok((target, origin))
+    let target = target(listen.clone(), &listen.to_string())
+        .map_err(|e| format!("{}: `admin.listen`: {e}", config.display()))?;
+    Ok((target, format!("admin.listen in {}", config.display())))
 }
 
 /// Why there was no answer.

@@ -171,15 +171,14 @@ pub fn root_store(settings: &UpstreamSettings) -> Result<RootCertStore, TlsError
     Ok(roots)
 }
 
-/// A rustls client configuration over `roots` with the given ALPN protocols.
-pub fn tls_config(roots: Arc<RootCertStore>, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// A rustls client configuration over `roots`; the connector builder sets
+/// ALPN from the HTTP versions it enables.
+fn tls_config(roots: Arc<RootCertStore>) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+        .with_no_client_auth())
 }
 
 /// Connects to the upstream: TCP (no Nagle, connect timeout, keepalive),
@@ -188,20 +187,33 @@ pub fn tls_config(roots: Arc<RootCertStore>, alpn: &[&[u8]]) -> Result<Arc<rustl
 pub type Connector = HttpsConnector<HttpConnector>;
 
 pub fn connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(roots)?)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp(settings)))
+}
+
+/// The same connector for the WebSocket relay: the same TCP settings and
+/// roots, with ALPN offering only http/1.1, the one version the upgrade
+/// speaks. Give it `https://` (for `wss://`) or `http://` (for `ws://`).
+pub fn ws_connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(roots)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp(settings)))
+}
+
+fn tcp(settings: &UpstreamSettings) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     // Requests are small and latency-bound: never wait for Nagle.
     http.set_nodelay(true);
     http.set_connect_timeout(Some(settings.connect_timeout));
     http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    // ALPN is set by the connector builder from the enabled versions.
-    let tls = tls_config(roots, &[])?;
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(Arc::unwrap_or_clone(tls))
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http))
+    http
 }
 
 /// The upstream origin, pre-parsed for the request path.

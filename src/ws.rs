@@ -30,6 +30,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -42,13 +43,15 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_service::Service;
 use tracing::{debug, info, warn};
 
-use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE};
+use crate::auth::{AuthHandle, Session, USER_AGENT_VALUE, error_chain};
 use crate::config::{Live, UpstreamSettings};
 use crate::envelope::Envelope;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use crate::upstream;
 use crate::upstream::ClientBody;
 use bounded::FrameBounded;
 use detect::{ApiPush, LoginStyle};
@@ -78,15 +81,13 @@ fn has_token(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 /// Opens upstream sockets and relays them.
 #[derive(Clone)]
 pub struct WsRelay {
     url: Uri,
-    tls: Option<tokio_rustls::TlsConnector>,
-    connect_timeout: Duration,
+    /// The pool's connector (its TCP settings and roots), offering only
+    /// http/1.1 in ALPN.
+    connector: upstream::Connector,
     /// Bound on opening the upstream socket, connect to upgrade.
     request_timeout: Duration,
     /// Read when a socket opens, for its message limit.
@@ -100,7 +101,8 @@ pub struct WsRelay {
 }
 
 impl WsRelay {
-    /// Relays to `upstream.websocket_url`; `tls` is used for `wss://` URLs.
+    /// Relays to `upstream.websocket_url` through `connector`
+    /// ([`upstream::ws_connector`]).
     /// Each socket takes its message limit from `live` when it opens. Relays
     /// are spawned on `tasks` and closed with a Going Away frame when
     /// `shutdown` is cancelled.
@@ -108,19 +110,16 @@ impl WsRelay {
     pub fn new(
         upstream: &UpstreamSettings,
         memory_budget: usize,
-        tls: Arc<rustls::ClientConfig>,
+        connector: upstream::Connector,
         live: Arc<ArcSwap<Live>>,
         auth: AuthHandle,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> WsRelay {
-        let url = upstream.websocket_url.clone();
-        let tls = (url.scheme_str() == Some("wss")).then(|| tokio_rustls::TlsConnector::from(tls));
         WsRelay {
-            url,
-            tls,
-            connect_timeout: upstream.connect_timeout,
+            url: upstream.websocket_url.clone(),
+            connector,
             request_timeout: upstream.request_timeout,
             live,
             budget: MemoryBudget::new(memory_budget),
@@ -155,32 +154,25 @@ impl WsRelay {
         }
     }
 
-    async fn connect(&self, url: &str) -> Result<Box<dyn Io>, String> {
+    /// TCP, and TLS for `wss://`, by the pool's connector.
+    async fn connect(&self, url: &str) -> Result<TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>, String> {
         let uri: Uri = url.parse().map_err(|e| format!("bad upstream URL {url}: {e}"))?;
-        let host = uri
-            .host()
-            .unwrap_or("localhost")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let tls = uri.scheme_str() == Some("wss");
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host.as_str(), port)))
+        let scheme = if uri.scheme_str() == Some("wss") {
+            "https"
+        } else {
+            "http"
+        };
+        let authority = uri.authority().map_or("localhost", |a| a.as_str());
+        let dst: Uri = format!("{scheme}://{authority}/")
+            .parse()
+            .map_err(|e| format!("bad upstream URL {url}: {e}"))?;
+        let stream = self
+            .connector
+            .clone()
+            .call(dst)
             .await
-            .map_err(|_| format!("connecting to {host}:{port} timed out"))?
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        if !tls {
-            return Ok(Box::new(tcp));
-        }
-        let connector = self.tls.clone().ok_or("no TLS configuration for wss://")?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| format!("bad server name {host}: {e}"))?;
-        let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
-            .await
-            .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
-            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
-        Ok(Box::new(stream))
+            .map_err(|e| format!("connecting to {authority}: {}", error_chain(e.as_ref())))?;
+        Ok(TokioIo::new(stream))
     }
 
     /// Opens the upstream socket and, if that works, answers 101 and starts

@@ -92,6 +92,38 @@ async fn https_upstream_over_http1_when_only_that_is_offered() {
     assert_eq!(r.body.len(), 3_000_000);
 }
 
+/// The WebSocket relay dials through the pool's connector: the same roots
+/// (`upstream.ca_file`) and only http/1.1 offered in ALPN, so an API that
+/// prefers h2 still gets an HTTP/1.1 upgrade.
+#[tokio::test]
+async fn a_websocket_reaches_an_https_api_through_the_pools_roots() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
+    let sidecar = sidecar_for(&api, true).await;
+    wait_ready(&client(), sidecar.admin).await;
+    let stream = tokio::net::TcpStream::connect(sidecar.proxy).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws", sidecar.proxy), stream)
+        .await
+        .expect("upgrade through the sidecar to the wss:// API");
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text(r#"{"cmd":"login","data":{"accessToken":"placeholder"}}"#))
+        .await
+        .unwrap();
+    let reply = next_ws_json(&mut ws).await;
+    assert_eq!(
+        (reply["cmd"].as_str(), reply["code"].as_i64()),
+        (Some("login"), Some(200)),
+        "{reply}"
+    );
+    ws.send(Message::text(r#"{"cmd":"whoami"}"#)).await.unwrap();
+    let whoami = next_ws_json(&mut ws).await;
+    assert_eq!(whoami["authenticated"], true, "{whoami}");
+    assert_eq!(api.mock.websocket_paths(), ["/ws"]);
+    assert_eq!(api.mock.counts().ws_logins_ok, 1);
+}
+
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused_and_said_so() {
     let api = start_tls_api(&[b"http/1.1"]).await;

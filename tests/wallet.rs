@@ -125,7 +125,7 @@ async fn wallet_login_by_signature_makes_the_sidecar_ready_and_forwards_with_the
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
     assert_eq!(v["success"], true, "{v}");
-    assert_eq!(v["data"]["user"]["address"], address.to_lowercase_hex().as_str(), "{v}");
+    assert_eq!(v["data"]["user"]["address"], format!("{:#x}", address).as_str(), "{v}");
 
     let n = api.mock.counts();
     assert_eq!((n.live_challenges, n.live_verifies_ok), (1, 1), "{n:?}");
@@ -409,7 +409,7 @@ async fn a_v3_keystore_unlocked_with_its_password_file_logs_in() {
     assert_eq!(data["address"], address.to_string().as_str(), "{data}");
     let r = get(&c, &sidecar.url("/api/v1/user/info")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["data"]["user"]["address"], address.to_lowercase_hex().as_str());
+    assert_eq!(r.json()["data"]["user"]["address"], format!("{:#x}", address).as_str());
     let n = api.mock.counts();
     assert_eq!((n.live_challenges, n.live_verifies_ok), (1, 1), "{n:?}");
 }
@@ -675,32 +675,21 @@ async fn an_address_that_is_not_the_keys_is_a_config_error_naming_both() {
     let (hex, key) = random_key_hex();
     let other = WalletKey::random().address();
     let api: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let files = write_wallet_config(
-        api,
-        &hex,
-        &Extra::auth(&format!("address = \"{}\"", other.to_lowercase_hex())),
-    );
+    let files = write_wallet_config(api, &hex, &Extra::auth(&format!("address = \"{other:#x}\"")));
     let (code, out, err) = check_config(&files.config, &[]);
     println!("auth.address mismatch: {}", err.trim());
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(err.contains("auth.address"), "{err}");
     let lower = err.to_lowercase();
     assert!(
-        lower.contains(&key.address().to_lowercase_hex()),
+        lower.contains(&format!("{:#x}", key.address())),
         "the key's address: {err}"
     );
-    assert!(
-        lower.contains(&other.to_lowercase_hex()),
-        "the configured address: {err}"
-    );
+    assert!(lower.contains(&format!("{other:#x}")), "the configured address: {err}");
     assert!(!err.contains(&hex), "{err}");
 
     // The right address, in any case, is accepted.
-    let files = write_wallet_config(
-        api,
-        &hex,
-        &Extra::auth(&format!("address = \"{}\"", key.address().to_lowercase_hex())),
-    );
+    let files = write_wallet_config(api, &hex, &Extra::auth(&format!("address = \"{:#x}\"", key.address())));
     let (code, out, err) = check_config(&files.config, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&key.address().to_string()), "{out}");
@@ -736,7 +725,7 @@ async fn another_networks_chain_id_a_display_name_and_a_key_from_the_environment
     let r = get(&c, &format!("http://{}/api/v1/user/info", proc.proxy)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let user = &r.json()["data"]["user"];
-    assert_eq!(user["address"], key.address().to_lowercase_hex().as_str(), "{user}");
+    assert_eq!(user["address"], format!("{:#x}", key.address()).as_str(), "{user}");
     assert_eq!(user["displayName"], name, "the name arrived whole: {user}");
     let n = api.mock.counts();
     assert_eq!(
@@ -922,10 +911,7 @@ async fn wallet_config_mistakes_name_the_key_to_fix() {
     // The method in another case, and an address in lower case, are fine.
     let text = wallet_config_text(
         api,
-        &format!(
-            "private_key_file = \"wallet.key\"\naddress = \"{}\"",
-            key.address().to_lowercase_hex()
-        ),
+        &format!("private_key_file = \"wallet.key\"\naddress = \"{:#x}\"", key.address()),
         &Extra::default(),
     )
     .replace("method = \"wallet\"", "method = \"Wallet\"");

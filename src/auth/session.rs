@@ -29,26 +29,21 @@ pub struct Session {
     pub generation: u64,
     authorization: HeaderValue,
     access: Secret,
-    pub obtained_at: Instant,
-    /// When the token stops being handed out: the expiry minus a margin for
-    /// the request's trip to the API.
-    pub valid_until: Instant,
-    pub expires_at: Instant,
-    /// The expiry as a Unix time, for placeholders and status output.
-    pub expires_at_unix: u64,
-    pub lifetime: Duration,
-    pub refresh_at: Instant,
+    pub timing: Timing,
     /// Set once the API accepted a request with this token: a 401 on a
     /// proven token looks like a revocation (the re-authentication log says
     /// which it was; the schedule's floor applies either way).
     proven: AtomicBool,
 }
 
-/// The timing of a new [`Session`], as the schedule computed it.
-pub(super) struct Timing {
+/// The timing of a [`Session`], as the schedule computed it.
+pub struct Timing {
     pub obtained_at: Instant,
+    /// When the token stops being handed out: the expiry minus a margin for
+    /// the request's trip to the API.
     pub valid_until: Instant,
     pub expires_at: Instant,
+    /// The expiry as a Unix time, for placeholders and status output.
     pub expires_at_unix: u64,
     pub lifetime: Duration,
     pub refresh_at: Instant,
@@ -64,12 +59,7 @@ impl Session {
             generation,
             authorization,
             access,
-            obtained_at: timing.obtained_at,
-            valid_until: timing.valid_until,
-            expires_at: timing.expires_at,
-            expires_at_unix: timing.expires_at_unix,
-            lifetime: timing.lifetime,
-            refresh_at: timing.refresh_at,
+            timing,
             proven: AtomicBool::new(false),
         })
     }
@@ -88,7 +78,7 @@ impl Session {
     }
 
     pub fn is_valid(&self, now: Instant) -> bool {
-        now < self.valid_until
+        now < self.timing.valid_until
     }
 
     /// `Bearer <access token>`, marked sensitive so HTTP/2 never indexes it.
@@ -101,7 +91,7 @@ impl Session {
     }
 
     pub fn expires_in(&self, now: Instant) -> Duration {
-        self.expires_at.saturating_duration_since(now)
+        self.timing.expires_at.saturating_duration_since(now)
     }
 }
 

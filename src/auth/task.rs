@@ -7,7 +7,7 @@
 //! next; on a failure it asks the schedule when to try what. Between
 //! attempts it serves the request path's commands (a re-authentication after
 //! a 401, a reload) and takes an expired token out of the cell. At shutdown
-//! it logs out. It holds the state the schedule's functions read — the
+//! it logs out ([`logout`]). It holds the state the schedule's functions read — the
 //! failure counts, the re-authentication record — and draws their jitter.
 //!
 //! With a systemd watchdog it also beats ([`crate::liveness`]): its loop
@@ -36,8 +36,7 @@ use crate::pool::Pool;
 use crate::secret::Secret;
 use crate::upstream::{Connector, Target};
 
-/// How long a logout at shutdown may take at most.
-const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+mod logout;
 
 /// The single writer of the token cell.
 pub struct Authenticator {
@@ -114,7 +113,7 @@ impl Authenticator {
         info!(username = %self.method.account(), api = %self.http.origin(), "logging in");
         let mut beat = heart.ticker();
         loop {
-            let expiry = self.current().map(|s| s.valid_until);
+            let expiry = self.current().map(|s| s.timing.valid_until);
             let at = self.next.at;
             tokio::select! {
                 biased;
@@ -208,7 +207,7 @@ impl Authenticator {
     /// live shorter than it allows, warned about once) is no news.
     fn expire(&mut self) {
         if let Some(session) = self.current() {
-            if self.failures.total() == 0 && self.next.at > session.valid_until {
+            if self.failures.total() == 0 && self.next.at > session.timing.valid_until {
                 debug!("the access token lapsed; the next renewal waits for the pace of auth calls");
             } else {
                 warn!(username = %self.method.account(), "the access token expired before it could be renewed; requests wait for a new one");
@@ -461,41 +460,5 @@ impl Authenticator {
             span(self.policy.min_call_interval),
             span(next.at.saturating_duration_since(lease.valid_until())),
         );
-    }
-
-    async fn logout(&mut self) {
-        if !self.logout_on_shutdown {
-            return;
-        }
-        let Some(session) = self.current().filter(|s| s.is_valid(Instant::now())) else {
-            return;
-        };
-        let limit = self.http.timeout().min(LOGOUT_TIMEOUT);
-        let result = tokio::time::timeout(limit, self.method.logout(&self.http, session.access_token())).await;
-        self.cell.store(None);
-        match result {
-            Ok(Ok(())) => {
-                self.metrics.auth(AuthKind::Logout, AuthResult::Success);
-                info!(username = %self.method.account(), "logged out");
-            }
-            Ok(Err(AuthError::Rejected { status, .. })) => {
-                self.metrics.auth(AuthKind::Logout, AuthResult::Rejected);
-                warn!(
-                    status,
-                    "logout answered with an error status; the token expires on its own"
-                );
-            }
-            Ok(Err(e)) => {
-                self.metrics.auth(AuthKind::Logout, AuthResult::Error);
-                warn!(reason = %e, "logout failed; the token expires on its own");
-            }
-            Err(_) => {
-                self.metrics.auth(AuthKind::Logout, AuthResult::Error);
-                warn!(
-                    "logout did not finish within {}; the token expires on its own",
-                    humantime::format_duration(limit)
-                );
-            }
-        }
     }
 }

@@ -216,8 +216,7 @@ impl Validator<'_> {
         };
         let expected: Option<Address> = match ra.address.take() {
             Some(text) => Some(
-                text.trim()
-                    .parse()
+                crate::eth::parse_address(text.trim())
                     .map_err(|e| self.err("auth.address", format!("{text:?}: {e}")))?,
             ),
             None => None,

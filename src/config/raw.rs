@@ -119,6 +119,14 @@ pub(super) struct RawAdmin {
     pub(super) listen: Option<String>,
 }
 
+/// The file as `ethgas-sidecar status` reads it: `[admin]` only, every
+/// other section ignored.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AdminOnly {
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {

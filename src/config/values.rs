@@ -4,30 +4,50 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use http::Uri;
 use ipnet::IpNet;
 
+use super::raw::AdminOnly;
+use super::syntax::describe;
 use super::validate::Validator;
 use super::{BaseUrl, ConfigError, Listen, origin};
 
-impl Validator<'_> {
-    pub(super) fn listen(&self, key: &str, value: &str) -> Result<Listen, ConfigError> {
+/// `IP:PORT` or `unix:/absolute/path`, as every `listen` key takes it.
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Listen, String> {
         let value = value.trim();
         if let Some(path) = value.strip_prefix("unix:") {
-            if path.is_empty() || !path.starts_with('/') {
-                return Err(self.err(
-                    key,
-                    format!(
-                        "{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\""
-                    ),
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{value:?}: a unix socket needs an absolute path, e.g. \"unix:/run/ethgas-sidecar/proxy.sock\""
                 ));
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
         value.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
-            self.err(key, format!("{value:?} is not an address; write IP:PORT such as \"127.0.0.1:8080\" or \"[::1]:8080\", or \"unix:/path\""))
+            format!("{value:?} is not an address; write IP:PORT such as \"127.0.0.1:8080\" or \"[::1]:8080\", or \"unix:/path\"")
         })
+    }
+}
+
+/// `admin.listen` from the text of a config file, for `ethgas-sidecar
+/// status`: the rest of the file is neither read nor validated (an operator
+/// who asks for the status often cannot open the secret sources); inside
+/// `[admin]` the loader's own rules apply, unknown keys included. Errors
+/// name the key, never a value.
+pub fn admin_listen(text: &str) -> Result<Option<Listen>, String> {
+    let raw: AdminOnly = toml::from_str(text).map_err(|e| describe(text, &e))?;
+    let listen = raw.admin.listen.map(|l| l.parse::<Listen>()).transpose();
+    listen.map_err(|e| format!("`admin.listen`: {e}"))
+}
+
+impl Validator<'_> {
+    pub(super) fn listen(&self, key: &str, value: &str) -> Result<Listen, ConfigError> {
+        value.parse().map_err(|message| self.err(key, message))
     }
 
     /// `proxy.public_prefixes`: each a plain lower-case path `/…/` that is

@@ -2,6 +2,8 @@
 //! (scrypt, PBKDF2) with the bounds that keep a hostile file from costing
 //! more than geth's own parameters would.
 
+use serde::Deserialize;
+
 use super::*;
 
 // ---------------------------------------------------------------------------

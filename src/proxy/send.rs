@@ -3,6 +3,8 @@
 //! unprocessed; pool errors become the sidecar's own answers. After a 401
 //! to the current token: the token renewed and the request replayed once.
 
+use std::error::Error;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use super::rewrite::Replay;
 use crate::auth::Session;
 use crate::auth::error_chain;
 use crate::error::ProxyError;
-use crate::pool::PooledBody;
+use crate::pool::{PoolError, PooledBody};
 use crate::upstream::{self, ClientFault};
 
 /// The most of an error body kept from a 401 that is replayed.
@@ -92,11 +94,9 @@ impl Proxy {
         }
     }
 
-    pub(super) fn upstream_error(&self, e: &crate::pool::PoolError) -> ProxyError {
+    pub(super) fn upstream_error(&self, e: &PoolError) -> ProxyError {
         let origin = self.shared.origin.clone();
-        let cause = error_chain(e);
-        // EMFILE/ENFILE: the sidecar, not the API, is out of resources.
-        if cause.contains("os error 24") || cause.contains("os error 23") {
+        if out_of_descriptors(e) {
             return ProxyError::OutOfDescriptors;
         }
         if e.is_connect() {
@@ -117,6 +117,35 @@ impl Proxy {
             origin: self.shared.origin.clone(),
             limit: self.shared.request_timeout,
             setting: "upstream.request_timeout",
+        }
+    }
+}
+
+/// Whether the call failed because the sidecar, not the API, ran out of
+/// file descriptors (EMFILE, ENFILE) somewhere down the error's causes.
+fn out_of_descriptors(e: &PoolError) -> bool {
+    match e {
+        PoolError::Connect(e) => caused_by_fd_exhaustion(e.as_ref()),
+        PoolError::Request(e) => caused_by_fd_exhaustion(e),
+    }
+}
+
+/// Walks `e` and its sources. An `io::Error` that wraps another error
+/// reports that error's source, not the error itself, so its inner error is
+/// walked too.
+fn caused_by_fd_exhaustion(mut e: &(dyn Error + 'static)) -> bool {
+    loop {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                return true;
+            }
+            if io.get_ref().is_some_and(|inner| caused_by_fd_exhaustion(inner)) {
+                return true;
+            }
+        }
+        match e.source() {
+            Some(next) => e = next,
+            None => return false,
         }
     }
 }
@@ -161,3 +190,6 @@ impl Proxy {
         Ok(self.finish(resp.map(body::streamed), Some(&fresh)))
     }
 }
+
+#[cfg(test)]
+mod tests;

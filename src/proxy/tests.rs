@@ -163,7 +163,7 @@ async fn harness(login: bool, edit: impl FnOnce(&mut Config)) -> Harness {
     let ws = WsRelay::new(
         upstream,
         1 << 20,
-        upstream::tls_config(roots, &[b"http/1.1"]).unwrap(),
+        upstream::ws_connector(upstream, roots).unwrap(),
         live.clone(),
         auth.clone(),
         metrics.clone(),

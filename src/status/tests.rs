@@ -214,20 +214,23 @@ fn addresses_the_command_line_and_the_config_may_give() {
 
 #[test]
 fn only_admin_listen_is_read_from_the_config() {
-    // The password source need not exist, unknown keys do not matter.
+    // The password source need not exist, other sections are not checked.
     let text = "[auth]\nusername = \"alice\"\npassword_file = \"/nonexistent/password\"\n\n[admin]\nlisten = \"unix:/run/a.sock\"\n";
-    assert_eq!(admin_listen_from_toml(text), Ok(Some("unix:/run/a.sock".into())));
+    assert_eq!(admin_listen(text), Ok(Some(Listen::Unix("/run/a.sock".into()))));
     assert_eq!(
-        admin_listen_from_toml("[proxy]\nlisten = \"127.0.0.1:8080\"\n"),
+        admin_listen("[proxy]\nlisten = \"127.0.0.1:8080\"\nno_such_key = 1\n"),
         Ok(None)
     );
-    assert_eq!(admin_listen_from_toml(""), Ok(None));
-    assert!(
-        admin_listen_from_toml("[admin]\nlisten = 9090\n")
-            .unwrap_err()
-            .contains("admin.listen")
-    );
-    assert!(admin_listen_from_toml("[admin\n").is_err());
+    assert_eq!(admin_listen(""), Ok(None));
+    // A wrong type is named by its key, and its value is not shown.
+    let e = admin_listen("[admin]\nlisten = 9090\n").unwrap_err();
+    assert!(e.contains("admin.listen") && !e.contains("9090"), "{e}");
+    // Inside [admin] the loader's rules hold: an unknown key is named.
+    let e = admin_listen("[admin]\nlisten = \"127.0.0.1:9090\"\nlistne = \"x\"\n").unwrap_err();
+    assert!(e.contains("listne"), "{e}");
+    let e = admin_listen("[admin]\nlisten = \"localhost:9090\"\n").unwrap_err();
+    assert!(e.contains("admin.listen") && e.contains("IP:PORT"), "{e}");
+    assert!(admin_listen("[admin\n").is_err());
 }
 
 /// The main unit's sidecar, with its config at `file`.

@@ -50,7 +50,7 @@ impl Wallet {
         Wallet {
             key: key.clone(),
             address: address.to_string(),
-            addr_param: address.to_lowercase_hex(),
+            addr_param: format!("{address:#x}"),
             display_name: display_name.map(str::to_string),
             login_path: settings.login_path.clone(),
             verify_path: settings.verify_path.clone(),
