@@ -77,7 +77,7 @@ pub async fn run(
         } else {
             Flavour::Documented
         },
-        address: key.as_ref().map(|k| k.address().into()),
+        address: key.as_ref().map(|k| k.address()),
         ..MockConfig::default()
     };
     let (user, password) = (mock_config.username.clone(), mock_config.password.clone());

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 flavour: flavor,
                 username,
                 password,
-                address: address.map(Into::into),
+                address,
                 token_lifetime,
                 ..MockConfig::default()
             },

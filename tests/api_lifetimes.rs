@@ -278,7 +278,7 @@ async fn a_wallet_verify_answering_404_names_the_verify_path() {
     let (hex, key) = random_key_hex();
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address().into()),
+        address: Some(key.address()),
         ..MockConfig::default()
     })
     .await;

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 fn live(key: &WalletKey) -> MockConfig {
     MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address().into()),
+        address: Some(key.address()),
         token_lifetime: Duration::from_secs(600),
         session_lifetime: Duration::from_secs(3600),
         ..MockConfig::default()

@@ -60,7 +60,7 @@ async fn python_ethgas_logs_in_trades_and_streams_through_the_sidecar_without_th
     // Hoodi's chain id; 3 s tokens, so the sidecar renews its token during the run.
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address().into()),
+        address: Some(key.address()),
         chain_id: 560048,
         token_lifetime: Duration::from_secs(3),
         session_lifetime: Duration::from_secs(7 * 86400),

@@ -704,7 +704,7 @@ async fn another_networks_chain_id_a_display_name_and_a_key_from_the_environment
     // Hoodi's chain id: the typed data's domain is signed as sent.
     let api = start_api_with(MockConfig {
         flavour: Flavour::Live,
-        address: Some(key.address().into()),
+        address: Some(key.address()),
         chain_id: 560048,
         token_lifetime: Duration::from_secs(600),
         session_lifetime: HOUR,

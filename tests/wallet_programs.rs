@@ -234,7 +234,7 @@ async fn the_intercepted_challenge_carries_the_chain_id_of_the_apis_own_challeng
     let (hex, key) = random_key_hex();
     let api = start_api_with(ethgas_mock::MockConfig {
         flavour: ethgas_mock::Flavour::Live,
-        address: Some(key.address().into()),
+        address: Some(key.address()),
         // Hoodi's.
         chain_id: 560048,
         ..Default::default()

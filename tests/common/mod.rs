@@ -513,7 +513,7 @@ pub async fn start_live_api(
 ) -> Api {
     start_api_with(MockConfig {
         flavour: mock::Flavour::Live,
-        address: Some(address.into()),
+        address: Some(address),
         token_lifetime,
         session_lifetime,
         ..MockConfig::default()
