@@ -253,3 +253,97 @@ wait_sampler() { # bounded: the sampler stops by itself after SETTLE_SECONDS
     done
     stop_sampler
 }
+
+# ------------------------------------ per-request system cost (COST, at -c1)
+# One counter at a time is attached to a proxy's processes (nginx: master and
+# workers; the sidecar: every thread) for exactly one wrk run: perf stat,
+# started disabled and switched on and off through its control FIFOs, or, when
+# perf cannot attach, strace -c (which stops the process at every system call,
+# so only its call count is used).
+COST_EVENTS=raw_syscalls:sys_enter,context-switches,cpu-migrations,task-clock
+COUNTER_PID="" COUNTER_TOOL="" COUNTER_CTL="" COUNTER_ACK=""
+
+cost_tool() { # cost_tool PID...: prints "perf EVENTS" or "strace" or nothing
+    local pids events
+    pids=$(IFS=,; printf '%s' "$*")
+    if command -v perf >/dev/null 2>&1; then
+        for events in "$COST_EVENTS,sched:sched_waking" "$COST_EVENTS"; do
+            if timeout 10 perf stat -x, -o /dev/null -e "$events" -p "$pids" -- true >/dev/null 2>&1; then
+                printf 'perf %s' "$events"
+                return 0
+            fi
+        done
+    fi
+    if command -v strace >/dev/null 2>&1; then
+        printf 'strace'
+    fi
+}
+
+ctx_switches() { # ctx_switches PID...: voluntary + involuntary switches of all their threads
+    local total=0 f key value
+    for f in $(printf '/proc/%s/task/*/status ' "$@"); do
+        while read -r key value; do
+            case $key in
+                voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) total=$((total + value)) ;;
+            esac
+        done <"$f" 2>/dev/null || true
+    done
+    echo "$total"
+}
+
+all_traced() { # all_traced PID...: true when every thread has a tracer
+    local f key value
+    for f in $(printf '/proc/%s/task/*/status ' "$@"); do
+        while read -r key value; do
+            [[ $key == TracerPid: ]] || continue
+            [[ $value != 0 ]] || return 1
+            break
+        done <"$f"
+    done
+}
+
+counter_start() { # counter_start OUT TOOL [EVENTS] -- PID...: counting when it returns 0
+    local out=$1 tool=$2 events=${3:-} i a=""
+    shift 3
+    [[ ${1:-} == -- ]] && shift
+    COUNTER_TOOL=$tool
+    if [[ $tool == perf ]]; then
+        mkfifo "$out.ctl" "$out.ack"
+        # read-write opens of a FIFO do not block, whether perf opens its ends or not
+        exec {COUNTER_CTL}<>"$out.ctl" {COUNTER_ACK}<>"$out.ack"
+        perf stat -x, -o "$out.perf" -e "$events" -p "$(IFS=,; printf '%s' "$*")" -D -1 \
+            --control "fifo:$out.ctl,$out.ack" >"$out.log" 2>&1 </dev/null &
+        COUNTER_PID=$!
+        echo enable >&"$COUNTER_CTL"
+        for ((i = 0; i < 100; i++)); do
+            if read -r -t 0.1 a <&"$COUNTER_ACK" && [[ $a == ack ]]; then return 0; fi
+            alive "$COUNTER_PID" || break
+        done
+    else
+        local p=()
+        for i in "$@"; do p+=(-p "$i"); done
+        strace -c -f -q -o "$out.strace" "${p[@]}" >"$out.log" 2>&1 </dev/null &
+        COUNTER_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            all_traced "$@" && return 0
+            alive "$COUNTER_PID" || break
+            sleep 0.1
+        done
+    fi
+    counter_stop
+    return 1
+}
+
+counter_stop() { # stops counting and waits until the counter has written its file
+    local a="" i
+    [[ -n $COUNTER_PID ]] || return 0
+    if [[ $COUNTER_TOOL == perf ]]; then
+        echo disable >&"$COUNTER_CTL" 2>/dev/null && read -r -t 10 a <&"$COUNTER_ACK" || true
+    fi
+    kill -INT "$COUNTER_PID" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do alive "$COUNTER_PID" || break; sleep 0.1; done
+    kill -KILL "$COUNTER_PID" 2>/dev/null || true
+    wait "$COUNTER_PID" 2>/dev/null || true
+    if [[ -n $COUNTER_CTL ]]; then exec {COUNTER_CTL}>&- {COUNTER_ACK}>&-; fi
+    COUNTER_PID="" COUNTER_CTL="" COUNTER_ACK=""
+}

@@ -15,6 +15,11 @@ The run directory (kept with KEEP_TMP=1, so a report can be made again):
     wrk/                wrk's raw output, one file per run
     extra.toml          SIDECAR_EXTRA_TOML, when given
     certs/              the run's CA and the upstream's certificate (HTTPS)
+    cost.tsv            one row per cost run (COST): wrk -t1 -c1 through a
+                        proxy with a counter attached: requests, errors,
+                        the proxy's context switches and CPU ticks (/proc)
+    cost/MODE-TARGET.*  that run's raw output: .wrk, and .perf (perf stat -x,)
+                        or .strace (strace -c)
     MODE/memory.tsv     the sidecar's idle RSS and sockets, peak and end RSS,
                         the concurrency after which the RSS was sampled
     MODE/settle.tsv     the sidecar's RSS and open sockets once a second
@@ -67,6 +72,9 @@ RATIOS = (
 SETTLE_GOAL_KB = 4 * 1024
 SETTLE_MARKS_S = (30, 60, 120)
 WARM_GOAL_RATIO = 2.0
+# Issue 20's goal at one connection: the sidecar adds at most this share of
+# what nginx adds to a direct connection's p50, at no fewer requests/s.
+ADDED_GOAL_RATIO = 0.8
 
 Lines = list[str]
 
@@ -181,6 +189,94 @@ class Run:
 
 
 @dataclass
+class Cost:
+    """One cost run: wrk -t1 -c1 through a proxy, with perf stat (or strace -c)
+    attached to all its processes and threads. Totals; per request below."""
+
+    mode: str
+    target: str
+    tool: str  # "perf" or "strace"
+    requests: int
+    duration_us: int
+    status: int
+    sockerr: int
+    end_us: int
+    syscalls: float | None
+    ctx_switches: float | None
+    migrations: float | None
+    wakeups: float | None
+    cpu_us: float | None
+
+    @classmethod
+    def load(cls, run_dir: Path, row: dict[str, str], tick_us: float) -> Cost:
+        base = run_dir / "cost" / f"{row['mode']}-{row['target']}"
+        counts: dict[str, float | None] = {}
+        if row["tool"] == "perf":
+            counts = parse_perf(base.with_name(base.name + ".perf"))
+            ctx, cpu = counts.get("context-switches"), counts.get("task-clock")
+        else:
+            counts = {"raw_syscalls:sys_enter": parse_strace(base.with_name(base.name + ".strace"))}
+            # strace stops the process at every system call: these are inflated
+            ctx, cpu = float(row["ctx_switches"]), int(row["ticks"]) * tick_us
+        return cls(
+            mode=row["mode"],
+            target=row["target"],
+            tool=row["tool"],
+            requests=int(row["requests"]),
+            duration_us=int(row["duration_us"]),
+            status=int(row["status"]),
+            sockerr=int(row["sockerr"]),
+            end_us=int(row["end_us"]),
+            syscalls=counts.get("raw_syscalls:sys_enter"),
+            ctx_switches=ctx,
+            migrations=counts.get("cpu-migrations"),
+            wakeups=counts.get("sched:sched_waking"),
+            cpu_us=cpu,
+        )
+
+    def per_request(self, total: float | None) -> float | None:
+        return None if total is None or not self.requests else total / self.requests
+
+    @property
+    def rps(self) -> float:
+        return self.requests / (self.duration_us / 1e6) if self.duration_us else 0.0
+
+
+def parse_perf(path: Path) -> dict[str, float | None]:
+    """perf stat -x, output: value,unit,event,...; task-clock in µs."""
+    counts: dict[str, float | None] = {}
+    if not path.exists():
+        return counts
+    for line in path.read_text().splitlines():
+        fields = line.split(",")
+        if line.startswith("#") or len(fields) < 3:
+            continue
+        value, unit, event = fields[0], fields[1], fields[2]
+        try:
+            v: float | None = float(value)
+        except ValueError:  # <not counted>, <not supported>
+            v = None
+        if v is not None and unit == "msec":
+            v *= 1000.0
+        counts[event] = v
+    return counts
+
+
+def parse_strace(path: Path) -> float | None:
+    """The calls column of strace -c's "total" line."""
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[-1] == "total" and len(fields) >= 4:
+            try:
+                return float(fields[3])
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass
 class Request:
     """One curl request on a fresh connection (the first after start, or the warm path)."""
 
@@ -229,13 +325,14 @@ class Mode:
     settle: list[tuple[float, int, int]]  # seconds after the load stopped, RSS kB, sockets
     requests: list[Request]
     protocols: dict[str, list[str]]  # target -> distinct "HTTP/2.0 TLSv1.3 ..." seen
+    costs: list[Cost]
 
     @property
     def measured(self) -> list[Run]:
         return [r for r in self.runs if r.kind == "measure"]
 
 
-def load_mode(run_dir: Path, name: str, runs: list[Run]) -> Mode:
+def load_mode(run_dir: Path, name: str, runs: list[Run], costs: list[Cost]) -> Mode:
     d = run_dir / name
     settle = []
     if (d / "settle.tsv").exists():
@@ -262,6 +359,7 @@ def load_mode(run_dir: Path, name: str, runs: list[Run]) -> Mode:
         settle=settle,
         requests=requests,
         protocols=protocols,
+        costs=[c for c in costs if c.mode == name],
     )
 
 
@@ -281,6 +379,14 @@ def f_x(v: float | None) -> str:
 
 def f_us(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
+
+
+def f_signed(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.1f}"
+
+
+def f_per(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
 
 
 def f_pct(v: float | None) -> str:
@@ -311,7 +417,10 @@ class Report:
         runs = [Run.from_row(row, tick_us) for row in read_tsv(run_dir / "runs.tsv")]
         names = self.meta.get("upstream", "plain")
         wanted = {"both": ("tls", "plain")}.get(names, (names,))
-        self.modes = [load_mode(run_dir, m, runs) for m in MODE_ORDER if m in wanted]
+        costs = []
+        if (run_dir / "cost.tsv").exists():
+            costs = [Cost.load(run_dir, row, tick_us) for row in read_tsv(run_dir / "cost.tsv")]
+        self.modes = [load_mode(run_dir, m, runs, costs) for m in MODE_ORDER if m in wanted]
         self.targets = [t for t in TARGET_ORDER if t in self.meta.get("targets", "").split()]
         self.conns: list[int] = []
         for c in (int(x) for x in self.meta.get("conns", "").split()):
@@ -388,6 +497,7 @@ class Report:
             seen = "; ".join(f"{t}: {' / '.join(mode.protocols[t])}" for t in self.targets if t in mode.protocols)
             out += [f"Protocols the upstream saw (the single curl requests): {seen}.", ""]
         out += self.throughput(mode)
+        out += self.one_connection(mode)
         out += self.cpu(mode)
         out += self.errors(mode)
         if "sidecar" in self.targets:
@@ -411,6 +521,158 @@ class Report:
             cells += [f_x(ratio(med(mode, a, c, key), med(mode, b, c, key))) for _, a, b, key in ratios]
             rows.append(cells)
         return [self.heading("Throughput and latency (median over rounds)"), ""] + table(header, rows) + [""]
+
+    def added(self, mode: Mode, target: str, key: str) -> float | None:
+        """target's median at 1 connection minus direct's (µs)."""
+        t, d = self.median(mode, target, 1, key), self.median(mode, "direct", 1, key)
+        return None if t is None or d is None else t - d
+
+    def added_ratio(self, mode: Mode, key: str) -> float | None:
+        """sidecar added / nginx added; undefined unless nginx adds something."""
+        s, n = self.added(mode, "sidecar", key), self.added(mode, "nginx", key)
+        return None if s is None or n is None or n <= 0 else s / n
+
+    def one_connection(self, mode: Mode) -> Lines:
+        """Issue 20: the latency one client sending one request at a time feels."""
+        ts = self.targets
+        have_rows = 1 in self.conns and any(self.median(mode, t, 1, "p50_us") for t in ts)
+        if not have_rows and not mode.costs:
+            return []
+        out = [self.heading("One connection: latency added over direct, per-request system cost"), ""]
+        if have_rows:
+            out += [
+                (
+                    "The 1-connection rows above (wrk -t1 -c1: one request at a time, as a trading program "
+                    "sends them). added = the target's p50 (p99) minus direct's, from the medians over rounds, "
+                    "in µs: what the extra hop costs each request."
+                ),
+                "",
+            ]
+            rows = []
+            for t in ts:
+                p50, p99 = self.median(mode, t, 1, "p50_us"), self.median(mode, t, 1, "p99_us")
+                rps = self.median(mode, t, 1, "rps")
+                if t == "direct":
+                    rows.append([t, f_rps(rps), f_us(p50), "–", f_us(p99), "–"])
+                else:
+                    a50, a99 = self.added(mode, t, "p50_us"), self.added(mode, t, "p99_us")
+                    rows.append([t, f_rps(rps), f_us(p50), f_signed(a50), f_us(p99), f_signed(a99)])
+            out += table(
+                ["target", "req/s", "p50 µs", "added p50 µs", "p99 µs", "added p99 µs"],
+                rows,
+                ["---"] + ["---:"] * 5,
+            )
+            out.append("")
+            if "sidecar" in ts and "nginx" in ts and "direct" in ts:
+                r50, r99 = self.added_ratio(mode, "p50_us"), self.added_ratio(mode, "p99_us")
+                rps = ratio(self.median(mode, "sidecar", 1, "rps"), self.median(mode, "nginx", 1, "rps"))
+                out += [
+                    f"- sidecar added / nginx added: p50 **{f_x(r50)}** (goal ≤ {ADDED_GOAL_RATIO:.2f}×), "
+                    f"p99 {f_x(r99)}; sidecar/nginx req/s **{f_x(rps)}** (goal ≥ 1.00×).",
+                    "",
+                ]
+        if mode.costs:
+            out += self.cost_table(mode)
+        return out
+
+    def one_connection_summary(self) -> Lines:
+        """Both upstreams in one table (UPSTREAM=both)."""
+        if 1 not in self.conns or not {"direct", "nginx", "sidecar"} <= set(self.targets):
+            return []
+        rows = []
+        for mode in self.modes:
+
+            def p50(t: str) -> str:
+                v, a = self.median(mode, t, 1, "p50_us"), self.added(mode, t, "p50_us")
+                return "–" if v is None else f"{v:.0f} µs ({f_signed(a)})"
+
+            def added99(t: str) -> str:
+                return f_signed(self.added(mode, t, "p99_us"))
+
+            rps = ratio(self.median(mode, "sidecar", 1, "rps"), self.median(mode, "nginx", 1, "rps"))
+            cost = {c.target: c for c in mode.costs}
+
+            def per(t: str, key: str) -> str:
+                c = cost.get(t)
+                return "–" if c is None else f_per(c.per_request(getattr(c, key)))
+
+            rows.append(
+                [MODE_SHORT[mode.name], p50("direct"), p50("nginx"), p50("sidecar")]
+                + [f_x(self.added_ratio(mode, "p50_us")), f"{added99('nginx')} / {added99('sidecar')}", f_x(rps)]
+                + [f"{per('nginx', k)} / {per('sidecar', k)}" for k in ("syscalls", "ctx_switches", "cpu_us")]
+            )
+        header = [
+            "upstream",
+            "direct p50",
+            "nginx p50 (added)",
+            "sidecar p50 (added)",
+            "added p50 sidecar/nginx",
+            "added p99 µs nginx / sidecar",
+            "sidecar/nginx req/s",
+            "syscalls/req nginx / sidecar",
+            "ctx switches/req nginx / sidecar",
+            "CPU µs/req nginx / sidecar",
+        ]
+        return (
+            [
+                "## One connection, both upstreams",
+                "",
+                f"From the sections above (goal: added p50 sidecar/nginx ≤ {ADDED_GOAL_RATIO:.2f}×, req/s ≥ 1.00×).",
+                "",
+            ]
+            + table(header, rows, ["---"] + ["---:"] * (len(header) - 1))
+            + [""]
+        )
+
+    def cost_table(self, mode: Mode) -> Lines:
+        by_target = {c.target: c for c in mode.costs}
+        ts = [t for t in ("nginx", "sidecar") if t in by_target]
+        tools = {c.tool for c in mode.costs}
+        dur = self.meta.get("cost_duration", "?")
+        if tools == {"perf"}:
+            how = (
+                f"`perf stat -e raw_syscalls:sys_enter,context-switches,cpu-migrations,task-clock"
+                f"{',sched:sched_waking' if any(c.wakeups is not None for c in mode.costs) else ''}` "
+                "attached (`-p`) to every process of the proxy (nginx: master and workers; the sidecar: all "
+                "its threads), counting exactly while wrk ran. Wake-ups = tasks the proxy woke "
+                "(`sched_waking`, in the waker's context: wrk, the upstream, its own threads)."
+            )
+        else:
+            how = (
+                "`strace -c -f -p` (perf could not attach here): system calls from strace's summary; "
+                "context switches (`/proc/PID/task/*/status`) and CPU (`/proc/PID/stat`) are measured in the "
+                "same run and are **inflated** by strace, which stops the process at every system call."
+            )
+        out = [
+            (
+                f"Per-request system cost: one extra run per proxy after the rounds, `wrk -t1 -c1 -d{dur}` "
+                f"(requests counted by wrk), with {how} Counting slows the proxy a little; the latency above "
+                "comes from the rounds, which run without it."
+            ),
+            "",
+        ]
+        rows = []
+
+        def cells(name: str, get) -> list[str]:
+            vals = [by_target[t].per_request(get(by_target[t])) for t in ts]
+            row = [name] + [f_per(v) for v in vals]
+            if len(ts) == 2:
+                row.append(f_x(ratio(vals[1], vals[0])))
+            return row
+
+        rows.append(cells("system calls", lambda c: c.syscalls))
+        rows.append(cells("context switches", lambda c: c.ctx_switches))
+        if any(c.migrations is not None for c in mode.costs):
+            rows.append(cells("CPU migrations", lambda c: c.migrations))
+        if any(c.wakeups is not None for c in mode.costs):
+            rows.append(cells("wake-ups issued", lambda c: c.wakeups))
+        rows.append(cells("CPU µs (task-clock)" if tools == {"perf"} else "CPU µs (/proc)", lambda c: c.cpu_us))
+        req = ["requests (req/s)"] + [f"{by_target[t].requests:,} ({f_rps(by_target[t].rps)})" for t in ts]
+        if len(ts) == 2:
+            req.append(f_x(ratio(by_target[ts[1]].rps, by_target[ts[0]].rps)))
+        rows.append(req)
+        header = ["per request"] + ts + (["sidecar/nginx"] if len(ts) == 2 else [])
+        return out + table(header, rows, ["---"] + ["---:"] * (len(header) - 1)) + [""]
 
     def cpu(self, mode: Mode) -> Lines:
         ts = self.targets
@@ -519,7 +781,10 @@ class Report:
             return []
         base_conns = min(self.conns)
         p50 = {t: self.median(mode, t, base_conns, "p50_us") for t in ts}
-        last_end = {t: max((r.end_us for r in mode.runs if r.target == t), default=0) for t in ts}
+        last_end = {
+            t: max([r.end_us for r in mode.runs if r.target == t] + [c.end_us for c in mode.costs if c.target == t] + [0])
+            for t in ts
+        }
         key_target = "sidecar" if "sidecar" in ts else ts[0]
 
         def quiet_before(req: Request) -> str:
@@ -604,8 +869,9 @@ class Report:
             failed_single = {t: [r for r in mode.requests if r.target == t and not r.ok] for t in self.targets}
             for t in sorted(self.targets, key=lambda t: t != "sidecar"):
                 rs = [r for r in mode.runs if r.target == t]
-                status = sum(r.status for r in rs)
-                sock = sum(r.sockerr for r in rs)
+                cs = [c for c in mode.costs if c.target == t]
+                status = sum(r.status for r in rs) + sum(c.status for c in cs)
+                sock = sum(r.sockerr for r in rs) + sum(c.sockerr for c in cs)
                 if t == "sidecar" and (status or sock):
                     fail = True
                     lines.append(
@@ -693,6 +959,8 @@ class Report:
         out = self.header()
         for mode in self.modes:
             out += self.mode_sections(mode)
+        if self.multi:
+            out += self.one_connection_summary()
         _, verdict = self.judge()
         if verdict:
             out += ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""]

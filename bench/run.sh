@@ -15,8 +15,8 @@
 # Usage: bench/run.sh [--no-build] [-h|--help]
 # Settings (env): DURATION ROUNDS CONNS TARGETS UPSTREAM NGINX_WORKERS
 #                 NGINX_KEEPALIVE WARMUP WRK_THREADS PAUSE SETTLE_SECONDS
-#                 WARM WARM_INTERVAL WARM_COUNT OTHER_WARN SIDECAR_EXTRA_TOML
-#                 SIDECAR_BIN RESULTS_FILE KEEP_TMP
+#                 WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION OTHER_WARN
+#                 SIDECAR_EXTRA_TOML SIDECAR_BIN RESULTS_FILE KEEP_TMP
 set -euo pipefail
 
 INVOCATION=$(printf '%q ' "$0" "$@")
@@ -54,6 +54,11 @@ Environment (defaults in brackets):
                     WARM_INTERVAL seconds, WARM_COUNT times   [0]
   WARM_INTERVAL     seconds between warm-path requests        [30]
   WARM_COUNT        warm-path requests per target             [6]
+  COST              per-request system cost of nginx and the
+                    sidecar: one wrk -t1 -c1 run each under
+                    perf stat (or strace -c); auto = when
+                    CONNS contains 1; 0 = off, 1 = always     [auto]
+  COST_DURATION     length of each of those runs              [5s]
   OTHER_WARN        % of foreign CPU load that flags a run    [15]
   SIDECAR_EXTRA_TOML  extra TOML merged into the generated sidecar config
   SIDECAR_BIN       binary under test; implies --no-build
@@ -89,6 +94,8 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-120}
 WARM=${WARM:-0}
 WARM_INTERVAL=${WARM_INTERVAL:-30}
 WARM_COUNT=${WARM_COUNT:-6}
+COST=${COST:-auto}
+COST_DURATION=${COST_DURATION:-5s}
 OTHER_WARN=${OTHER_WARN:-15}
 SIDECAR_EXTRA_TOML=${SIDECAR_EXTRA_TOML:-}
 RESULTS_FILE=${RESULTS_FILE:-bench/RESULTS.md}
@@ -129,6 +136,8 @@ int_in "$SETTLE_SECONDS" 0 3600 || die "SETTLE_SECONDS must be 0..3600 (got '$SE
 int_in "$WARM" 0 1 || die "WARM must be 0 or 1 (got '$WARM')"
 int_in "$WARM_INTERVAL" 1 3600 || die "WARM_INTERVAL must be 1..3600 seconds (got '$WARM_INTERVAL')"
 int_in "$WARM_COUNT" 1 100 || die "WARM_COUNT must be 1..100 (got '$WARM_COUNT')"
+[[ $COST =~ ^(auto|0|1)$ ]] || die "COST must be auto, 0 or 1 (got '$COST')"
+[[ $COST_DURATION =~ ^[1-9][0-9]*[smh]?$ ]] || die "COST_DURATION must look like 5s (got '$COST_DURATION')"
 int_in "$OTHER_WARN" 0 100 || die "OTHER_WARN must be a percentage, 0..100 (got '$OTHER_WARN')"
 case $UPSTREAM in
     plain) MODES=(plain) ;;
@@ -151,6 +160,10 @@ for t in "${TARGET_LIST[@]}"; do
     seen[$t]=1
 done
 unset seen
+COST_ON=0 # the per-request cost runs: they need a proxy to attach to
+if [[ $COST == 1 || ($COST == auto && " $CONNS " == *" 1 "*) ]] && { has_target nginx || has_target sidecar; }; then
+    COST_ON=1
+fi
 
 # ------------------------------------------------------- tools and the build
 for tool in nginx wrk curl openssl python3 pgrep; do
@@ -160,6 +173,10 @@ for tool in nginx wrk curl openssl python3 pgrep; do
         break
     fi
 done
+if ((COST_ON)) && ! command -v perf >/dev/null 2>&1; then
+    log "perf is missing (COST): running bench/setup.sh perf"
+    bash "$BENCH_DIR/setup.sh" perf || log "WARNING: no perf; the cost runs fall back to strace -c"
+fi
 
 if has_target sidecar; then
     if ((BUILD)); then
@@ -185,6 +202,7 @@ cleanup() {
         kill -TERM "$WRK_PID" 2>/dev/null
         wait "$WRK_PID" 2>/dev/null
     fi
+    counter_stop
     stop_sampler
     # the sidecar first (it logs out), then the nginx peer, then the upstream
     stop_started
@@ -357,6 +375,45 @@ run_wrk() { # run_wrk KIND ROUND POS TARGET CONNS DURATION
     fi
 }
 
+COSTS=$RUN/cost.tsv
+printf 'mode\ttarget\ttool\trequests\tduration_us\tstatus\tsockerr\tctx_switches\tticks\tend_us\n' >"$COSTS"
+cost_run() { # cost_run TARGET: one wrk -t1 -c1 run with perf stat (or strace) attached to the proxy
+    local t=$1 pids=() tool="" events="" out line kv c0 c1 k0 k1 fields=()
+    mapfile -t pids < <(pgrep -g "${PID_OF[$t]}")
+    read -r tool events <<<"$(cost_tool "${pids[@]}")"
+    if [[ -z $tool ]]; then
+        [[ $COST == 1 ]] && die "COST=1: neither perf nor strace can attach to $t (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))"
+        log "WARNING: neither perf nor strace can attach to $t; no cost run"
+        return 0
+    fi
+    mkdir -p "$RUN/cost"
+    out=$RUN/cost/$MODE-$t
+    c0=$(ctx_switches "${pids[@]}")
+    k0=$(group_ticks "${PID_OF[$t]}")
+    counter_start "$out" "$tool" "$events" -- "${pids[@]}" || die "$tool could not attach to $t ($(head -c 300 "$out.log"))"
+    wrk -t1 -c1 "-d$COST_DURATION" --latency -s "$BENCH_DIR/wrk-report.lua" "${URL_OF[$t]}" \
+        >"$out.wrk" 2>&1 </dev/null &
+    WRK_PID=$!
+    if ! wait "$WRK_PID"; then
+        WRK_PID=""
+        cat "$out.wrk" >&2
+        die "wrk failed (cost run, $MODE, $t)"
+    fi
+    WRK_PID=""
+    counter_stop
+    c1=$(ctx_switches "${pids[@]}")
+    k1=$(group_ticks "${PID_OF[$t]}")
+    line=$(grep -m1 '^BENCH ' "$out.wrk") || { cat "$out.wrk" >&2; die "no BENCH line in $out.wrk"; }
+    declare -A m=()
+    read -r -a fields <<<"${line#BENCH }"
+    for kv in "${fields[@]}"; do m[${kv%%=*}]=${kv#*=}; done
+    printf '%s\t' "$MODE" "$t" "$tool" "${m[requests]}" "${m[duration_us]}" "${m[status]}" \
+        "$((m[connect] + m[read] + m[write] + m[timeout]))" "$((c1 - c0))" "$((k1 - k0))" >>"$COSTS"
+    now_us >>"$COSTS"
+    echo >>"$COSTS"
+    log "cost ($MODE, $t, $tool): ${m[requests]} requests at -c1 in $COST_DURATION"
+}
+
 warm_path() { # one request per target every WARM_INTERVAL s, WARM_COUNT times
     local t0 i t code
     log "warm path ($MODE): $WARM_COUNT requests per target, one every ${WARM_INTERVAL}s (~$((WARM_COUNT * WARM_INTERVAL))s)"
@@ -412,6 +469,11 @@ run_mode() { # run_mode MODE: start, sanity, rounds, after-burst, warm path, sto
         log "waiting for the after-burst RSS samples ($MODE)"
         wait_sampler
     fi
+    if ((COST_ON)); then
+        for t in nginx sidecar; do
+            if has_target "$t"; then cost_run "$t"; fi
+        done
+    fi
     if ((WARM)); then
         warm_path
     fi
@@ -449,6 +511,8 @@ equiv="DURATION=$DURATION ROUNDS=$ROUNDS CONNS=\"$CONNS\" TARGETS=\"$TARGETS\" U
 [[ $WRK_THREADS != 2 ]] && equiv+=" WRK_THREADS=$WRK_THREADS"
 [[ $PAUSE != 1 ]] && equiv+=" PAUSE=$PAUSE"
 [[ $SETTLE_SECONDS != 120 ]] && has_target sidecar && equiv+=" SETTLE_SECONDS=$SETTLE_SECONDS"
+[[ $COST != auto ]] && equiv+=" COST=$COST"
+[[ $COST_DURATION != 5s ]] && equiv+=" COST_DURATION=$COST_DURATION"
 ((WARM)) && equiv+=" WARM=1 WARM_INTERVAL=$WARM_INTERVAL WARM_COUNT=$WARM_COUNT"
 [[ $OTHER_WARN != 15 ]] && equiv+=" OTHER_WARN=$OTHER_WARN"
 [[ -n $SIDECAR_EXTRA_TOML ]] && has_target sidecar && equiv+=" SIDECAR_EXTRA_TOML=<below>"
@@ -475,8 +539,10 @@ meta git "$git_rev"
 meta sidecar_version "$sidecar_version"
 meta clk_tck "$(getconf CLK_TCK)"
 meta pre_busy "$PRE_BUSY"
+meta perf_event_paranoid "$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo '?')"
+meta cost_on "$COST_ON"
 for k in DURATION ROUNDS CONNS TARGETS UPSTREAM NGINX_WORKERS NGINX_KEEPALIVE WARMUP \
-    WRK_THREADS PAUSE SETTLE_SECONDS WARM WARM_INTERVAL WARM_COUNT OTHER_WARN; do
+    WRK_THREADS PAUSE SETTLE_SECONDS WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION OTHER_WARN; do
     meta "${k,,}" "${!k}"
 done
 

@@ -3,8 +3,10 @@
 # as root): nginx (with the ssl and http_v2 modules), wrk, curl, openssl,
 # python3 and procps (pgrep). run.sh calls it only when a tool is missing;
 # it can also be run by hand. It changes nothing when everything is there.
+# `bench/setup.sh perf` installs perf (linux-perf; on Ubuntu linux-tools-*)
+# for the per-request cost runs (COST).
 #
-# Usage: bench/setup.sh
+# Usage: bench/setup.sh [TOOL...]     (default: nginx wrk curl openssl python3 pgrep)
 set -euo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -20,11 +22,13 @@ declare -A PACKAGE_OF=(
     [openssl]=openssl
     [python3]=python3
     [pgrep]=procps
+    [perf]=linux-perf
 )
+TOOLS=(nginx wrk curl openssl python3 pgrep)
 
 missing_packages() {
     local tool
-    for tool in nginx wrk curl openssl python3 pgrep; do
+    for tool in "${TOOLS[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || printf '%s\n' "${PACKAGE_OF[$tool]}"
     done
 }
@@ -52,6 +56,9 @@ main() {
         if ! apt_install "${pkgs[@]}"; then
             # nginx-light is gone from newer releases: fall back to nginx.
             pkgs=("${pkgs[@]/#nginx-light/nginx}")
+            # Ubuntu has no linux-perf: perf comes with the kernel's tools.
+            pkgs=("${pkgs[@]/#linux-perf/linux-tools-common linux-tools-$(uname -r)}")
+            read -r -a pkgs <<<"${pkgs[*]}"
             apt_install "${pkgs[@]}" || die "could not install ${pkgs[*]}"
         fi
     fi
@@ -71,4 +78,8 @@ main() {
     ((${#pkgs[@]} == 0)) || die "still missing after the install: ${pkgs[*]}"
 }
 
-main "$@"
+(($# == 0)) || TOOLS=("$@")
+for tool in "${TOOLS[@]}"; do
+    [[ -n ${PACKAGE_OF[$tool]:-} ]] || die "unknown tool '$tool' (known: ${!PACKAGE_OF[*]})"
+done
+main
