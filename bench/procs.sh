@@ -165,6 +165,7 @@ start_sidecar() {
     [[ -n $SIDECAR_EXTRA_TOML ]] && args+=(--extra "$RUN/extra.toml")
     mkconfig sidecar "${args[@]}" >"$d/config.toml" ||
         die "could not write the sidecar config (SIDECAR_EXTRA_TOML?)"
+    # shellcheck disable=SC2153 # SIDECAR_BIN is run.sh's
     setsid "$SIDECAR_BIN" run --config "$d/config.toml" \
         >"$d/stdout.log" 2>"$d/stderr.log" </dev/null &
     SIDECAR_PID=$!
@@ -266,7 +267,7 @@ COUNTER_PID="" COUNTER_TOOL="" COUNTER_CTL="" COUNTER_ACK=""
 cost_tool() { # cost_tool PID...: prints "perf EVENTS" or "strace" or nothing
     local pids events
     pids=$(IFS=,; printf '%s' "$*")
-    if command -v perf >/dev/null 2>&1; then
+    if [[ $COST_TOOL != strace ]] && command -v perf >/dev/null 2>&1; then
         for events in "$COST_EVENTS,sched:sched_waking" "$COST_EVENTS"; do
             if timeout 10 perf stat -x, -o /dev/null -e "$events" -p "$pids" -- true >/dev/null 2>&1; then
                 printf 'perf %s' "$events"
@@ -274,7 +275,7 @@ cost_tool() { # cost_tool PID...: prints "perf EVENTS" or "strace" or nothing
             fi
         done
     fi
-    if command -v strace >/dev/null 2>&1; then
+    if [[ $COST_TOOL != perf ]] && command -v strace >/dev/null 2>&1; then
         printf 'strace'
     fi
 }
@@ -338,7 +339,10 @@ counter_stop() { # stops counting and waits until the counter has written its fi
     local a="" i
     [[ -n $COUNTER_PID ]] || return 0
     if [[ $COUNTER_TOOL == perf ]]; then
-        echo disable >&"$COUNTER_CTL" 2>/dev/null && read -r -t 10 a <&"$COUNTER_ACK" || true
+        if [[ -n $COUNTER_CTL ]] && alive "$COUNTER_PID"; then
+            { echo disable >&"$COUNTER_CTL"; } 2>/dev/null || true
+            read -r -t 10 a <&"$COUNTER_ACK" || true
+        fi
     fi
     kill -INT "$COUNTER_PID" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do alive "$COUNTER_PID" || break; sleep 0.1; done

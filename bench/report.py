@@ -639,15 +639,16 @@ class Report:
             )
         else:
             how = (
-                "`strace -c -f -p` (perf could not attach here): system calls from strace's summary; "
+                "`strace -c -f -p` (`COST_TOOL=strace`, or perf could not attach): system calls from strace's summary; "
                 "context switches (`/proc/PID/task/*/status`) and CPU (`/proc/PID/stat`) are measured in the "
                 "same run and are **inflated** by strace, which stops the process at every system call."
             )
         out = [
             (
                 f"Per-request system cost: one extra run per proxy after the rounds, `wrk -t1 -c1 -d{dur}` "
-                f"(requests counted by wrk), with {how} Counting slows the proxy a little; the latency above "
-                "comes from the rounds, which run without it."
+                f"(requests counted by wrk), with {how} Counting slows the proxy "
+                + ("a little" if tools == {"perf"} else "a lot")
+                + "; the latency above comes from the rounds, which run without it."
             ),
             "",
         ]

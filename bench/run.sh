@@ -15,8 +15,8 @@
 # Usage: bench/run.sh [--no-build] [-h|--help]
 # Settings (env): DURATION ROUNDS CONNS TARGETS UPSTREAM NGINX_WORKERS
 #                 NGINX_KEEPALIVE WARMUP WRK_THREADS PAUSE SETTLE_SECONDS
-#                 WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION OTHER_WARN
-#                 SIDECAR_EXTRA_TOML SIDECAR_BIN RESULTS_FILE KEEP_TMP
+#                 WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION COST_TOOL
+#                 OTHER_WARN SIDECAR_EXTRA_TOML SIDECAR_BIN RESULTS_FILE KEEP_TMP
 set -euo pipefail
 
 INVOCATION=$(printf '%q ' "$0" "$@")
@@ -59,6 +59,7 @@ Environment (defaults in brackets):
                     perf stat (or strace -c); auto = when
                     CONNS contains 1; 0 = off, 1 = always     [auto]
   COST_DURATION     length of each of those runs              [5s]
+  COST_TOOL         auto (perf, else strace), perf or strace  [auto]
   OTHER_WARN        % of foreign CPU load that flags a run    [15]
   SIDECAR_EXTRA_TOML  extra TOML merged into the generated sidecar config
   SIDECAR_BIN       binary under test; implies --no-build
@@ -96,6 +97,7 @@ WARM_INTERVAL=${WARM_INTERVAL:-30}
 WARM_COUNT=${WARM_COUNT:-6}
 COST=${COST:-auto}
 COST_DURATION=${COST_DURATION:-5s}
+COST_TOOL=${COST_TOOL:-auto}
 OTHER_WARN=${OTHER_WARN:-15}
 SIDECAR_EXTRA_TOML=${SIDECAR_EXTRA_TOML:-}
 RESULTS_FILE=${RESULTS_FILE:-bench/RESULTS.md}
@@ -138,6 +140,7 @@ int_in "$WARM_INTERVAL" 1 3600 || die "WARM_INTERVAL must be 1..3600 seconds (go
 int_in "$WARM_COUNT" 1 100 || die "WARM_COUNT must be 1..100 (got '$WARM_COUNT')"
 [[ $COST =~ ^(auto|0|1)$ ]] || die "COST must be auto, 0 or 1 (got '$COST')"
 [[ $COST_DURATION =~ ^[1-9][0-9]*[smh]?$ ]] || die "COST_DURATION must look like 5s (got '$COST_DURATION')"
+[[ $COST_TOOL =~ ^(auto|perf|strace)$ ]] || die "COST_TOOL must be auto, perf or strace (got '$COST_TOOL')"
 int_in "$OTHER_WARN" 0 100 || die "OTHER_WARN must be a percentage, 0..100 (got '$OTHER_WARN')"
 case $UPSTREAM in
     plain) MODES=(plain) ;;
@@ -382,7 +385,7 @@ cost_run() { # cost_run TARGET: one wrk -t1 -c1 run with perf stat (or strace) a
     mapfile -t pids < <(pgrep -g "${PID_OF[$t]}")
     read -r tool events <<<"$(cost_tool "${pids[@]}")"
     if [[ -z $tool ]]; then
-        [[ $COST == 1 ]] && die "COST=1: neither perf nor strace can attach to $t (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))"
+        [[ $COST == 1 || $COST_TOOL != auto ]] && die "COST=$COST COST_TOOL=$COST_TOOL: no counter can attach to $t (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))"
         log "WARNING: neither perf nor strace can attach to $t; no cost run"
         return 0
     fi
@@ -407,10 +410,11 @@ cost_run() { # cost_run TARGET: one wrk -t1 -c1 run with perf stat (or strace) a
     declare -A m=()
     read -r -a fields <<<"${line#BENCH }"
     for kv in "${fields[@]}"; do m[${kv%%=*}]=${kv#*=}; done
-    printf '%s\t' "$MODE" "$t" "$tool" "${m[requests]}" "${m[duration_us]}" "${m[status]}" \
-        "$((m[connect] + m[read] + m[write] + m[timeout]))" "$((c1 - c0))" "$((k1 - k0))" >>"$COSTS"
-    now_us >>"$COSTS"
-    echo >>"$COSTS"
+    {
+        printf '%s\t' "$MODE" "$t" "$tool" "${m[requests]}" "${m[duration_us]}" "${m[status]}" \
+            "$((m[connect] + m[read] + m[write] + m[timeout]))" "$((c1 - c0))" "$((k1 - k0))"
+        printf '%s\n' "$(now_us)"
+    } >>"$COSTS"
     log "cost ($MODE, $t, $tool): ${m[requests]} requests at -c1 in $COST_DURATION"
 }
 
@@ -513,6 +517,7 @@ equiv="DURATION=$DURATION ROUNDS=$ROUNDS CONNS=\"$CONNS\" TARGETS=\"$TARGETS\" U
 [[ $SETTLE_SECONDS != 120 ]] && has_target sidecar && equiv+=" SETTLE_SECONDS=$SETTLE_SECONDS"
 [[ $COST != auto ]] && equiv+=" COST=$COST"
 [[ $COST_DURATION != 5s ]] && equiv+=" COST_DURATION=$COST_DURATION"
+[[ $COST_TOOL != auto ]] && equiv+=" COST_TOOL=$COST_TOOL"
 ((WARM)) && equiv+=" WARM=1 WARM_INTERVAL=$WARM_INTERVAL WARM_COUNT=$WARM_COUNT"
 [[ $OTHER_WARN != 15 ]] && equiv+=" OTHER_WARN=$OTHER_WARN"
 [[ -n $SIDECAR_EXTRA_TOML ]] && has_target sidecar && equiv+=" SIDECAR_EXTRA_TOML=<below>"
@@ -542,7 +547,7 @@ meta pre_busy "$PRE_BUSY"
 meta perf_event_paranoid "$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo '?')"
 meta cost_on "$COST_ON"
 for k in DURATION ROUNDS CONNS TARGETS UPSTREAM NGINX_WORKERS NGINX_KEEPALIVE WARMUP \
-    WRK_THREADS PAUSE SETTLE_SECONDS WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION OTHER_WARN; do
+    WRK_THREADS PAUSE SETTLE_SECONDS WARM WARM_INTERVAL WARM_COUNT COST COST_DURATION COST_TOOL OTHER_WARN; do
     meta "${k,,}" "${!k}"
 done
 
