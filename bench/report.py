@@ -584,7 +584,9 @@ class Report:
 
             def p50(t: str) -> str:
                 v, a = self.median(mode, t, 1, "p50_us"), self.added(mode, t, "p50_us")
-                return "–" if v is None else f"{v:.0f} µs ({f_signed(a)})"
+                if v is None:
+                    return "–"
+                return f"{v:.0f} µs" if t == "direct" else f"{v:.0f} µs ({f_signed(a)})"
 
             def added99(t: str) -> str:
                 return f_signed(self.added(mode, t, "p99_us"))
