@@ -386,7 +386,8 @@ def f_signed(v: float | None) -> str:
 
 
 def f_per(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2f}"
+    """A per-request count: 3 decimals below 0.1 (rare events such as migrations)."""
+    return "–" if v is None else f"{v:.3f}" if v < 0.1 else f"{v:.2f}"
 
 
 def f_pct(v: float | None) -> str:
