@@ -320,9 +320,11 @@ async fn serve<S>(
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
             tokio::pin!(conn);
-            // Not hyper_util's GracefulShutdown: it has no GracefulConnection
-            // for http1's UpgradeableConnection (hyper-util 0.1.21), which
-            // the WebSocket upgrade needs.
+            // Not hyper_util's GracefulShutdown (hyper-util 0.1.21): it has no
+            // GracefulConnection for http1's UpgradeableConnection, which the
+            // WebSocket needs, and the one it has, auto's, ignores http1_only
+            // (serves HTTP/2 after the h2 preface) and reads the first 24
+            // bytes with no timer (a silent connection is never closed).
             tokio::select! {
                 r = conn.as_mut() => r,
                 _ = shutdown.cancelled() => { conn.as_mut().graceful_shutdown(); conn.await }
