@@ -79,42 +79,50 @@ impl fmt::Display for Class {
     }
 }
 
-/// Paths under `/api/v1/`, lower case (the normalised form), `*` for one
-/// segment of any value. Money and identity: any method, and anything below.
-const FUNDS: &[&str] = &[
-    "user/funding/withdraw",
-    "user/account/transfer/token",
-    "user/payoutaddress",
-    "user/delegate/builder",
-    "user/delegate/pricer",
-    "builder/register",
-    "builder/deregister",
-    "validator/register",
-    "validator/deregister",
-    "validator/verify",
+/// Paths under `/api/v1/` as their segments (split once, here, not per
+/// request), lower case (the normalised form), `*` for one segment of any
+/// value. Money and identity: any method, and anything below.
+const FUNDS: &[&[&str]] = &[
+    &["user", "funding", "withdraw"],
+    &["user", "account", "transfer", "token"],
+    &["user", "payoutaddress"],
+    &["user", "delegate", "builder"],
+    &["user", "delegate", "pricer"],
+    &["builder", "register"],
+    &["builder", "deregister"],
+    &["validator", "register"],
+    &["validator", "deregister"],
+    &["validator", "verify"],
 ];
 
 /// Account settings: any method, and anything below.
-const SETTINGS: &[&str] = &["user/update", "user/collateralperslot", "validator/settings"];
+const SETTINGS: &[&[&str]] = &[
+    &["user", "update"],
+    &["user", "collateralperslot"],
+    &["validator", "settings"],
+];
 
 /// Trading: any method, and anything below.
-const TRADE: &[&str] = &[
-    "inclusion-preconf/order",
-    "inclusion-preconf/cancel-order",
-    "inclusion-preconf/cancel-all-orders",
-    "inclusion-preconf/cancel-batch-orders",
-    "inclusion-preconf/cancel-batch-oders",
-    "wholeblock/order",
-    "wholeblock/cancel-order",
-    "wholeblock/cancel-all-orders",
-    "wholeblock/cancel-batch-orders",
-    "user/bundle/send",
-    "user/inclusion-preconf/market/update",
+const TRADE: &[&[&str]] = &[
+    &["inclusion-preconf", "order"],
+    &["inclusion-preconf", "cancel-order"],
+    &["inclusion-preconf", "cancel-all-orders"],
+    &["inclusion-preconf", "cancel-batch-orders"],
+    &["inclusion-preconf", "cancel-batch-oders"],
+    &["wholeblock", "order"],
+    &["wholeblock", "cancel-order"],
+    &["wholeblock", "cancel-all-orders"],
+    &["wholeblock", "cancel-batch-orders"],
+    &["user", "bundle", "send"],
+    &["user", "inclusion-preconf", "market", "update"],
 ];
 
 /// Reads the reference lists whose path lies in or below a more sensitive
 /// entry: `read` for GET and HEAD only, and only exactly these.
-const READ_EXCEPTIONS: &[&str] = &["user/funding/withdraw/status", "user/delegate/builder"];
+const READ_EXCEPTIONS: &[&[&str]] = &[
+    &["user", "funding", "withdraw", "status"],
+    &["user", "delegate", "builder"],
+];
 
 /// The public market data prefix (segments).
 const PUBLIC: &str = "p";
@@ -189,13 +197,13 @@ fn fallback(method: &Method) -> Class {
 /// Whether `path` (segments) is `pattern` or lies below it. A segment that
 /// starts with the pattern's last segment followed by `.` counts too
 /// (`withdraw.json`: some frameworks route suffixes to the same handler).
-fn matches_below(pattern: &str, path: &[&str]) -> bool {
-    let count = pattern.split('/').count();
-    if path.len() < count {
+fn matches_below(pattern: &[&str], path: &[&str]) -> bool {
+    let count = pattern.len();
+    if count == 0 || path.len() < count {
         return false;
     }
-    pattern.split('/').zip(path).enumerate().all(|(i, (p, s))| {
-        p == "*"
+    pattern.iter().zip(path).enumerate().all(|(i, (p, s))| {
+        *p == "*"
             || p.eq_ignore_ascii_case(s)
             || (i == count - 1
                 && s.len() > p.len()
@@ -205,12 +213,12 @@ fn matches_below(pattern: &str, path: &[&str]) -> bool {
     })
 }
 
-fn matches_exactly(pattern: &str, path: &[&str]) -> bool {
-    pattern.split('/').count() == path.len()
+fn matches_exactly(pattern: &[&str], path: &[&str]) -> bool {
+    pattern.len() == path.len()
         && pattern
-            .split('/')
+            .iter()
             .zip(path)
-            .all(|(p, s)| p == "*" || p.eq_ignore_ascii_case(s))
+            .all(|(p, s)| *p == "*" || p.eq_ignore_ascii_case(s))
 }
 
 #[cfg(test)]

@@ -55,11 +55,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present & 1 != 0 {
         // Bytes, not `to_str`: one non-ASCII byte in the value must not
         // spare the names listed beside it.
+        // Only names the message carries are made into a `HeaderName` (an
+        // allocation): the usual `Connection: keep-alive` names none.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+            .filter_map(|name| std::str::from_utf8(name.trim_ascii()).ok())
+            .filter(|name| !name.is_empty() && headers.contains_key(*name))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -149,70 +153,41 @@ pub fn forwarded_method(method: &Method) -> bool {
     )
 }
 
-/// A forwarded request as it can be sent again after a 401, copied into
-/// memory of its own. The parsed request's URI, header values and small body
-/// are slices of hyper's read buffer for the client connection; holding them
-/// for the round trip would make hyper allocate a second buffer for every
-/// request in flight.
+/// A forwarded request as it can be sent again after a 401 or a GOAWAY,
+/// built from the request [`rewrite_request`] made: its path and header
+/// values are already out of hyper's read buffer ([`detach`]), so the copy
+/// shares them instead of copying them again (one map per request, no
+/// re-parsing), and holds nothing of the client connection's buffer.
 #[derive(Clone)]
 pub(super) struct Replay {
     method: Method,
     uri: Uri,
-    names: Vec<HeaderName>,
-    /// Value `i` is `values[ends[i - 1]..ends[i]]`.
-    ends: Vec<usize>,
-    values: Vec<u8>,
+    headers: HeaderMap,
     body: Bytes,
 }
 
 impl Replay {
     pub(super) fn new(parts: &Parts, body: &Bytes) -> Replay {
-        let n = parts.headers.len();
-        let (mut names, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut values = Vec::with_capacity(parts.headers.iter().map(|(_, v)| v.len()).sum());
-        for (name, value) in &parts.headers {
-            if name == header::AUTHORIZATION {
-                continue;
-            }
-            names.push(name.clone());
-            values.extend_from_slice(value.as_bytes());
-            ends.push(values.len());
-        }
-        // Scheme and authority are the upstream's; the path is copied.
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = parts.uri.scheme().cloned();
-        uri.authority = parts.uri.authority().cloned();
-        uri.path_and_query = parts
-            .uri
-            .path_and_query()
-            .and_then(|pq| http::uri::PathAndQuery::try_from(pq.as_str()).ok());
-        let uri = Uri::from_parts(uri).unwrap_or_else(|_| parts.uri.clone());
         Replay {
             method: parts.method.clone(),
-            uri,
-            names,
-            ends,
-            values,
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
             // Already out of the read buffer (`kept::read`).
             body: body.clone(),
         }
     }
 
     /// The request again, with `authorization` (none for public data sent
-    /// while no token is held).
+    /// while no token is held) in place of the one it went with.
     pub(super) fn request(self, authorization: Option<&HeaderValue>) -> Request<upstream::Body> {
-        let mut headers = HeaderMap::with_capacity(self.names.len() + 1);
-        let mut start = 0;
-        for (name, end) in self.names.into_iter().zip(self.ends) {
-            if let Some(value) = self.values.get(start..end) {
-                if let Ok(value) = HeaderValue::from_bytes(value) {
-                    headers.append(name, value);
-                }
+        let mut headers = self.headers;
+        match authorization {
+            Some(authorization) => {
+                headers.insert(header::AUTHORIZATION, authorization.clone());
             }
-            start = end;
-        }
-        if let Some(authorization) = authorization {
-            headers.insert(header::AUTHORIZATION, authorization.clone());
+            None => {
+                headers.remove(header::AUTHORIZATION);
+            }
         }
         let mut again = Request::new(upstream::full(self.body));
         *again.method_mut() = self.method;

@@ -32,6 +32,7 @@ async fn a_replayed_request_is_the_original_with_the_fresh_token() {
         .into_parts();
     let body = Bytes::from_static(br#"{"side":"buy","qty":1}"#);
     let replay = Replay::new(&parts, &body);
+    let replay_again = replay.clone();
     // The original is sent (and dropped) before the replay is needed.
     parts.headers.clear();
     drop(parts);
@@ -52,6 +53,11 @@ async fn a_replayed_request_is_the_original_with_the_fresh_token() {
     assert_eq!(auth, [&fresh], "exactly one Authorization, the fresh one");
     let sent = again.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(sent, body);
+    let public = replay_again.request(None);
+    assert!(
+        public.headers().get(header::AUTHORIZATION).is_none(),
+        "a replay without a token carries none, not the one the request went with"
+    );
 }
 
 #[test]
