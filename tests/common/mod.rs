@@ -221,8 +221,14 @@ impl Reply {
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;
 
+/// A keep-alive client whose idle connections expire before the sidecar's
+/// (5 s on the admin listener, `proxy.header_read_timeout` on the proxy):
+/// reusing one the sidecar is closing at that moment fails with
+/// `IncompleteMessage` — a race every client with a longer pool timeout has.
 pub fn client() -> TestClient {
-    Client::builder(TokioExecutor::new()).build_http()
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build_http()
 }
 
 pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Reply {
