@@ -183,7 +183,7 @@ impl Pool {
                 idle_timeout: settings.pool_idle_timeout,
                 max_idle: settings.pool_max_idle_per_host,
                 sweeping: AtomicBool::new(false),
-                may_be_h2: AtomicBool::new(target.scheme == http::uri::Scheme::HTTPS),
+                may_be_h2: AtomicBool::new(settings.http2 && target.scheme == http::uri::Scheme::HTTPS),
                 connecting: tokio::sync::Mutex::new(()),
                 ended: Arc::new(tokio::sync::Notify::new()),
                 warm: settings.keep_warm,

@@ -182,17 +182,21 @@ fn tls_config(roots: Arc<RootCertStore>) -> Result<rustls::ClientConfig, TlsErro
 }
 
 /// Connects to the upstream: TCP (no Nagle, connect timeout, keepalive),
-/// then TLS for https:// with ALPN offering h2 and http/1.1. Cheap to clone:
-/// the TLS configuration (and its root store) is shared.
+/// then TLS for https:// with ALPN offering h2 and http/1.1 (only http/1.1
+/// with `upstream.http2 = false`). Cheap to clone: the TLS configuration
+/// (and its root store) is shared.
 pub type Connector = HttpsConnector<HttpConnector>;
 
 pub fn connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+    let http1 = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(roots)?)
         .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp(settings)))
+        .enable_http1();
+    Ok(if settings.http2 {
+        http1.enable_http2().wrap_connector(tcp(settings))
+    } else {
+        http1.wrap_connector(tcp(settings))
+    })
 }
 
 /// The same connector for the WebSocket relay: the same TCP settings and

@@ -47,6 +47,15 @@ async fn start_tls_api(alpn: &[&[u8]]) -> TlsApi {
 /// A sidecar in front of `https://127.0.0.1:PORT`, trusting the API's
 /// certificate through `upstream.ca_file` if `trust`.
 async fn sidecar_for(api: &TlsApi, trust: bool) -> Sidecar {
+    sidecar_configured(api, trust, "").await
+}
+
+/// A trusting sidecar with `upstream` lines added to its `[upstream]` table.
+async fn sidecar_with(api: &TlsApi, upstream: &str) -> Sidecar {
+    sidecar_configured(api, true, upstream).await
+}
+
+async fn sidecar_configured(api: &TlsApi, trust: bool, upstream: &str) -> Sidecar {
     let files = write_config(api.addr, PASSWORD, &Extra::proxy("token_wait = \"300ms\""));
     let ca = files.dir.path().join("ca.pem");
     std::fs::write(&ca, &api.ca_pem).unwrap();
@@ -56,7 +65,7 @@ async fn sidecar_for(api: &TlsApi, trust: bool) -> Sidecar {
     if trust {
         text = text.replace(
             "[upstream]\n",
-            &format!("[upstream]\nca_file = {:?}\n", ca.display().to_string()),
+            &format!("[upstream]\nca_file = {:?}\n{upstream}", ca.display().to_string()),
         );
     }
     std::fs::write(&files.config, text).unwrap();
@@ -74,6 +83,33 @@ async fn https_upstream_with_ca_file_speaks_http2_when_offered() {
     let echo = r.json()["data"].clone();
     assert_eq!(echo["version"], "HTTP/2.0", "ALPN chose h2: {echo}");
     assert_eq!(echo["headers"]["authorization"]["valid"], true);
+    assert_eq!(api.mock.counts().logins_ok, 1);
+}
+
+/// `upstream.http2 = false`: an API that offers h2 still gets HTTP/1.1, for
+/// single requests and for a burst of concurrent ones (one connection each).
+#[tokio::test]
+async fn https_upstream_over_http1_when_http2_is_turned_off() {
+    let api = start_tls_api(&[b"h2", b"http/1.1"]).await;
+    let sidecar = sidecar_with(&api, "http2 = false\n").await;
+    let c = client();
+    wait_ready(&c, sidecar.admin).await;
+    for _ in 0..3 {
+        let r = get(&c, &sidecar.url("/api/v1/mock/echo")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["data"]["version"], "HTTP/1.1");
+        assert_eq!(r.json()["data"]["headers"]["authorization"]["valid"], true);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (c, url) = (c.clone(), sidecar.url("/api/v1/mock/echo"));
+        set.spawn(async move { get(&c, &url).await });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["data"]["version"], "HTTP/1.1");
+    }
     assert_eq!(api.mock.counts().logins_ok, 1);
 }
 

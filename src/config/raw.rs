@@ -73,6 +73,7 @@ pub(super) struct RawUpstream {
     pub(super) pool_idle_timeout: Option<String>,
     pub(super) pool_max_idle_per_host: Option<u64>,
     pub(super) keep_warm: Option<bool>,
+    pub(super) http2: Option<bool>,
 }
 
 // No `Debug`: it may hold the name of a secret source, and the habit matters.

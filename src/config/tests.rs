@@ -368,7 +368,11 @@ fn the_example_shows_every_key_the_file_accepts() {
             continue;
         }
         if let Some((key, _)) = bare.split_once(" = ") {
-            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 shown.push((section.clone(), key.to_string()));
             }
         }
@@ -383,4 +387,30 @@ fn the_example_shows_every_key_the_file_accepts() {
         }
     }
     assert!(missing.is_empty(), "config.toml.example does not show: {missing:?}");
+}
+
+#[test]
+fn http2_is_offered_unless_turned_off_and_a_pointless_false_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let cfg = Config::from_toml(&minimal(dir.path()), &path).unwrap();
+    assert!(cfg.restart.upstream.http2, "HTTP/2 offered by default");
+    assert!(cfg.render_redacted().contains("http2 = true"));
+    let text = minimal(dir.path()).replace("[auth]", "http2 = false\n[auth]");
+    let cfg = Config::from_toml(&text, &path).unwrap();
+    assert!(!cfg.restart.upstream.http2);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // Over http:// nothing offers HTTP/2 anyway: say the setting does nothing.
+    let text = text.replace("https://api.ethgas.com", "http://127.0.0.1:9");
+    let cfg = Config::from_toml(&text, &path).unwrap();
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.contains("upstream.http2 = false has no effect")),
+        "{:?}",
+        cfg.warnings
+    );
+    let text = minimal(dir.path()).replace("[auth]", "http2 = \"no\"\n[auth]");
+    let err = Config::from_toml(&text, &path).err().expect("refused").to_string();
+    assert!(err.contains("http2"), "{err}");
 }

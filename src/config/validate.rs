@@ -202,6 +202,11 @@ impl Validator<'_> {
                 warnings.push("upstream.ca_file is set but upstream.base_url is not https://; it is only used for wss:// WebSockets".into());
             }
         }
+        if ru.http2 == Some(false) && base_url.origin.scheme_str() != Some("https") {
+            warnings.push(
+                "upstream.http2 = false has no effect: HTTP/2 is only offered to an https:// upstream.base_url".into(),
+            );
+        }
         let upstream = UpstreamSettings {
             base_url,
             websocket_url,
@@ -222,6 +227,7 @@ impl Validator<'_> {
                 Duration::from_secs(20),
             )?,
             keep_warm: ru.keep_warm.unwrap_or(true),
+            http2: ru.http2.unwrap_or(true),
             pool_max_idle_per_host: self.size(
                 "upstream.pool_max_idle_per_host",
                 ru.pool_max_idle_per_host,
