@@ -9,7 +9,8 @@ down during the run weighs on all of them alike.
 
 Environment: C (connections, default 1: `wrk -t1 -c1`, one request at a
 time), EXTRA_<NAME> (TOML lines added to that variant's [upstream] table,
-e.g. EXTRA_H1="http2 = false"). Prints, per variant, the medians over rounds
+e.g. EXTRA_H1="http2 = false"; a key the run's config already sets is
+replaced). Prints, per variant, the medians over rounds
 of req/s, p50, p99 and the sidecar's CPU µs per request (/proc/PID/stat),
 and each round's p50 and CPU so the spread shows.
 
@@ -63,6 +64,10 @@ def main():
             cfg = re.sub(r'(\[admin\]\nlisten = )"[^"]*"', f'\\1"127.0.0.1:{admin}"', cfg)
             extra = os.environ.get("EXTRA_" + name.upper(), "")
             if extra:
+                # A key the run's config already sets is replaced, not repeated.
+                for line in extra.splitlines():
+                    key = line.split("=", 1)[0].strip()
+                    cfg = re.sub(rf"(?m)^{re.escape(key)} = .*\n", "", cfg)
                 cfg = cfg.replace("[upstream]\n", "[upstream]\n" + extra + "\n", 1)
             path = f"{work}/{name}.toml"
             open(path, "w").write(cfg)
