@@ -18,25 +18,9 @@ Example (issue 20's upstream.http2 A/B, one binary, two settings):
     EXTRA_H1="http2 = false" bench/ab.py /tmp/ethgas-bench.XXXX tls 10 4s \\
         h2=target/release/ethgas-sidecar h1=target/release/ethgas-sidecar
 """
-import os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import os, statistics, subprocess, sys, tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wrk(port, conns, duration):
-    out = subprocess.run(
-        ["wrk", "-t2" if conns > 1 else "-t1", f"-c{conns}", f"-d{duration}", "--latency",
-         "-s", f"{HERE}/wrk-report.lua", f"http://127.0.0.1:{port}/api/v1/user/info"],
-        capture_output=True, text=True).stdout
-    return dict(kv.split("=") for kv in re.search(r"^BENCH (.*)$", out, re.M).group(1).split())
+from kept_run import free_port, sidecar_config, start_upstream, wait_ready, wrk
 
 
 def ticks(pid):
@@ -51,40 +35,20 @@ def main():
     variants = [a.split("=", 1) for a in sys.argv[5:]]
     conns = int(os.environ.get("C", "1"))
     work = tempfile.mkdtemp(prefix="ethgas-ab.")
-    up = f"{rundir}/{mode}/upstream"
-    subprocess.run(["nginx", "-s", "stop", "-p", up + "/", "-c", up + "/nginx.conf"], stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    procs = [subprocess.Popen(["nginx", "-p", up + "/", "-c", up + "/nginx.conf", "-e", up + "/logs/error.log"])]
-    base_cfg = open(f"{rundir}/{mode}/sidecar/config.toml").read()
+    upstream, _ = start_upstream(rundir, mode)
+    procs = [upstream]
     started = []
     try:
         for name, binary in variants:
             port, admin = free_port(), free_port()
-            cfg = re.sub(r'(\[proxy\]\nlisten = )"[^"]*"', f'\\1"127.0.0.1:{port}"', base_cfg)
-            cfg = re.sub(r'(\[admin\]\nlisten = )"[^"]*"', f'\\1"127.0.0.1:{admin}"', cfg)
-            extra = os.environ.get("EXTRA_" + name.upper(), "")
-            if extra:
-                # A key the run's config already sets is replaced, not repeated.
-                for line in extra.splitlines():
-                    key = line.split("=", 1)[0].strip()
-                    cfg = re.sub(rf"(?m)^{re.escape(key)} = .*\n", "", cfg)
-                cfg = cfg.replace("[upstream]\n", "[upstream]\n" + extra + "\n", 1)
             path = f"{work}/{name}.toml"
-            open(path, "w").write(cfg)
+            open(path, "w").write(sidecar_config(rundir, mode, port, admin, os.environ.get("EXTRA_" + name.upper(), "")))
             pr = subprocess.Popen([binary, "run", "--config", path], stdout=subprocess.DEVNULL,
                                   stderr=open(f"{work}/{name}.err", "w"))
             procs.append(pr)
             started.append((name, pr, port, admin))
         for name, pr, port, admin in started:
-            for _ in range(100):
-                try:
-                    if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
-                        break
-                except Exception:
-                    pass
-                time.sleep(0.1)
-            else:
-                sys.exit(f"{name} never became ready: see {work}/{name}.err")
+            wait_ready(admin, name, f"{work}/{name}.err")
         hz = os.sysconf("SC_CLK_TCK")
         res = {name: [] for name, *_ in started}
         for name, pr, port, admin in started:

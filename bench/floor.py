@@ -13,26 +13,9 @@ socat OPENSSL:), direct is wrk over https://. Needs haproxy and socat
 (`apt-get install haproxy socat`). Prints, per target, the medians over
 rounds of req/s, p50 (and what it adds over direct) and p99.
 """
-import os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import os, re, statistics, subprocess, sys, tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wrk(port, auth_token, duration, scheme):
-    header = ["-H", f"Authorization: Bearer {auth_token}"] if auth_token else []
-    out = subprocess.run(
-        ["wrk", "-t1", "-c1", f"-d{duration}", "--latency", "-s", f"{HERE}/wrk-report.lua", *header,
-         f"{scheme}://127.0.0.1:{port}/api/v1/user/info"],
-        capture_output=True, text=True).stdout
-    return dict(kv.split("=") for kv in re.search(r"^BENCH (.*)$", out, re.M).group(1).split())
+from kept_run import HERE, free_port, sidecar_config, start_upstream, wait_ready, wrk
 
 
 def main():
@@ -44,13 +27,10 @@ def main():
     work = tempfile.mkdtemp(prefix="ethgas-floor.")
     os.makedirs(work + "/logs")
     os.makedirs(work + "/tmp")
-    up = f"{rundir}/{mode}/upstream"
-    conf = open(up + "/nginx.conf").read()
+    upstream, conf = start_upstream(rundir, mode)
     uport = int(re.search(r"listen 127\.0\.0\.1:(\d+)", conf).group(1))
     token = re.search(r'Bearer (ey[^"]+)"', conf).group(1)
-    subprocess.run(["nginx", "-s", "stop", "-p", up + "/", "-c", up + "/nginx.conf"], stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    procs = [subprocess.Popen(["nginx", "-p", up + "/", "-c", up + "/nginx.conf", "-e", up + "/logs/error.log"])]
+    procs = [upstream]
     # target: (port, token the client sends itself or None, scheme)
     targets = {"direct": (uport, token, "https" if tls else "http")}
     try:
@@ -79,30 +59,19 @@ def main():
             ["socat", f"TCP-LISTEN:{socat_port},bind=127.0.0.1,reuseaddr,fork",
              f"OPENSSL:127.0.0.1:{uport},verify=0" if tls else f"TCP:127.0.0.1:{uport}"]))
         targets["socat"] = (socat_port, token, "http")
-        cfg = open(f"{rundir}/{mode}/sidecar/config.toml").read()
         port, admin = free_port(), free_port()
-        cfg = re.sub(r'(\[proxy\]\nlisten = )"[^"]*"', f'\\1"127.0.0.1:{port}"', cfg)
-        cfg = re.sub(r'(\[admin\]\nlisten = )"[^"]*"', f'\\1"127.0.0.1:{admin}"', cfg)
-        open(work + "/sidecar.toml", "w").write(cfg)
+        open(work + "/sidecar.toml", "w").write(sidecar_config(rundir, mode, port, admin))
         procs.append(subprocess.Popen([sidecar, "run", "--config", work + "/sidecar.toml"],
                                       stdout=subprocess.DEVNULL, stderr=open(work + "/sidecar.err", "w")))
         targets["sidecar"] = (port, None, "http")
-        for _ in range(100):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
-                    break
-            except Exception:
-                pass
-            time.sleep(0.1)
-        else:
-            sys.exit(f"the sidecar never became ready: see {work}/sidecar.err")
+        wait_ready(admin, "the sidecar", work + "/sidecar.err")
         res = {name: [] for name in targets}
         for name, (p, auth, scheme) in targets.items():
-            wrk(p, auth, "2s", scheme)  # warm-up
+            wrk(p, 1, "2s", scheme, auth)  # warm-up
         order = list(targets.items())
         for r in range(rounds):
             for name, (p, auth, scheme) in (order if r % 2 == 0 else order[::-1]):
-                m = wrk(p, auth, duration, scheme)
+                m = wrk(p, 1, duration, scheme, auth)
                 res[name].append((int(m["requests"]) / (int(m["duration_us"]) / 1e6),
                                   float(m["p50_us"]), float(m["p99_us"]), int(m["status"])))
     finally:

@@ -188,26 +188,26 @@ fn tls_config(roots: Arc<RootCertStore>) -> Result<rustls::ClientConfig, TlsErro
 pub type Connector = HttpsConnector<HttpConnector>;
 
 pub fn connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
-    let http1 = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config(roots)?)
-        .https_or_http()
-        .enable_http1();
-    Ok(if settings.http2 {
-        http1.enable_http2().wrap_connector(tcp(settings))
-    } else {
-        http1.wrap_connector(tcp(settings))
-    })
+    build(settings, roots, settings.http2)
 }
 
 /// The same connector for the WebSocket relay: the same TCP settings and
 /// roots, with ALPN offering only http/1.1, the one version the upgrade
 /// speaks. Give it `https://` (for `wss://`) or `http://` (for `ws://`).
 pub fn ws_connector(settings: &UpstreamSettings, roots: Arc<RootCertStore>) -> Result<Connector, TlsError> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+    build(settings, roots, false)
+}
+
+fn build(settings: &UpstreamSettings, roots: Arc<RootCertStore>, http2: bool) -> Result<Connector, TlsError> {
+    let http1 = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(roots)?)
         .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp(settings)))
+        .enable_http1();
+    Ok(if http2 {
+        http1.enable_http2().wrap_connector(tcp(settings))
+    } else {
+        http1.wrap_connector(tcp(settings))
+    })
 }
 
 fn tcp(settings: &UpstreamSettings) -> HttpConnector {

@@ -55,6 +55,21 @@ async fn sidecar_with(api: &TlsApi, upstream: &str) -> Sidecar {
     sidecar_configured(api, true, upstream).await
 }
 
+/// `n` concurrent echo requests through the sidecar, each answered 200 and
+/// seen by the API as `version`.
+async fn echo_burst(c: &TestClient, sidecar: &Sidecar, n: usize, version: &str) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (c, url) = (c.clone(), sidecar.url("/api/v1/mock/echo"));
+        set.spawn(async move { get(&c, &url).await });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["data"]["version"], version);
+    }
+}
+
 async fn sidecar_configured(api: &TlsApi, trust: bool, upstream: &str) -> Sidecar {
     let files = write_config(api.addr, PASSWORD, &Extra::proxy("token_wait = \"300ms\""));
     let ca = files.dir.path().join("ca.pem");
@@ -100,16 +115,7 @@ async fn https_upstream_over_http1_when_http2_is_turned_off() {
         assert_eq!(r.json()["data"]["version"], "HTTP/1.1");
         assert_eq!(r.json()["data"]["headers"]["authorization"]["valid"], true);
     }
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (c, url) = (c.clone(), sidecar.url("/api/v1/mock/echo"));
-        set.spawn(async move { get(&c, &url).await });
-    }
-    while let Some(r) = set.join_next().await {
-        let r = r.unwrap();
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        assert_eq!(r.json()["data"]["version"], "HTTP/1.1");
-    }
+    echo_burst(&c, &sidecar, 20, "HTTP/1.1").await;
     assert_eq!(api.mock.counts().logins_ok, 1);
 }
 
@@ -224,16 +230,7 @@ async fn concurrent_requests_share_one_http2_connection_per_worker() {
     let c = client();
     wait_ready(&c, sidecar.admin).await;
     for _round in 0..2 {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..20 {
-            let (c, url) = (c.clone(), sidecar.url("/api/v1/mock/echo"));
-            set.spawn(async move { get(&c, &url).await });
-        }
-        while let Some(r) = set.join_next().await {
-            let r = r.unwrap();
-            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-            assert_eq!(r.json()["data"]["version"], "HTTP/2.0");
-        }
+        echo_burst(&c, &sidecar, 20, "HTTP/2.0").await;
     }
     // One for the auth task, at most one per proxy worker (one per core):
     // 40 requests, 20 at a time, multiplexed.
