@@ -145,7 +145,12 @@ async fn wallet_login_by_signature_makes_the_sidecar_ready_and_forwards_with_the
 async fn short_access_tokens_are_refreshed_by_cookie_under_steady_traffic() {
     let (hex, key) = random_key_hex();
     let api = start_live_api(key.address(), Duration::from_secs(3), HOUR).await;
-    let (sidecar, c) = wallet_sidecar(&api, &hex, Extra::default()).await;
+    // A refresh every ~2.25 s is faster than the default pace (5 s on
+    // average, bursts of 4) allows: with it the fourth refresh waits until
+    // 10 s after the login and the token lapses from ~9 s, which a slow run
+    // reached before its last /readyz. This test is about refreshing, not
+    // pacing (tests/auth_policy.rs covers that): pace out of the way.
+    let (sidecar, c) = wallet_sidecar(&api, &hex, Extra::auth("min_call_interval = \"100ms\"")).await;
 
     let t = steady_traffic(&sidecar, &c, 4, Duration::from_secs(8)).await;
     let n = api.mock.counts();
